@@ -1,0 +1,103 @@
+"""Cutting regions into model-sized tiles and putting per-tile results back into per-region order.
+
+A bidirectional model sees the whole window, so a base near a window edge lacks context on one
+side. Long regions are therefore tiled with overlap, and each base keeps the value of the tile in
+which it lies farthest from an edge ("centre-keep"). Tiles all have the window's length: the last
+one is shifted back to end at the region end, never padded or run past it, because padding or a
+shorter odd-sized tile would change every output of the model.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+
+from caduceus_cli.tokens import reverse_complement
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One model window over a region, in region-relative coordinates.
+
+    `start`/`end` is the span fed to the model; rows `keep` of its output are the bases this tile
+    owns and land at `dest` in the region (`keep` is relative to the tile, `dest` to the region).
+    """
+
+    start: int
+    end: int
+    keep: slice
+    dest: slice
+
+
+def tile_starts(length: int, window: int, overlap: int) -> list[int]:
+    """Start offsets of the tiles covering a region: stride window - overlap, last one flush with the end."""
+    check_tiling(window, overlap)
+    if length < 1:
+        raise ValueError(f"region length {length}: must be at least 1")
+    if length <= window:
+        return [0]
+    stride = window - overlap
+    starts = list(range(0, length - window, stride))
+    starts.append(length - window)
+    return starts
+
+
+def tile_region(length: int, window: int, overlap: int) -> list[Tile]:
+    """Tiles of a region of `length` bases, with the rows each one keeps (every base exactly once).
+
+    A region no longer than the window is one tile at its own length. Otherwise every tile is
+    `window` long; since they are equally long, "farthest from an edge" means "nearest the tile
+    centre", so the cut between two neighbouring tiles is the midpoint of their centres (a base
+    exactly half-way goes to the earlier tile).
+    """
+    starts = tile_starts(length, window, overlap)
+    size = min(length, window)
+    # cuts[i] is the first base owned by tile i; base p goes to tile i iff 2p <= s_i + s_{i+1} + size - 1.
+    cuts = [0] + [(a + b + size + 1) // 2 for a, b in pairwise(starts)] + [length]
+    return [
+        Tile(start=s, end=s + size, keep=slice(lo - s, hi - s), dest=slice(lo, hi))
+        for s, (lo, hi) in zip(starts, pairwise(cuts), strict=True)
+    ]
+
+
+def check_tiling(window: int, overlap: int) -> None:
+    """Reject window/overlap pairs that cannot tile (ValueError; commands report it as an InputError)."""
+    if window < 1:
+        raise ValueError(f"--window {window}: must be at least 1")
+    if not 0 <= overlap < window:
+        raise ValueError(f"--overlap {overlap}: must be at least 0 and smaller than --window {window}")
+
+
+def default_overlap(window: int) -> int:
+    """The overlap used when none is given: an eighth of the window (see benchmarks/tiling_error.py)."""
+    return window // 8
+
+
+def oriented(values: np.ndarray, strand: str) -> np.ndarray:
+    """Token ids read 5'->3' on `strand`: reverse complemented for '-', unchanged otherwise."""
+    return reverse_complement(values) if strand == "-" else values
+
+
+def oriented_flags(flags: np.ndarray, strand: str) -> np.ndarray:
+    """Per-base flags (e.g. soft-mask) in the same order as `oriented` ids: reversed for '-'."""
+    return flags[::-1] if strand == "-" else flags
+
+
+def balanced_shards(lengths: Sequence[int], count: int) -> list[list[int]]:
+    """Split region indices into `count` parts of about equal total bases; each part in input order.
+
+    Longest region first onto the currently lightest part (ties: the lower part and the earlier
+    region), so the split depends only on the lengths and is the same on every node. A region is
+    never split across parts, so a part can be no smaller than the longest region.
+    """
+    heap = [(0, part) for part in range(count)]  # (bases so far, part), already a valid heap
+    parts: list[list[int]] = [[] for _ in range(count)]
+    for index in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        load, lightest = heapq.heappop(heap)
+        parts[lightest].append(index)
+        heapq.heappush(heap, (load + lengths[index], lightest))
+    return [sorted(part) for part in parts]
