@@ -1,0 +1,240 @@
+"""Random access to a reference FASTA, plain or bgzip-compressed, without loading it.
+
+One code path for both kinds of file: htslib's faidx through `pysam.FastaFile` (pyfaidx would
+need Biopython for bgzip). The index (`.fai`, plus `.gzi` for bgzip) is built next to the FASTA
+when missing, after checks that turn the usual mistakes into one-line errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import pysam
+
+from caduceus_cli.errors import InputError
+from caduceus_cli.io.contigs import ContigMatcher
+
+_SCAN_CHUNK = 8 << 20  # bytes read at a time when scanning headers: bounded memory on any genome
+_SNIFF_BYTES = 64 << 10
+
+
+class Fasta:
+    """An indexed FASTA: contig names and lengths, and windows of sequence by coordinate.
+
+    `Fasta(path, chrom_map=None)` opens `path` (plain or bgzip), creating the `.fai` (and `.gzi`)
+    when missing. Coordinates are 0-based half-open. `resolve` maps input contig names to FASTA
+    names (see `ContigMatcher`). Not for concurrent use: the htslib handle has one file position,
+    so use a `Fasta` from one thread at a time (opening it in one thread and reading it in a
+    reader thread is fine). Use as a context manager or call `close()`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], chrom_map: dict[str, str] | None = None):
+        self.path = os.fspath(path)
+        self._handle = _open_indexed(self.path)
+        self.contigs: dict[str, int] = dict(zip(self._handle.references, self._handle.lengths, strict=True))
+        if not any(self.contigs.values()):
+            self._handle.close()
+            raise InputError(f"{self.path}: FASTA holds no sequence")
+        self._matcher = ContigMatcher(list(self.contigs), chrom_map)
+
+    def resolve(self, name: str) -> str | None:
+        """The FASTA contig meant by an input contig name, or None if there is none."""
+        return self._matcher.resolve(name)
+
+    def fetch(self, contig: str, start: int, end: int) -> str:
+        """Bases [start, end) of FASTA contig `contig`, case as in the file (soft-masking kept).
+
+        Positions outside the contig read as 'N', so windows centred near a contig end keep
+        their length.
+        """
+        if end < start:
+            raise ValueError(f"fetch end {end} before start {start}")
+        length = self.contigs[contig]
+        inner_start, inner_end = max(start, 0), min(end, length)
+        inner = self._handle.fetch(contig, inner_start, inner_end) if inner_start < inner_end else ""
+        left = min(max(-start, 0), end - start)
+        return "N" * left + inner + "N" * (end - start - left - len(inner))
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> Fasta:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _open_indexed(path: str) -> pysam.FastaFile:
+    """Check the file, build its index if needed, and open it with htslib."""
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: FASTA file not found")
+    bgzipped = _is_bgzipped(path)
+    _check_starts_like_fasta(path, bgzipped)
+    index_paths = [path + ".fai"] + ([path + ".gzi"] if bgzipped else [])
+    if all(os.path.exists(index) for index in index_paths):
+        _check_index_names_unique(path + ".fai")
+    else:
+        _build_index(path, index_paths, bgzipped)
+    try:
+        return pysam.FastaFile(path)
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: cannot open FASTA with its index ({error})") from None
+
+
+def _is_bgzipped(path: str) -> bool:
+    """True for BGZF; an error for plain gzip, which htslib cannot seek in."""
+    with open(path, "rb") as handle:
+        head = handle.read(18)
+    if head[:2] != b"\x1f\x8b":
+        return False
+    # BGZF is gzip with an extra field whose subfield id is 'BC' (SAM spec, section 4.1).
+    has_extra = len(head) >= 14 and head[3] & 0x04
+    if has_extra and head[12:14] == b"BC":
+        return True
+    raise InputError(
+        f"{path}: compressed with gzip, not bgzip; recompress it (gunzip -c {path} | bgzip > out.fa.gz) "
+        "or decompress it"
+    )
+
+
+def _open_bytes(path: str, bgzipped: bool) -> BinaryIO:
+    return gzip.open(path, "rb") if bgzipped else open(path, "rb")
+
+
+def _check_starts_like_fasta(path: str, bgzipped: bool) -> None:
+    with _open_bytes(path, bgzipped) as handle:
+        head = handle.read(_SNIFF_BYTES).lstrip()
+    if not head:
+        raise InputError(f"{path}: FASTA file is empty")
+    if not head.startswith(b">"):
+        raise InputError(f"{path}: not a FASTA file (first line does not start with '>')")
+
+
+def _check_index_names_unique(fai: str) -> None:
+    seen: set[str] = set()
+    with open(fai, encoding="utf-8", errors="replace") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            name = line.split("\t", 1)[0]
+            if name in seen:
+                raise InputError(f"{fai}:{lineno}: duplicate contig name '{name}'")
+            seen.add(name)
+
+
+def _build_index(path: str, index_paths: list[str], bgzipped: bool) -> None:
+    """Write the `.fai` (and `.gzi`) beside the FASTA, atomically.
+
+    The header scan comes first because htslib keeps the first of two same-named contigs with
+    only a warning. Building into temporary names and renaming means two jobs started at once
+    on the same genome (shards) never read a half-written index.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    temporary: list[str] = []
+    try:
+        for index in index_paths:
+            temporary.append(_temporary_beside(index, folder, path))
+        _check_headers(path, bgzipped)
+        options = ["--fai-idx", temporary[0]] + (["--gzi-idx", temporary[1]] if bgzipped else [])
+        try:
+            with _stderr_captured() as messages:
+                pysam.faidx(path, *options)
+        except pysam.SamtoolsError:
+            raise InputError(f"{path}: cannot index FASTA: {_htslib_reason(messages.getvalue())}") from None
+        for temp, index in zip(temporary, index_paths, strict=True):
+            os.replace(temp, index)
+    finally:
+        for temp in temporary:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temp)
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[io.StringIO]:
+    """Collect what htslib writes to file descriptor 2, which Python's sys.stderr cannot see.
+
+    Only used while building an index, before any worker thread exists.
+    """
+    messages = io.StringIO()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield messages
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            messages.write(sink.read().decode(errors="replace"))
+
+
+def _htslib_reason(messages: str) -> str:
+    """htslib's error lines without their '[E::function]' tags, or a generic reason."""
+    errors = [line.split("] ", 1)[-1] for line in messages.splitlines() if line.startswith("[E::")]
+    return "; ".join(errors) or "malformed FASTA (lines within a sequence must have equal lengths)"
+
+
+def _temporary_beside(index: str, folder: str, path: str) -> str:
+    try:
+        handle, temp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(index) + ".", suffix=".tmp")
+    except OSError:
+        raise InputError(
+            f"{path}: index {index} is missing and {folder} is not writable; "
+            f"create it where you can write (samtools faidx {path}) or copy the FASTA there"
+        ) from None
+    os.close(handle)
+    return temp
+
+
+def _check_headers(path: str, bgzipped: bool) -> None:
+    """Duplicate or empty contig names are errors naming the line."""
+    first_seen: dict[bytes, int] = {}
+    with _open_bytes(path, bgzipped) as handle:
+        for lineno, header in _header_lines(handle):
+            fields = header.split()
+            if not fields:
+                raise InputError(f"{path}:{lineno}: FASTA header without a contig name")
+            name = fields[0]
+            if name in first_seen:
+                raise InputError(
+                    f"{path}:{lineno}: duplicate contig name '{name.decode(errors='replace')}' "
+                    f"(first at line {first_seen[name]})"
+                )
+            first_seen[name] = lineno
+
+
+def _header_lines(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, text after '>') of every header line, reading in bounded chunks.
+
+    Sequence lines can be a whole chromosome long, so only complete lines up to the last newline
+    of each chunk are scanned; a partial header is carried to the next chunk, a partial sequence
+    line is replaced by one placeholder byte (not '>' and not a newline).
+    """
+    lineno, carry = 1, b""
+    while True:
+        chunk = handle.read(_SCAN_CHUNK)
+        buf = carry + chunk
+        cut = buf.rfind(b"\n") + 1 if chunk else len(buf)
+        counted = 0
+        pos = 0 if buf.startswith(b">") else _next_header(buf, 0)
+        while 0 <= pos < cut:
+            lineno += buf.count(b"\n", counted, pos)
+            counted = pos
+            line_end = buf.find(b"\n", pos)
+            yield lineno, buf[pos + 1 : line_end if line_end >= 0 else len(buf)]
+            pos = _next_header(buf, pos + 1)
+        lineno += buf.count(b"\n", counted, cut)
+        if not chunk:
+            return
+        rest = buf[cut:]
+        carry = rest if rest.startswith(b">") else (b"x" if rest else b"")
+
+
+def _next_header(buf: bytes, start: int) -> int:
+    newline = buf.find(b"\n>", start)
+    return newline + 1 if newline >= 0 else -1
