@@ -28,9 +28,7 @@ def read_chrom_map(path: str | Path) -> dict[str, str]:
                 if not fields or fields[0].startswith("#"):
                     continue
                 if len(fields) != 2:
-                    raise InputError(
-                        f"{path}:{lineno}: expected two columns 'old new', found {len(fields)}"
-                    )
+                    raise InputError(f"{path}:{lineno}: expected two columns 'old new', found {len(fields)}")
                 old, new = fields
                 if mapping.get(old, new) != new:
                     raise InputError(
@@ -88,3 +86,9 @@ class ContigMatcher:
                 "use --chrom-map to say which"
             )
         return candidates[0] if candidates else None
+
+
+def name_sample(names: Sequence[str], limit: int = 5) -> str:
+    """A few names for an error message: 'chr1, chr2, chr3, ... (25 in all)'."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
