@@ -1,0 +1,462 @@
+"""The HDF5 file `caduceus embed` writes, resumes and `caduceus merge` joins.
+
+Layout (downstream code relies on it; documented in the README):
+
+    /regions/{chrom,name,strand}   UTF-8 strings, one row per region, in input order
+    /regions/{start,end}           int64, 0-based half-open contig coordinates
+    /embeddings/<i>                (end - start, d) per-base values of region i, 5'->3' on its strand
+    /binned/<i>                    (ceil(len / K), d) means over K-base bins (with --bin K)
+    /pooled                        (n_regions, d) mean over each region (with --pool mean)
+    /soft_mask/<i>                 (end - start,) uint8, 1 where the reference base is lowercase
+    root attributes                settings (verified on resume and merge) and provenance
+
+Two more objects exist only while a file is unfinished or is one shard of a split run:
+`/done` (uint8 per region, set and flushed after each region, so `--resume` can skip finished
+ones; deleted when the run completes) and `/shard/index` (the global region index of each row,
+with root attributes `shard_index`, `shard_count`, `total_regions`; `merge_shards` drops them).
+
+Bytes are deterministic: no timestamps (track_times=False), groups keep creation order, fixed
+chunk shapes, and each per-region dataset is written in whole chunks in row order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import h5py
+import numpy as np
+
+from caduceus_cli.errors import InputError
+
+CHUNK_ROWS = 2048  # 1 MiB per chunk at d = 256 in float16: large enough for codecs, small for partial reads
+CHUNK_CACHE_BYTES = 64 << 20
+COORDINATES = "0-based half-open contig coordinates; rows run 5'->3' on the region's strand"
+PROVENANCE_ATTRS = ("tool_version", "command_line")
+SHARD_ATTRS = ("shard_index", "shard_count", "total_regions")
+COMPRESSIONS = ("none", "gzip", "bitshuffle")
+PRECISIONS = {"float16": np.float16, "float32": np.float32}
+_STR = h5py.string_dtype("utf-8")
+
+
+class RegionLike(Protocol):
+    chrom: str
+    start: int
+    end: int
+    name: str
+    strand: str
+
+
+def compression_filters(name: str) -> dict:
+    """create_dataset keywords for a --compression choice (see the codec table in the README).
+
+    `none` is the default because per-base embeddings are close to incompressible (byte-shuffled
+    gzip saves under 20%) while gzip writes about 30 MB/s per core, far below what a GPU produces.
+    `bitshuffle` (LZ4) is fast and saves about as much as gzip, but every reader then needs
+    `import hdf5plugin` before h5py can decode it.
+    """
+    if name == "none":
+        return {}
+    if name == "gzip":
+        return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+    if name == "bitshuffle":
+        try:
+            import hdf5plugin
+        except ImportError as err:
+            raise InputError(
+                "--compression bitshuffle: needs the hdf5plugin package (pip install hdf5plugin), "
+                "and so does every program that reads the file"
+            ) from err
+        return dict(hdf5plugin.Bitshuffle(cname="lz4"))
+    raise InputError(f"--compression {name}: use one of {', '.join(COMPRESSIONS)}")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the file holds besides /regions: which datasets, their dtype and codec."""
+
+    d: int
+    precision: str = "float16"
+    per_base: bool = True
+    pool: bool = False
+    bin: int = 0  # bin size in bases; 0 = no /binned
+    soft_mask: bool = False
+    compression: str = "none"
+
+    def attrs(self) -> dict[str, object]:
+        return {
+            "d_model": self.d,
+            "precision": self.precision,
+            "per_base": self.per_base,
+            "pool": "mean" if self.pool else "none",
+            "bin": self.bin,
+            "soft_mask": self.soft_mask,
+            "compression": self.compression,
+        }
+
+    def estimate_bytes(self, lengths: Sequence[int]) -> int:
+        """Uncompressed size of the values this layout stores for regions of these lengths."""
+        row = self.d * np.dtype(PRECISIONS[self.precision]).itemsize
+        size = 0
+        if self.per_base:
+            size += sum(lengths) * row
+        if self.bin:
+            size += sum(math.ceil(n / self.bin) for n in lengths) * row
+        if self.pool:
+            size += len(lengths) * row
+        if self.soft_mask:
+            size += sum(lengths)
+        return size
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """This file holds part `index` (0-based) of `count`: rows `rows` of `total` regions."""
+
+    index: int
+    count: int
+    total: int
+    rows: np.ndarray
+
+
+def _open(path: Path, mode: str) -> h5py.File:
+    return h5py.File(path, mode, track_order=True, rdcc_nbytes=CHUNK_CACHE_BYTES)
+
+
+def _plain(value: object) -> object:
+    """An attribute value as plain Python, so settings read back compare equal to those written."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _settings(h5: h5py.File) -> dict[str, object]:
+    skip = (*PROVENANCE_ATTRS, *SHARD_ATTRS)
+    return {key: _plain(value) for key, value in h5.attrs.items() if key not in skip}
+
+
+def _write_regions(h5: h5py.File, columns: Mapping[str, Sequence]) -> None:
+    group = h5.create_group("regions", track_order=True)
+    for key in ("chrom", "name", "strand"):
+        group.create_dataset(key, data=np.array(columns[key], dtype=object), dtype=_STR, track_times=False)
+    for key in ("start", "end"):
+        group.create_dataset(key, data=np.asarray(columns[key], dtype=np.int64), track_times=False)
+
+
+def _read_regions(h5: h5py.File) -> dict[str, list]:
+    group = h5["regions"]
+    columns = {key: [s.decode() for s in group[key][()]] for key in ("chrom", "name", "strand")}
+    columns.update({key: group[key][()].tolist() for key in ("start", "end")})
+    return columns
+
+
+def _region_columns(regions: Sequence[RegionLike]) -> dict[str, list]:
+    return {key: [getattr(r, key) for r in regions] for key in ("chrom", "name", "strand", "start", "end")}
+
+
+def _create_groups(h5: h5py.File, layout: Layout, n_rows: int) -> None:
+    precision = PRECISIONS[layout.precision]
+    if layout.per_base:
+        h5.create_group("embeddings", track_order=True)
+    if layout.bin:
+        h5.create_group("binned", track_order=True)
+    if layout.soft_mask:
+        h5.create_group("soft_mask", track_order=True)
+    if layout.pool:
+        # Small (one row per region), so contiguous and uncompressed, written row by row.
+        h5.create_dataset("pooled", shape=(n_rows, layout.d), dtype=precision, track_times=False)
+
+
+class _ChunkAppender:
+    """Appends rows to a dataset in whole chunks: no chunk is compressed twice; bytes are deterministic."""
+
+    def __init__(self, dataset: h5py.Dataset):
+        self._dataset = dataset
+        self._chunk = dataset.chunks[0]
+        self._pending: list[np.ndarray] = []
+        self._pending_rows = 0
+        self._written = 0
+
+    def add(self, rows: np.ndarray) -> None:
+        self._pending.append(rows.astype(self._dataset.dtype, copy=False))
+        self._pending_rows += len(rows)
+        if self._pending_rows >= self._chunk:
+            self._write((self._pending_rows // self._chunk) * self._chunk)
+
+    def close(self) -> None:
+        self._write(self._pending_rows)
+        if self._written != self._dataset.shape[0]:
+            raise RuntimeError(f"{self._dataset.name}: got {self._written} rows for {self._dataset.shape[0]}")
+
+    def _write(self, n: int) -> None:
+        if n == 0:
+            return
+        block = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._dataset[self._written : self._written + n] = block[:n]
+        self._written += n
+        rest = block[n:]
+        self._pending = [rest] if len(rest) else []
+        self._pending_rows = len(rest)
+
+
+class RegionWriter:
+    """Receives one region's per-base rows in order (any split) and writes every dataset of that region."""
+
+    def __init__(self, output: EmbeddingFile, row: int, length: int, soft_mask: np.ndarray | None):
+        self._output = output
+        self._row = row
+        layout = output.layout
+        h5 = output.h5
+        self._appenders = []
+        if layout.per_base:
+            self._appenders.append(_ChunkAppender(output.create_rows("embeddings", row, length)))
+        if layout.bin:
+            self._bins = _ChunkAppender(output.create_rows("binned", row, math.ceil(length / layout.bin)))
+            self._bin_carry = np.zeros((0, layout.d), dtype=np.float32)
+        if layout.soft_mask:
+            name = str(row)
+            if name in h5["soft_mask"]:
+                del h5["soft_mask"][name]
+            h5["soft_mask"].create_dataset(
+                name,
+                data=np.asarray(soft_mask, dtype=np.uint8),
+                chunks=(min(length, CHUNK_ROWS * 64),),
+                compression="gzip",  # flags compress ~100x at negligible cost next to the embeddings
+                compression_opts=1,
+                track_times=False,
+            )
+        self._sum = np.zeros(layout.d, dtype=np.float64)
+        self._length = length
+        self._seen = 0
+
+    def add(self, rows: np.ndarray) -> None:
+        """The next len(rows) per-base rows (float32, (k, d)) of the region."""
+        self._seen += len(rows)
+        for appender in self._appenders:
+            appender.add(rows)
+        self._sum += rows.sum(axis=0, dtype=np.float64)
+        if self._output.layout.bin:
+            self._add_bins(rows)
+
+    def _add_bins(self, rows: np.ndarray) -> None:
+        size = self._output.layout.bin
+        rows = np.concatenate([self._bin_carry, rows]) if len(self._bin_carry) else rows
+        full = len(rows) // size * size
+        if full:
+            self._bins.add(rows[:full].reshape(-1, size, rows.shape[1]).mean(axis=1, dtype=np.float64))
+        self._bin_carry = rows[full:].copy()
+
+    def close(self) -> None:
+        """Flush the last rows, write the pooled row and mark the region done (flushed to the file)."""
+        if self._seen != self._length:
+            raise RuntimeError(f"region row {self._row}: got {self._seen} rows for length {self._length}")
+        for appender in self._appenders:
+            appender.close()
+        layout = self._output.layout
+        if layout.bin:
+            if len(self._bin_carry):
+                self._bins.add(self._bin_carry.mean(axis=0, dtype=np.float64, keepdims=True))
+            self._bins.close()
+        if layout.pool:
+            self._output.h5["pooled"][self._row] = self._sum / self._length
+        self._output.mark_done(self._row)
+
+
+class EmbeddingFile:
+    """An embed output being written: create or resume it, write regions, then `finish` it."""
+
+    def __init__(self, h5: h5py.File, layout: Layout):
+        self.h5 = h5
+        self.layout = layout
+        self._filters = compression_filters(layout.compression)
+        self._precision = PRECISIONS[layout.precision]
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        regions: Sequence[RegionLike],
+        layout: Layout,
+        settings: Mapping[str, object],
+        provenance: Mapping[str, object],
+        shard: ShardInfo | None = None,
+    ) -> EmbeddingFile:
+        """A new file for `regions` (the shard's own when sharded) with settings and provenance attributes."""
+        compression_filters(layout.compression)  # refuse an unusable codec before creating anything
+        h5 = _open(path, "w")
+        h5.attrs.update({**provenance, **settings, **layout.attrs()})
+        if shard is not None:
+            h5.attrs.update(
+                {"shard_index": shard.index + 1, "shard_count": shard.count, "total_regions": shard.total}
+            )
+            h5.create_group("shard").create_dataset(
+                "index", data=shard.rows.astype(np.int64), track_times=False
+            )
+        _write_regions(h5, _region_columns(regions))
+        _create_groups(h5, layout, len(regions))
+        h5.create_dataset("done", shape=(len(regions),), dtype=np.uint8, track_times=False)
+        h5.flush()
+        return cls(h5, layout)
+
+    @classmethod
+    def resume(
+        cls,
+        path: Path,
+        regions: Sequence[RegionLike],
+        layout: Layout,
+        settings: Mapping[str, object],
+        shard: ShardInfo | None = None,
+    ) -> EmbeddingFile:
+        """Reopen a partial file after checking it was started with the same model, settings and regions."""
+        try:
+            h5 = _open(path, "r+")
+        except OSError as err:
+            raise InputError(
+                f"{path}: cannot resume, the partial file is unreadable ({err}); run without --resume"
+            ) from err
+        try:
+            _check_resumable(path, h5, regions, {**settings, **layout.attrs()}, shard)
+        except BaseException:
+            h5.close()
+            raise
+        return cls(h5, layout)
+
+    @property
+    def done(self) -> np.ndarray:
+        """Per row: True when that region is completely written."""
+        return self.h5["done"][()].astype(bool)
+
+    def region(self, row: int, length: int, soft_mask: np.ndarray | None = None) -> RegionWriter:
+        """A writer for region `row`; replaces whatever a killed run left of it."""
+        return RegionWriter(self, row, length, soft_mask)
+
+    def create_rows(self, group: str, row: int, n_rows: int) -> h5py.Dataset:
+        name = str(row)
+        if name in self.h5[group]:
+            del self.h5[group][name]
+        return self.h5[group].create_dataset(
+            name,
+            shape=(n_rows, self.layout.d),
+            dtype=self._precision,
+            chunks=(min(n_rows, CHUNK_ROWS), self.layout.d),
+            track_times=False,
+            **self._filters,
+        )
+
+    def mark_done(self, row: int) -> None:
+        self.h5["done"][row] = 1
+        self.h5.flush()
+
+    def finish(self) -> None:
+        """Drop the resume bookkeeping and close; the caller then renames the file into place."""
+        if not self.done.all():
+            raise RuntimeError("finish() before every region was written")
+        del self.h5["done"]
+        self.h5.close()
+
+    def close(self) -> None:
+        self.h5.close()
+
+
+def _check_resumable(
+    path: Path,
+    h5: h5py.File,
+    regions: Sequence[RegionLike],
+    settings: Mapping[str, object],
+    shard: ShardInfo | None,
+) -> None:
+    if "done" not in h5:
+        raise InputError(f"{path}: not a resumable caduceus embed file; run without --resume")
+    stored = _settings(h5)
+    for key, value in settings.items():
+        if stored.get(key) != _plain(value):
+            raise InputError(
+                f"{path}: cannot resume, {key} was {stored.get(key)!r} and is now {value!r}; "
+                "use the same model and options, or start again without --resume"
+            )
+    if _read_regions(h5) != _region_columns(regions):
+        raise InputError(f"{path}: cannot resume, the regions differ from the interrupted run's")
+    stored_shard = (
+        None if "shard" not in h5 else (int(h5.attrs["shard_index"]) - 1, int(h5.attrs["shard_count"]))
+    )
+    if stored_shard != (None if shard is None else (shard.index, shard.count)):
+        raise InputError(f"{path}: cannot resume, --shard differs from the interrupted run's")
+
+
+def merge_shards(inputs: Sequence[Path], output: Path, provenance: Mapping[str, object]) -> None:
+    """Join the complete shard files of one split run into the layout a single run writes.
+
+    Refuses files from different models, settings or region lists, missing or repeated shards,
+    and unfinished files. Per-region datasets are copied as stored (no recompression).
+    """
+    shards = [_open(path, "r") for path in inputs]
+    try:
+        order = _check_shards(inputs, shards)
+        with _open(output, "w") as out:
+            _write_merged(out, shards, order, provenance)
+    finally:
+        for h5 in shards:
+            h5.close()
+
+
+def _check_shards(inputs: Sequence[Path], shards: Sequence[h5py.File]) -> list[tuple[int, int]]:
+    """Validate the shard set; return, per global region index, (shard position, row in that shard)."""
+    first_path, first = inputs[0], shards[0]
+    expected = _settings(first)
+    seen: dict[int, Path] = {}
+    owner: list[tuple[int, int] | None] = []
+    for position, (path, h5) in enumerate(zip(inputs, shards, strict=True)):
+        if "shard" not in h5:
+            raise InputError(f"{path}: not a shard file (written without --shard); nothing to merge")
+        if "done" in h5:
+            raise InputError(f"{path}: unfinished shard (its run did not complete); rerun it with --resume")
+        settings = _settings(h5)
+        for key in sorted(expected.keys() | settings.keys()):
+            if settings.get(key) != expected.get(key):
+                raise InputError(
+                    f"{path}: {key} is {settings.get(key)!r} but {expected.get(key)!r} in {first_path}; "
+                    "shards of different runs cannot be merged"
+                )
+        count, total = int(h5.attrs["shard_count"]), int(h5.attrs["total_regions"])
+        if (count, total) != (int(first.attrs["shard_count"]), int(first.attrs["total_regions"])):
+            raise InputError(f"{path}: shard of a {count}-way split of {total} regions, unlike {first_path}")
+        index = int(h5.attrs["shard_index"])
+        if index in seen:
+            raise InputError(f"{path}: shard {index}/{count} given twice (also {seen[index]})")
+        seen[index] = path
+        if not owner:
+            owner = [None] * total
+        for row, global_index in enumerate(h5["shard/index"][()].tolist()):
+            owner[global_index] = (position, row)
+    count = int(first.attrs["shard_count"])
+    missing = sorted(set(range(1, count + 1)) - seen.keys())
+    if missing:
+        raise InputError(f"shard {missing[0]}/{count} is missing from the files to merge")
+    return owner
+
+
+def _write_merged(
+    out: h5py.File,
+    shards: Sequence[h5py.File],
+    order: list[tuple[int, int]],
+    provenance: Mapping[str, object],
+) -> None:
+    out.attrs.update({**provenance, **_settings(shards[0])})
+    columns = [_read_regions(h5) for h5 in shards]
+    _write_regions(out, {key: [columns[s][key][row] for s, row in order] for key in columns[0]})
+    groups = [name for name in ("embeddings", "binned", "soft_mask") if name in shards[0]]
+    for name in groups:
+        out.create_group(name, track_order=True)
+    for global_index, (s, row) in enumerate(order):
+        for name in groups:
+            out.copy(shards[s][name][str(row)], out[name], name=str(global_index))
+    if "pooled" in shards[0]:
+        pooled = shards[0]["pooled"]
+        merged = out.create_dataset(
+            "pooled", shape=(len(order), pooled.shape[1]), dtype=pooled.dtype, track_times=False
+        )
+        for global_index, (s, row) in enumerate(order):
+            merged[global_index] = shards[s]["pooled"][row]
