@@ -1,0 +1,342 @@
+"""VCF / BCF in and out through pysam: streaming reads, allele classification, scored output.
+
+Records are never translated between headers: the score definitions are added to the input
+header before the first record is read, and the output is opened with a copy of that header,
+so records are written with the ids they were read with (as `bcftools view` does). Contigs and
+tags that a record uses without a header line are added by htslib on the fly; they are copied
+to the output header in the same order, so the ids keep agreeing.
+
+htslib reports problems on file descriptor 2, out of Python's reach. `HtslibMessages` sends
+them to a temporary file instead, so they come back as one-line errors and deduplicated log
+warnings, and nothing but data ever reaches stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pysam
+import pysam.bcftools
+
+from caduceus_cli.errors import InputError
+
+log = logging.getLogger("caduceus")
+
+FLAGS = ("ref_mismatch", "indel", "mnv", "symbolic", "not_acgt", "contig_missing")
+FORMATS = {"v": "w", "z": "wz", "b": "wb"}
+TBI_MAX_POSITION = 1 << 29  # positions a .tbi can hold (512 Mbp); beyond it the index must be CSI
+_ACGT = frozenset("ACGT")
+_HTSLIB_LINE = re.compile(r"^\[([EW])::([\w]+)\]\s*(.*)$")
+# htslib lines that say nothing the user can act on: the index probe when opening a .vcf.gz,
+# and the follow-up to every "not defined in the header" warning.
+_HTSLIB_NOISE = ("Could not retrieve index file", "Missing headers may cause later processing to fail")
+
+
+class HtslibMessages:
+    """Send what htslib writes to file descriptor 2 to a temporary file while active.
+
+    Python's own stderr (logging, progress, the final error line) keeps going to the real
+    stderr: when `sys.stderr` is the process's fd 2 it is replaced, for the duration, by a
+    stream on a duplicate of the original descriptor.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._read_upto = 0
+        self._warned: set[str] = set()
+
+    def __enter__(self) -> HtslibMessages:
+        sys.stderr.flush()
+        self._saved_fd = os.dup(2)
+        self._sink = tempfile.TemporaryFile()
+        self._saved_stream = None
+        if _is_fd2(sys.stderr):
+            self._saved_stream = sys.stderr
+            sys.stderr = open(os.dup(self._saved_fd), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+        os.dup2(self._sink.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.relay_warnings()
+        os.dup2(self._saved_fd, 2)
+        os.close(self._saved_fd)
+        if self._saved_stream is not None:
+            sys.stderr.close()
+            sys.stderr = self._saved_stream
+        self._sink.close()
+
+    def _new_lines(self) -> list[str]:
+        with self._lock:
+            self._sink.seek(self._read_upto)
+            data = self._sink.read()
+            self._read_upto += len(data)
+        return data.decode(errors="replace").splitlines()
+
+    def relay_warnings(self, where: str = "") -> list[str]:
+        """Log new htslib warnings once each (prefixed by `where`); return new error texts."""
+        errors = []
+        for line in self._new_lines():
+            match = _HTSLIB_LINE.match(line)
+            text = match.group(3) if match else line.strip()
+            if not text or any(noise in text for noise in _HTSLIB_NOISE):
+                continue
+            if match and match.group(1) == "E":
+                errors.append(text)
+            elif text not in self._warned:
+                self._warned.add(text)
+                log.warning("%shtslib: %s", where, text)
+        return errors
+
+    def reason(self, fallback: str) -> str:
+        """htslib's error text since the last call, for an error message."""
+        return "; ".join(self.relay_warnings()) or fallback
+
+
+def _is_fd2(stream: object) -> bool:
+    try:
+        return stream.fileno() == 2  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def input_name(path: str) -> str:
+    return "stdin" if path == "-" else path
+
+
+def open_vcf(path: str, messages: HtslibMessages) -> pysam.VariantFile:
+    """Open a VCF, bgzipped VCF or BCF ('-' for stdin) for streaming; unreadable input is an InputError."""
+    if path != "-" and not os.path.isfile(path):
+        raise InputError(f"{path}: VCF file not found")
+    try:
+        return pysam.VariantFile(path)
+    except (OSError, ValueError) as error:
+        reason = messages.reason(str(error))
+        raise InputError(f"{input_name(path)}: not a readable VCF/BCF ({reason})") from None
+
+
+def records(vcf: pysam.VariantFile, path: str, messages: HtslibMessages) -> Iterator[pysam.VariantRecord]:
+    """The records in file order; a record htslib cannot parse ends the stream with an InputError."""
+    number, last = 0, "the header"
+    iterator = iter(vcf)
+    while True:
+        try:
+            record = next(iterator)
+        except StopIteration:
+            return
+        except (OSError, ValueError) as error:
+            reason = messages.reason(str(error))
+            raise InputError(f"{input_name(path)}: record {number + 1} (after {last}): {reason}") from None
+        number += 1
+        last = f"{record.contig}:{record.pos}"
+        yield record
+
+
+def count_records(path: str, messages: HtslibMessages) -> tuple[int, set[str]]:
+    """Number of records and the contig names they use, from one pass over a file."""
+    vcf = open_vcf(path, messages)
+    contigs: set[str] = set()
+    count = 0
+    with vcf:
+        for record in records(vcf, path, messages):
+            count += 1
+            contigs.add(record.contig)
+    return count, contigs
+
+
+# ---------------------------------------------------------------------------------------------
+# alleles
+
+
+@dataclass(frozen=True)
+class Snv:
+    """One ALT allele reduced to the single base it changes."""
+
+    pos0: int  # 0-based position of the changed base
+    ref: str  # uppercase reference base (from the FASTA, equal to the VCF's REF)
+    alt: str  # uppercase alternative base
+
+
+def classify_alleles(ref: str, alts: tuple[str, ...], fasta_ref: str | None, pos0: int) -> list[Snv | str]:
+    """For each ALT, the SNV it scores as, or the flag saying why it cannot be scored.
+
+    `fasta_ref` is the FASTA over the REF's span (None when the contig is not in the FASTA);
+    REF is compared case-insensitively. A same-length REF/ALT pair that differs at exactly one
+    base (a SNV padded to a longer REF in a multi-allelic record) is scored at that base.
+    """
+    if fasta_ref is None:
+        return ["contig_missing"] * len(alts)
+    ref = ref.upper()
+    if ref != fasta_ref.upper():
+        return ["ref_mismatch"] * len(alts)
+    return [_classify_alt(ref, alt.upper(), pos0) for alt in alts]
+
+
+def _classify_alt(ref: str, alt: str, pos0: int) -> Snv | str:
+    if alt.startswith("<") or alt == "*" or any(char in alt for char in "[].") or not alt:
+        return "symbolic"
+    if not _ACGT.issuperset(ref) or not _ACGT.issuperset(alt):
+        return "not_acgt"
+    if len(ref) != len(alt):
+        return "indel"
+    differ = [i for i, (r, a) in enumerate(zip(ref, alt, strict=True)) if r != a]
+    if len(differ) > 1:
+        return "mnv"
+    at = differ[0] if differ else 0
+    return Snv(pos0 + at, ref[at], alt[at])
+
+
+# ---------------------------------------------------------------------------------------------
+# header
+
+
+@dataclass(frozen=True)
+class InfoField:
+    key: str
+    type: str  # "Float" or "String"
+    description: str
+
+
+def add_scoring_header(
+    header: pysam.VariantHeader, fields: list[InfoField], meta: dict[str, str], path: str
+) -> None:
+    """Declare the score fields (Number=A) and provenance lines in the input header, before reading records.
+
+    A field already declared by the input (an earlier run) is an error: htslib cannot change a
+    declaration in place, and keeping the old one would describe a different computation.
+    """
+    already = [field.key for field in fields if field.key in header.info]
+    if already:
+        listed = ",".join(f"INFO/{key}" for key in already)
+        raise InputError(
+            f"{input_name(path)}: already declares {listed} (scored before?); "
+            f"remove them first, e.g. bcftools annotate -x {listed}"
+        )
+    for field in fields:
+        header.info.add(field.key, "A", field.type, field.description)
+    for key, value in meta.items():
+        header.add_meta(key, value.replace("\n", " "))
+
+
+def declared_contigs(header: pysam.VariantHeader) -> dict[str, int | None]:
+    return {name: contig.length for name, contig in header.contigs.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def output_format(path: str | None, fmt: str | None) -> str:
+    """'v', 'z' or 'b': as given by -O, else from the file extension (VCF text on stdout)."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise InputError(f"-O {fmt}: use v (VCF), z (bgzipped VCF) or b (BCF)")
+        return fmt
+    if path is None or path == "-":
+        return "v"
+    name = path.lower()
+    if name.endswith(".bcf"):
+        return "b"
+    if name.endswith((".gz", ".bgz")):
+        return "z"
+    return "v"
+
+
+class VcfWriter:
+    """Writes records with the header they were read with; copies header lines htslib adds on the fly.
+
+    `sorted_check` makes an unsorted input an error at the first out-of-order record (needed
+    before indexing). `max_end` is the largest record end seen, for the TBI/CSI choice.
+    """
+
+    def __init__(self, path: str, fmt: str, header: pysam.VariantHeader, threads: int, sorted_check: bool):
+        self.path, self.fmt = path, fmt
+        self._source_header = header
+        self._copied = len(header.records)
+        try:
+            self._file = pysam.VariantFile(path, FORMATS[fmt], header=header, threads=threads)
+        except (OSError, ValueError) as error:
+            raise InputError(f"{path}: cannot write ({error})") from None
+        self._sorted_check = sorted_check
+        self._seen_contigs: set[str] = set()
+        self._last: tuple[str, int] | None = None
+        self.max_end = 0
+
+    def write(self, record: pysam.VariantRecord) -> None:
+        if len(self._source_header.records) != self._copied:
+            self._copy_new_header_lines()
+        if self._sorted_check:
+            self._check_order(record)
+        self.max_end = max(self.max_end, record.stop)
+        try:
+            self._file.write(record)
+        except (OSError, ValueError) as error:
+            raise InputError(
+                f"{self.path}: cannot write record at {record.contig}:{record.pos} ({error}); "
+                "BCF output needs every contig, INFO and FORMAT tag declared in the input header "
+                "(write VCF with -O z, or add the header lines)"
+            ) from None
+
+    def _copy_new_header_lines(self) -> None:
+        lines = list(self._source_header.records)[self._copied :]
+        for line in lines:
+            self._file.header.add_line(str(line).strip())
+        self._copied += len(lines)
+
+    def _check_order(self, record: pysam.VariantRecord) -> None:
+        here = (record.contig, record.pos)
+        if self._last is not None:
+            same_contig = here[0] == self._last[0]
+            went_back = here[1] < self._last[1] if same_contig else here[0] in self._seen_contigs
+            if went_back:
+                raise InputError(
+                    f"--write-index needs a sorted VCF: {here[0]}:{here[1]} comes after "
+                    f"{self._last[0]}:{self._last[1]} (sort with bcftools sort)"
+                )
+        self._seen_contigs.add(here[0])
+        self._last = here
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def needs_csi(fmt: str, contig_lengths: list[int | None], max_end: int) -> bool:
+    """BCF can only have a CSI index; a VCF.gz gets a TBI unless a contig or record goes past 512 Mbp."""
+    too_long = max_end > TBI_MAX_POSITION or any((n or 0) > TBI_MAX_POSITION for n in contig_lengths)
+    return fmt == "b" or too_long
+
+
+def index_path(path: str | Path, csi: bool) -> str:
+    return f"{path}.{'csi' if csi else 'tbi'}"
+
+
+def write_index(data_path: str | Path, index_file: str | Path, csi: bool) -> None:
+    """Index a finished bgzipped VCF or BCF with htslib (through pysam's bundled bcftools)."""
+    try:
+        pysam.bcftools.index("--csi" if csi else "--tbi", "--force", "-o", str(index_file), str(data_path))
+    except pysam.utils.SamtoolsError as error:
+        raise InputError(f"{data_path}: cannot index the output ({str(error).strip()})") from None
+
+
+@contextlib.contextmanager
+def removed_on_error(*paths: str | Path) -> Iterator[None]:
+    """Delete the given files if the block fails, so no half-written output or index is left."""
+    try:
+        yield
+    except BaseException:
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        raise
