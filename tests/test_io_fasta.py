@@ -141,6 +141,17 @@ def test_ragged_lines_give_htslibs_reason_in_one_line(tmp_path: Path) -> None:
     assert "line 4" in message and "\n" not in message
 
 
+def test_truncated_bgzip_is_an_error(bgzipped: Path) -> None:
+    truncated = bgzipped.with_name("truncated.fa.gz")
+    truncated.write_bytes(bgzipped.read_bytes()[:60])
+    assert error_of(truncated).startswith(f"{truncated}: cannot read FASTA or its index (")
+
+
+def test_unreadable_fai_is_an_error(plain: Path) -> None:
+    Path(f"{plain}.fai").write_text("not an index\n")
+    assert error_of(plain).startswith(f"{plain}: cannot read FASTA or its index (")
+
+
 def test_header_without_name_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "noname.fa"
     path.write_text(">a\nAC\n> \nGG\n")

@@ -11,6 +11,7 @@ import contextlib
 import gzip
 import io
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -75,17 +76,17 @@ def _open_indexed(path: str) -> pysam.FastaFile:
     """Check the file, build its index if needed, and open it with htslib."""
     if not os.path.isfile(path):
         raise InputError(f"{path}: FASTA file not found")
-    bgzipped = _is_bgzipped(path)
-    _check_starts_like_fasta(path, bgzipped)
-    index_paths = [path + ".fai"] + ([path + ".gzi"] if bgzipped else [])
-    if all(os.path.exists(index) for index in index_paths):
-        _check_index_names_unique(path + ".fai")
-    else:
-        _build_index(path, index_paths, bgzipped)
     try:
+        bgzipped = _is_bgzipped(path)
+        _check_starts_like_fasta(path, bgzipped)
+        index_paths = [path + ".fai"] + ([path + ".gzi"] if bgzipped else [])
+        if all(os.path.exists(index) for index in index_paths):
+            _check_index_names_unique(path + ".fai")
+        else:
+            _build_index(path, index_paths, bgzipped)
         return pysam.FastaFile(path)
-    except (OSError, ValueError) as error:
-        raise InputError(f"{path}: cannot open FASTA with its index ({error})") from None
+    except (OSError, EOFError, ValueError) as error:  # unreadable, truncated bgzip, corrupt index
+        raise InputError(f"{path}: cannot read FASTA or its index ({error})") from None
 
 
 def _is_bgzipped(path: str) -> bool:
@@ -161,6 +162,7 @@ def _stderr_captured() -> Iterator[io.StringIO]:
     Only used while building an index, before any worker thread exists.
     """
     messages = io.StringIO()
+    sys.stderr.flush()  # so that nothing Python wrote earlier lands among htslib's messages
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
