@@ -37,10 +37,10 @@ def flags(region: Region) -> np.ndarray:
 
 def write_regions(output: EmbeddingFile, regions, rows, split: int = 700) -> None:
     for row, region in zip(rows, regions, strict=True):
-        writer = output.region(row, region.end - region.start, flags(region))
-        data = values(region)
+        writer = output.region(row, region.end - region.start)
+        data, mask = values(region), flags(region)
         for start in range(0, len(data), split):
-            writer.add(data[start : start + split])
+            writer.add(data[start : start + split], mask[start : start + split])
         writer.close()
 
 
@@ -149,8 +149,8 @@ def interrupted_file(path, done_rows):
     """A partial file as a killed run leaves it: some regions done, one half written."""
     output = EmbeddingFile.create(path, REGIONS, FULL, SETTINGS, PROVENANCE)
     write_regions(output, [REGIONS[i] for i in done_rows], done_rows)
-    half = output.region(0, 5000, flags(REGIONS[0]))
-    half.add(values(REGIONS[0])[:3000])
+    half = output.region(0, 5000)
+    half.add(values(REGIONS[0])[:3000], flags(REGIONS[0])[:3000])
     output.close()
 
 

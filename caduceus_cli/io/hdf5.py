@@ -205,38 +205,28 @@ class _ChunkAppender:
 class RegionWriter:
     """Receives one region's per-base rows in order (any split) and writes every dataset of that region."""
 
-    def __init__(self, output: EmbeddingFile, row: int, length: int, soft_mask: np.ndarray | None):
+    def __init__(self, output: EmbeddingFile, row: int, length: int):
         self._output = output
         self._row = row
         layout = output.layout
-        h5 = output.h5
-        self._appenders = []
-        if layout.per_base:
-            self._appenders.append(_ChunkAppender(output.create_rows("embeddings", row, length)))
+        self._per_base = (
+            _ChunkAppender(output.create_rows("embeddings", row, length)) if layout.per_base else None
+        )
         if layout.bin:
             self._bins = _ChunkAppender(output.create_rows("binned", row, math.ceil(length / layout.bin)))
             self._bin_carry = np.zeros((0, layout.d), dtype=np.float32)
-        if layout.soft_mask:
-            name = str(row)
-            if name in h5["soft_mask"]:
-                del h5["soft_mask"][name]
-            h5["soft_mask"].create_dataset(
-                name,
-                data=np.asarray(soft_mask, dtype=np.uint8),
-                chunks=(min(length, CHUNK_ROWS * 64),),
-                compression="gzip",  # flags compress ~100x at negligible cost next to the embeddings
-                compression_opts=1,
-                track_times=False,
-            )
+        self._mask = _ChunkAppender(output.create_mask(row, length)) if layout.soft_mask else None
         self._sum = np.zeros(layout.d, dtype=np.float64)
         self._length = length
         self._seen = 0
 
-    def add(self, rows: np.ndarray) -> None:
-        """The next len(rows) per-base rows (float32, (k, d)) of the region."""
+    def add(self, rows: np.ndarray, mask: np.ndarray | None = None) -> None:
+        """The next len(rows) per-base rows (float32, (k, d)) of the region, and their soft-mask flags."""
         self._seen += len(rows)
-        for appender in self._appenders:
-            appender.add(rows)
+        if self._per_base is not None:
+            self._per_base.add(rows)
+        if self._mask is not None:
+            self._mask.add(mask)
         self._sum += rows.sum(axis=0, dtype=np.float64)
         if self._output.layout.bin:
             self._add_bins(rows)
@@ -253,8 +243,9 @@ class RegionWriter:
         """Flush the last rows, write the pooled row and mark the region done (flushed to the file)."""
         if self._seen != self._length:
             raise RuntimeError(f"region row {self._row}: got {self._seen} rows for length {self._length}")
-        for appender in self._appenders:
-            appender.close()
+        for appender in (self._per_base, self._mask):
+            if appender is not None:
+                appender.close()
         layout = self._output.layout
         if layout.bin:
             if len(self._bin_carry):
@@ -329,21 +320,27 @@ class EmbeddingFile:
         """Per row: True when that region is completely written."""
         return self.h5["done"][()].astype(bool)
 
-    def region(self, row: int, length: int, soft_mask: np.ndarray | None = None) -> RegionWriter:
+    def region(self, row: int, length: int) -> RegionWriter:
         """A writer for region `row`; replaces whatever a killed run left of it."""
-        return RegionWriter(self, row, length, soft_mask)
+        return RegionWriter(self, row, length)
 
     def create_rows(self, group: str, row: int, n_rows: int) -> h5py.Dataset:
+        return self._create(group, row, (n_rows, self.layout.d), self._precision, CHUNK_ROWS, self._filters)
+
+    def create_mask(self, row: int, length: int) -> h5py.Dataset:
+        # Flags compress about 100x with gzip at a cost negligible next to the embeddings.
+        gzip = {"compression": "gzip", "compression_opts": 1}
+        return self._create("soft_mask", row, (length,), np.uint8, CHUNK_ROWS * 256, gzip)
+
+    def _create(
+        self, group: str, row: int, shape: tuple, dtype, chunk_rows: int, filters: dict
+    ) -> h5py.Dataset:
         name = str(row)
         if name in self.h5[group]:
             del self.h5[group][name]
+        chunks = (min(shape[0], chunk_rows), *shape[1:])
         return self.h5[group].create_dataset(
-            name,
-            shape=(n_rows, self.layout.d),
-            dtype=self._precision,
-            chunks=(min(n_rows, CHUNK_ROWS), self.layout.d),
-            track_times=False,
-            **self._filters,
+            name, shape=shape, dtype=dtype, chunks=chunks, track_times=False, **filters
         )
 
     def mark_done(self, row: int) -> None:

@@ -1,0 +1,364 @@
+"""`caduceus embed`: per-base, binned or pooled embeddings of FASTA regions, into HDF5."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from caduceus_cli import __version__
+from caduceus_cli.commands.common import (
+    BatchSizeOpt,
+    DeviceOpt,
+    DtypeOpt,
+    ForceOpt,
+    LogFileOpt,
+    ModelOpt,
+    QuietOpt,
+    RevisionOpt,
+    ShardOpt,
+    ThreadsOpt,
+    command_line,
+    open_model,
+    parse_shard,
+    progress_bar,
+    set_threads,
+    setup_logging,
+)
+from caduceus_cli.engine import Engine, Window
+from caduceus_cli.errors import InputError
+from caduceus_cli.io.atomic import atomic_output, check_writable_output, partial_path
+from caduceus_cli.io.contigs import read_chrom_map
+from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.hdf5 import COORDINATES, EmbeddingFile, Layout, RegionWriter, ShardInfo
+from caduceus_cli.io.regions import Region, all_contigs, parse_region, read_bed
+from caduceus_cli.tokens import soft_mask, tokenize
+from caduceus_cli.windows import (
+    balanced_shards,
+    check_tiling,
+    default_overlap,
+    oriented,
+    oriented_flags,
+    tile_region,
+)
+
+log = logging.getLogger("caduceus")
+
+WRITE_QUEUE_DEPTH = 8  # tiles in flight to the writer: enough to ride out a slow flush, bounded in memory
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([KMGT]?)I?B?", re.IGNORECASE)
+
+
+class RcMode(str, Enum):
+    auto = "auto"
+    none = "none"
+    average = "average"
+
+
+class Precision(str, Enum):
+    float16 = "float16"
+    float32 = "float32"
+
+
+class Pool(str, Enum):
+    mean = "mean"
+
+
+class Compression(str, Enum):
+    none = "none"
+    gzip = "gzip"
+    bitshuffle = "bitshuffle"
+
+
+def parse_size(text: str) -> int:
+    """'50G' -> bytes; suffixes K, M, G, T are powers of 1024 (a trailing B or iB is allowed)."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        raise InputError(f"--max-output-size {text}: expected a size such as 500M, 50G or 2T")
+    number, suffix = match.groups()
+    return int(float(number) * 1024 ** " KMGT".index(suffix.upper() or " "))
+
+
+def embed(
+    fasta: Annotated[
+        Path, typer.Argument(help="Reference FASTA, plain or bgzip (.fai/.gzi made if missing).")
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="HDF5 file to write (required: HDF5 cannot be streamed to stdout)."
+        ),
+    ],
+    regions_bed: Annotated[
+        Path | None,
+        typer.Option("--regions", "-R", help="BED file of regions (0-based; name and strand columns used)."),
+    ] = None,
+    region: Annotated[
+        list[str] | None,
+        typer.Option("--region", "-r", help="Region chr:start-end, 1-based inclusive; repeatable."),
+    ] = None,
+    chrom_map: Annotated[
+        Path | None,
+        typer.Option("--chrom-map", help="Two columns: contig name in the input, name in the FASTA."),
+    ] = None,
+    window: Annotated[
+        int | None,
+        typer.Option("--window", help="Tile length for long regions. Default: the model's training length."),
+    ] = None,
+    overlap: Annotated[
+        int | None,
+        typer.Option("--overlap", help="Bases shared by neighbouring tiles. Default: window // 8."),
+    ] = None,
+    rc: Annotated[
+        RcMode, typer.Option("--rc", help="Reverse-complement handling, as in the engine.")
+    ] = RcMode.auto,
+    precision: Annotated[
+        Precision, typer.Option("--precision", help="Stored float type of embeddings.")
+    ] = Precision.float16,
+    pool: Annotated[
+        Pool | None, typer.Option("--pool", help="Add /pooled: the mean over each region.")
+    ] = None,
+    bin_size: Annotated[
+        int | None, typer.Option("--bin", min=1, help="Add /binned/<i>: means over K-base bins.")
+    ] = None,
+    no_per_base: Annotated[
+        bool, typer.Option("--no-per-base", help="Leave out /embeddings (with --pool or --bin).")
+    ] = False,
+    record_soft_mask: Annotated[
+        bool, typer.Option("--soft-mask", help="Add /soft_mask/<i>: 1 where the reference base is lowercase.")
+    ] = False,
+    max_output_size: Annotated[
+        str,
+        typer.Option(
+            "--max-output-size", help="Refuse to start if the estimated output is larger (K/M/G/T)."
+        ),
+    ] = "50G",
+    compression: Annotated[
+        Compression,
+        typer.Option(
+            "--compression", help="Codec for embeddings: none (fastest), gzip, bitshuffle (hdf5plugin)."
+        ),
+    ] = Compression.none,
+    batch_size: BatchSizeOpt = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run from its partial file.")
+    ] = False,
+    force: ForceOpt = False,
+    shard: ShardOpt = None,
+    model: ModelOpt = None,
+    revision: RevisionOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    threads: ThreadsOpt = 1,
+    quiet: QuietOpt = False,
+    log_file: LogFileOpt = None,
+) -> None:
+    """Embed FASTA regions (all contigs by default) with a Caduceus model into an HDF5 file."""
+    setup_logging(quiet, log_file)
+    set_threads(threads)
+    shard_part = parse_shard(shard)
+    max_bytes = parse_size(max_output_size)
+    if no_per_base and pool is None and bin_size is None:
+        raise InputError("--no-per-base: nothing would be written; add --pool mean or --bin K")
+    check_writable_output(output, force)
+    if resume and not partial_path(output).exists():
+        raise InputError(f"{partial_path(output)}: no partial file to resume; run without --resume")
+    with Fasta(fasta, read_chrom_map(chrom_map) if chrom_map else None) as reference:
+        regions = _regions(reference, regions_bed, region or [])
+        model_obj = open_model(model, revision, device, dtype)
+        window = window or model_obj.default_window
+        if window is None:
+            raise InputError("--window: this model does not record its training length; give --window")
+        overlap = default_overlap(window) if overlap is None else overlap
+        try:
+            check_tiling(window, overlap)
+        except ValueError as err:
+            raise InputError(str(err)) from None
+        layout = Layout(
+            d=model_obj.config.d_model,
+            precision=precision.value,
+            per_base=not no_per_base,
+            pool=pool is not None,
+            bin=bin_size or 0,
+            soft_mask=record_soft_mask,
+            compression=compression.value,
+        )
+        shard_info = _shard_info(shard_part, regions)
+        mine = regions if shard_info is None else [regions[i] for i in shard_info.rows]
+        _check_size(layout, mine, max_bytes)
+        settings = {
+            "model_source": model_obj.provenance["source"] or "",
+            "model_revision": model_obj.provenance["revision"] or "",
+            "model_sha256": model_obj.provenance["sha256"] or "",
+            "model_variant": model_obj.variant,
+            "rc": rc.value,
+            "window": window,
+            "overlap": overlap,
+            "dtype": str(next(model_obj.parameters()).dtype).removeprefix("torch."),
+            "reference": str(fasta),
+            "coordinates": COORDINATES,
+        }
+        provenance = {"tool_version": __version__, "command_line": command_line()}
+        engine = Engine(model_obj, batch_size=batch_size, threads=threads)
+        tmp = partial_path(output)
+        # A resume is checked before atomic_output takes charge of the partial file, so a refused
+        # resume (other model or settings) leaves the interrupted run's work in place.
+        resumed = EmbeddingFile.resume(tmp, mine, layout, settings, shard_info) if resume else None
+        with atomic_output(output, keep_partial_on_interrupt=True):
+            out = resumed or EmbeddingFile.create(tmp, mine, layout, settings, provenance, shard_info)
+            try:
+                _run(engine, reference, mine, out, window, overlap, rc.value, quiet)
+                out.finish()
+            finally:
+                out.close()
+    log.info("wrote %s", output)
+
+
+def _regions(reference: Fasta, bed: Path | None, texts: Sequence[str]) -> list[Region]:
+    """Regions in input order: the BED file's, then each -r; every contig when neither is given."""
+    regions = read_bed(bed, reference) if bed is not None else []
+    regions += [parse_region(text, reference) for text in texts]
+    return regions or all_contigs(reference)
+
+
+def _shard_info(part: tuple[int, int] | None, regions: Sequence[Region]) -> ShardInfo | None:
+    if part is None:
+        return None
+    index, count = part
+    rows = balanced_shards([r.end - r.start for r in regions], count)[index]
+    return ShardInfo(index, count, len(regions), np.array(rows, dtype=np.int64))
+
+
+def _check_size(layout: Layout, regions: Sequence[Region], max_bytes: int) -> None:
+    lengths = [r.end - r.start for r in regions]
+    estimate = layout.estimate_bytes(lengths)
+    log.info(
+        "%d regions, %d bases, estimated output %.1f GiB uncompressed",
+        len(regions),
+        sum(lengths),
+        estimate / 2**30,
+    )
+    if estimate > max_bytes:
+        raise InputError(
+            f"estimated output {estimate / 2**30:.1f} GiB exceeds --max-output-size "
+            f"{max_bytes / 2**30:.1f} GiB; store less with --bin K and/or --pool mean "
+            "(with --no-per-base), or raise --max-output-size"
+        )
+
+
+@dataclass(frozen=True)
+class _TileKey:
+    """What the writer needs with each tile's kept rows: which region, and where in it."""
+
+    row: int
+    length: int
+    first: bool
+    last: bool
+    mask: np.ndarray | None
+
+
+def _tiles(
+    reference: Fasta, jobs: Sequence[tuple[int, Region]], window: int, overlap: int, with_mask: bool
+) -> Iterator[Window]:
+    """Model windows of the regions still to do, read and tokenized one tile at a time (bounded memory).
+
+    Runs in the engine's read-ahead thread. A '-' region is read 5'->3' on its strand: tile
+    [s, e) of the oriented sequence is contig [end - e, end - s), reverse complemented.
+    """
+    for row, region in jobs:
+        length = region.end - region.start
+        tiles = tile_region(length, window, overlap)
+        for number, tile in enumerate(tiles):
+            if region.strand == "-":
+                lo, hi = region.end - tile.end, region.end - tile.start
+            else:
+                lo, hi = region.start + tile.start, region.start + tile.end
+            seq = reference.fetch(region.chrom, lo, hi)
+            ids = oriented(
+                tokenize(seq, where=f"{reference.path}: {region.chrom}:{lo + 1}-{hi}"), region.strand
+            )
+            mask = oriented_flags(soft_mask(seq), region.strand)[tile.keep] if with_mask else None
+            key = _TileKey(row, length, number == 0, number == len(tiles) - 1, mask)
+            yield Window(ids=ids, key=key, rows=tile.keep)
+
+
+class _BackgroundWriter:
+    """Writes results in its own thread behind a bounded queue, so the model does not wait for the disk."""
+
+    def __init__(self, out: EmbeddingFile):
+        self._out = out
+        self._queue: queue.Queue = queue.Queue(maxsize=WRITE_QUEUE_DEPTH)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="caduceus-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, key: _TileKey, rows: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((key, rows))
+
+    def close(self) -> None:
+        """Wait for every queued tile to be written; re-raise the writer's error if it had one."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _loop(self) -> None:
+        region: RegionWriter | None = None
+        try:
+            while (item := self._queue.get()) is not None:
+                key, rows = item
+                if key.first:
+                    region = self._out.region(key.row, key.length)
+                region.add(rows, key.mask)
+                if key.last:
+                    region.close()
+        except BaseException as err:  # handed to the main thread, which stops the run
+            self._error = err
+            while self._queue.get() is not None:  # keep the producer from blocking on a full queue
+                pass
+
+
+def _run(
+    engine: Engine,
+    reference: Fasta,
+    regions: Sequence[Region],
+    out: EmbeddingFile,
+    window: int,
+    overlap: int,
+    rc: str,
+    quiet: bool,
+) -> None:
+    done = out.done
+    jobs = [(row, region) for row, region in enumerate(regions) if not done[row]]
+    if len(jobs) < len(regions):
+        log.info("resuming: %d of %d regions already done", len(regions) - len(jobs), len(regions))
+    total = sum(region.end - region.start for _, region in jobs)
+    writer = _BackgroundWriter(out)
+    started = time.perf_counter()
+    written = 0
+    try:
+        with progress_bar(quiet, "bases") as progress:
+            task = progress.add_task("embed", total=total, rate="-")
+            for key, rows in engine.map(
+                _tiles(reference, jobs, window, overlap, out.layout.soft_mask), "embed", rc
+            ):
+                writer.put(key, rows)
+                written += len(rows)
+                progress.update(
+                    task, advance=len(rows), rate=f"{written / (time.perf_counter() - started):,.0f}"
+                )
+    finally:
+        writer.close()
+    elapsed = time.perf_counter() - started
+    log.info("embedded %d bases in %.1f s (%.0f bases/s)", written, elapsed, written / max(elapsed, 1e-9))
