@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import random
+import stat
 import threading
 from pathlib import Path
 
@@ -62,10 +63,12 @@ def test_contigs_are_names_and_lengths_in_file_order(plain: Path) -> None:
         assert fasta.path == str(plain)
 
 
-def test_missing_fai_is_created_beside_the_fasta(plain: Path) -> None:
+def test_missing_fai_is_created_beside_the_fasta_readable_like_it(plain: Path) -> None:
+    plain.chmod(0o644)
     assert not Path(f"{plain}.fai").exists()
     Fasta(plain).close()
     assert Path(f"{plain}.fai").read_text().splitlines()[0].split("\t")[:2] == ["chr1", "100"]
+    assert stat.S_IMODE(os.stat(f"{plain}.fai").st_mode) == stat.S_IMODE(os.stat(plain).st_mode) & 0o666
     assert sorted(p.name for p in plain.parent.iterdir()) == ["ref.fa", "ref.fa.fai"]  # no temporaries
 
 
@@ -170,7 +173,7 @@ def test_missing_index_in_unwritable_folder_is_a_clear_error(plain: Path) -> Non
     finally:
         os.close(descriptor)
     assert message.startswith(f"{path}: index {path}.fai is missing and /proc/self/fd is not writable")
-    assert f"samtools faidx {path}" in message
+    assert f"run samtools faidx {path} as a user who can write there" in message
 
 
 def test_chrom_map_and_aliases_resolve_through_the_fasta(plain: Path) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import gzip
 import io
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -147,7 +148,10 @@ def _build_index(path: str, index_paths: list[str], bgzipped: bool) -> None:
                 pysam.faidx(path, *options)
         except pysam.SamtoolsError:
             raise InputError(f"{path}: cannot index FASTA: {_htslib_reason(messages.getvalue())}") from None
+        # mkstemp makes owner-only files; whoever may read the FASTA may read its index.
+        mode = stat.S_IMODE(os.stat(path).st_mode) & 0o666
         for temp, index in zip(temporary, index_paths, strict=True):
+            os.chmod(temp, mode)
             os.replace(temp, index)
     finally:
         for temp in temporary:
@@ -186,8 +190,8 @@ def _temporary_beside(index: str, folder: str, path: str) -> str:
         handle, temp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(index) + ".", suffix=".tmp")
     except OSError:
         raise InputError(
-            f"{path}: index {index} is missing and {folder} is not writable; "
-            f"create it where you can write (samtools faidx {path}) or copy the FASTA there"
+            f"{path}: index {index} is missing and {folder} is not writable; run samtools faidx {path} "
+            "as a user who can write there, or copy the FASTA to a writable folder"
         ) from None
     os.close(handle)
     return temp
