@@ -1,0 +1,106 @@
+"""Options and plumbing shared by every command: model, device, threads, logging, progress, shards."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from caduceus_cli.errors import InputError
+
+log = logging.getLogger("caduceus")
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", help="Checkpoint folder or Hugging Face hub id. Default: the shipped default model."
+    ),
+]
+RevisionOpt = Annotated[str | None, typer.Option("--revision", help="Hub revision (branch, tag or commit).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+DtypeOpt = Annotated[
+    str, typer.Option("--dtype", help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16, float64.")
+]
+ThreadsOpt = Annotated[int, typer.Option("--threads", "-@", help="CPU threads for reading and the CPU model.")]
+BatchSizeOpt = Annotated[
+    int | None, typer.Option("--batch-size", help="Windows per forward pass. Default: from free GPU memory.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no info messages.")]
+LogFileOpt = Annotated[Path | None, typer.Option("--log-file", help="Also write the log to this file.")]
+ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
+ShardOpt = Annotated[
+    str | None, typer.Option("--shard", help="I/N: process only the I-th of N deterministic parts (1-based).")
+]
+
+stderr = Console(stderr=True)
+
+
+def setup_logging(quiet: bool, log_file: Path | None) -> None:
+    """Log to stderr (rich on a terminal, plain text otherwise) and optionally to a file."""
+    handlers: list[logging.Handler] = []
+    if stderr.is_terminal:
+        handlers.append(RichHandler(console=stderr, show_path=False, show_time=False))
+    else:
+        plain = logging.StreamHandler(sys.stderr)
+        plain.setFormatter(logging.Formatter("%(asctime)s caduceus %(levelname)s %(message)s"))
+        handlers.append(plain)
+    if log_file is not None:
+        to_file = logging.FileHandler(log_file)
+        to_file.setFormatter(logging.Formatter("%(asctime)s caduceus %(levelname)s %(message)s"))
+        handlers.append(to_file)
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=handlers, force=True)
+
+
+def set_threads(threads: int) -> None:
+    if threads < 1:
+        raise InputError(f"--threads {threads}: must be at least 1")
+    torch.set_num_threads(threads)
+
+
+def progress_bar(quiet: bool, unit: str) -> Progress:
+    """A rich progress bar on stderr; disabled with -q or when stderr is not a terminal."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn(f"{{task.fields[rate]}} {unit}/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=quiet or not stderr.is_terminal,
+    )
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'I/N' -> (I-1, N) with 0-based index; None when not sharding."""
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError as err:
+        raise InputError(f"--shard {text}: expected I/N, e.g. 2/8") from err
+    if not 1 <= index <= count:
+        raise InputError(f"--shard {text}: need 1 <= I <= N")
+    return index - 1, count
+
+
+def command_line() -> str:
+    """The command as typed, for provenance records in outputs."""
+    return shlex.join(["caduceus", *sys.argv[1:]])

@@ -1,0 +1,31 @@
+"""Errors that end a command, each with the exit code the CLI returns for it.
+
+Exit codes (documented in the README):
+  0  success
+  1  input error: a missing or malformed file, record, region or checkpoint
+  2  usage error: bad options (raised by Typer/Click itself)
+  3  a CUDA device was asked for and none is usable
+  4  out of GPU memory even at batch size 1
+"""
+
+
+class CaduceusError(Exception):
+    """Base class: an error the user can act on, printed as one line."""
+
+    exit_code = 1
+
+
+class InputError(CaduceusError):
+    """A file, record, region or option value is unusable."""
+
+
+class CheckpointError(InputError):
+    """A model folder or hub repository is not a loadable Caduceus checkpoint."""
+
+
+class DeviceUnavailableError(CaduceusError):
+    exit_code = 3
+
+
+class OutOfMemoryError(CaduceusError):
+    exit_code = 4

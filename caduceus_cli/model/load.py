@@ -1,0 +1,190 @@
+"""Checkpoints: a local folder or a hub id -> a CaduceusForMaskedLM with its weights tied back.
+
+The published `model.safetensors` leaves out the tensors that share storage with others: the
+reverse direction's in_proj/out_proj (tied to the forward direction's) and the LM head (tied to
+the embedding). Our modules have no such duplicates, so the files load by name; copies of those
+tensors in other checkpoints are accepted only if they really equal what they are tied to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from caduceus_cli.device import DTYPES
+from caduceus_cli.errors import CheckpointError
+from caduceus_cli.model.caduceus import CaduceusForMaskedLM
+from caduceus_cli.model.config import CaduceusConfig
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+_SEQLEN_IN_NAME = re.compile(r"seqlen-(\d+)(k?)", re.IGNORECASE)
+
+
+def load_model(
+    source: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = "float32",
+    revision: str | None = None,
+) -> CaduceusForMaskedLM:
+    """Load a Caduceus checkpoint from a folder (config.json + model.safetensors) or a hub id.
+
+    The model comes back in eval mode on `device` in `dtype`, with `provenance` (source,
+    revision, sha256 of the weights file) and `default_window` (its training length when known).
+    """
+    folder, resolved_revision = _resolve(str(source), revision)
+    config_path = folder / "config.json"
+    try:
+        raw = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{config_path}: not valid JSON ({err})") from err
+    config = CaduceusConfig.from_dict(raw, where=str(config_path))
+    weights_path = _weights_file(folder)
+    state = _read_weights(weights_path)
+    model = CaduceusForMaskedLM(config)
+    _load_state(model, state, weights_path)
+    torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
+    model = model.to(device=device, dtype=torch_dtype).eval()
+    model.provenance = {"source": str(source), "revision": resolved_revision, "sha256": _sha256(weights_path)}
+    model.default_window = _training_length(folder, str(source))
+    return model
+
+
+def save_checkpoint(model: CaduceusForMaskedLM, folder: str | os.PathLike, max_length: int | None = None) -> None:
+    """Write config.json + model.safetensors as the original `save_pretrained` does (float32,
+    tied tensors left out), and tokenizer_config.json recording the training length."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    state = {
+        key: (tensor.float() if tensor.is_floating_point() else tensor).detach().cpu().contiguous()
+        for key, tensor in model.state_dict().items()
+    }
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    if max_length is not None:
+        (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": max_length}, indent=2) + "\n")
+
+
+def _resolve(source: str, revision: str | None) -> tuple[Path, str | None]:
+    """A local folder, or a hub repository downloaded (or found offline) in the Hugging Face cache."""
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise CheckpointError(f"{path}: a model is a folder with config.json and model.safetensors")
+        if not (path / "config.json").is_file():
+            raise CheckpointError(f"{path}: not a Caduceus checkpoint (no config.json)")
+        return path, revision
+    if not _HUB_ID.match(source):
+        raise CheckpointError(f"{source}: no such folder, and not a hub id of the form owner/name")
+    return _download(source, revision)
+
+
+def _download(repo_id: str, revision: str | None) -> tuple[Path, str | None]:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    patterns = ["config.json", "tokenizer_config.json", "model.safetensors"]
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+        if not (folder / "model.safetensors").is_file():
+            folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=[*patterns, "pytorch_model.bin"]))
+    except LocalEntryNotFoundError as err:
+        raise CheckpointError(
+            f"{repo_id}: not in the Hugging Face cache and the hub cannot be reached (HF_HUB_OFFLINE set or no "
+            "network); download it once on a machine with network, or pass a local folder"
+        ) from err
+    except (RepositoryNotFoundError, HFValidationError) as err:
+        raise CheckpointError(f"{repo_id}: no such model on the Hugging Face hub ({type(err).__name__})") from err
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"{repo_id}: not a Caduceus checkpoint (no config.json in the repository)")
+    # the snapshot folder is named after the commit it holds
+    return folder, folder.name
+
+
+def _weights_file(folder: Path) -> Path:
+    for name in WEIGHT_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    raise CheckpointError(f"{folder}: no weights file ({' or '.join(WEIGHT_FILES)})")
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        # weights_only: a pickled checkpoint must never be able to run code
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (SafetensorError, OSError, RuntimeError, EOFError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot read weights ({str(err).splitlines()[0]})") from err
+
+
+def _tied_copies(config: CaduceusConfig) -> dict[str, str]:
+    """Names a checkpoint may carry for tied tensors -> the stored name they must equal."""
+    mixer = "mixer.submodule" if config.rcps else "mixer"
+    embedding = "embeddings.word_embeddings" + (".embedding" if config.rcps else "")
+    copies = {("lm_head.lm_head.weight" if config.rcps else "lm_head.weight"):
+              f"caduceus.backbone.{embedding}.weight"}
+    if config.bidirectional and config.bidirectional_weight_tie:
+        for i in range(config.n_layer):
+            prefix = f"caduceus.backbone.layers.{i}.{mixer}"
+            for proj in ("in_proj", "out_proj"):
+                for part in ("weight", "bias") if config.proj_bias else ("weight",):
+                    copies[f"{prefix}.mamba_rev.{proj}.{part}"] = f"{prefix}.mamba_fwd.{proj}.{part}"
+    return copies
+
+
+def _load_state(model: CaduceusForMaskedLM, state: dict[str, torch.Tensor], path: Path) -> None:
+    expected = model.state_dict()
+    for copy, original in _tied_copies(model.config).items():
+        if copy in state:
+            tensor = state.pop(copy)
+            if original in state and not torch.equal(tensor, state[original]):
+                raise CheckpointError(f"{path}: tensor {copy!r} differs from {original!r}, but the config ties them")
+    missing = [key for key in expected if key not in state]
+    if missing:
+        raise CheckpointError(f"{path}: missing tensor {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    unexpected = [key for key in state if key not in expected]
+    if unexpected:
+        raise CheckpointError(
+            f"{path}: unexpected tensor {unexpected[0]!r} for this config.json"
+            + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
+        )
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{path}: tensor {key!r} has shape {tuple(tensor.shape)}, config.json implies {tuple(expected[key].shape)}"
+            )
+        if not tensor.is_floating_point() and expected[key].is_floating_point():
+            raise CheckpointError(f"{path}: tensor {key!r} has dtype {tensor.dtype}, expected floating point")
+    model.load_state_dict(state, strict=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _training_length(folder: Path, source: str) -> int | None:
+    """The sequence length the model was trained at: tokenizer_config.json, else the hub name (seqlen-131k)."""
+    tokenizer_config = folder / "tokenizer_config.json"
+    if tokenizer_config.is_file():
+        try:
+            length = json.loads(tokenizer_config.read_text()).get("model_max_length")
+        except json.JSONDecodeError:
+            length = None
+        if isinstance(length, int) and 0 < length < 10**9:
+            return length
+    match = _SEQLEN_IN_NAME.search(source)
+    if match:
+        return int(match.group(1)) * (1024 if match.group(2) else 1)
+    return None

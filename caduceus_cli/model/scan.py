@@ -1,0 +1,86 @@
+"""The selective scan of Mamba-1, the one recurrence in the model.
+
+    s_t = exp(delta_t * A) * s_{t-1} + (delta_t * u_t) B_t        s: (E, N) per sequence
+    y_t = s_t . C_t + D * u_t
+
+On CUDA with mamba-ssm installed its fused kernel runs it. Everywhere else a chunked PyTorch
+formulation does: within a chunk of T positions the states are a cumulative sum,
+
+    s_t = P_t * (s_0 + sum_{k<=t} (delta_k u_k B_k) / P_k),    P_t = exp(cumsum_{k<=t} delta_k A),
+
+so a chunk is a handful of whole-tensor operations and only chunks are looped over in Python.
+1/P_k grows as the state decays, so a chunk whose total decay would cost precision is split in
+half (down to single positions if a model ever decays that fast); the result is then exact to
+the rounding of the dtype. The scan always runs in at least float32, as mamba-ssm does.
+"""
+
+from __future__ import annotations
+
+import torch
+
+try:  # the CUDA kernel; optional
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_selective_scan
+except ImportError:  # pragma: no cover - depends on the machine
+    _cuda_selective_scan = None
+
+CHUNK = 64
+# Largest total log-decay allowed inside one chunk: e^limit bounds how far 1/P_k can grow, so
+# the relative error it adds stays near limit * machine epsilon.
+_DECAY_LIMIT = {torch.float32: 12.0, torch.float64: 40.0}
+
+
+def cuda_kernel_available() -> bool:
+    return _cuda_selective_scan is not None and torch.cuda.is_available()
+
+
+def selective_scan(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
+) -> torch.Tensor:
+    """u, delta: (batch, L, E); A: (E, N); B, C: (batch, L, N); D: (E,). Returns y: (batch, L, E)
+    in u's dtype. delta is already softplus-ed."""
+    if u.is_cuda and _cuda_selective_scan is not None:
+        y = _cuda_selective_scan(
+            u.transpose(1, 2).contiguous(),
+            delta.transpose(1, 2).contiguous(),
+            A.float(),
+            B.transpose(1, 2).contiguous(),
+            C.transpose(1, 2).contiguous(),
+            D.float(),
+        )
+        return y.transpose(1, 2).to(u.dtype)
+    return chunked_scan(u, delta, A, B, C, D)
+
+
+def chunked_scan(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor,
+    chunk: int = CHUNK,
+) -> torch.Tensor:
+    """Portable scan: loops over chunks of `chunk` positions, never over single positions."""
+    dtype = torch.promote_types(u.dtype, torch.float32)
+    u, delta, A, B, C, D = (t.to(dtype) for t in (u, delta, A, B, C, D))
+    batch, length, inner = u.shape
+    state = u.new_zeros(batch, inner, A.shape[1])
+    ys = []
+    for start in range(0, length, chunk):
+        part = slice(start, start + chunk)
+        y, state = _scan_chunk(u[:, part], delta[:, part], A, B[:, part], C[:, part], state)
+        ys.append(y)
+    y = torch.cat(ys, dim=1) if ys else u.new_zeros(batch, 0, inner)
+    return (y + u * D).to(u.dtype)
+
+
+def _scan_chunk(u, delta, A, B, C, state):
+    """One chunk: (batch, T, E) inputs and the (batch, E, N) state before it -> y (no D term), new state."""
+    log_decay = torch.cumsum(delta.unsqueeze(-1) * A, dim=1)  # (batch, T, E, N), decreasing, <= 0
+    length = u.shape[1]
+    if length > 1 and -log_decay[:, -1].min() > _DECAY_LIMIT[u.dtype]:
+        half = length // 2
+        first, state = _scan_chunk(u[:, :half], delta[:, :half], A, B[:, :half], C[:, :half], state)
+        second, state = _scan_chunk(u[:, half:], delta[:, half:], A, B[:, half:], C[:, half:], state)
+        return torch.cat([first, second], dim=1), state
+    decay = torch.exp(log_decay)
+    inputs = (delta * u).unsqueeze(-1) * B.unsqueeze(2)  # (batch, T, E, N): delta_k u_k B_k
+    states = decay * (state.unsqueeze(1) + torch.cumsum(inputs / decay, dim=1))
+    y = torch.einsum("bten,btn->bte", states, C)
+    return y, states[:, -1]
+
