@@ -12,6 +12,7 @@ from caduceus_cli.io.hdf5 import (
     ShardInfo,
     compression_filters,
     merge_shards,
+    regions_digest,
 )
 from caduceus_cli.io.regions import Region
 
@@ -21,7 +22,14 @@ REGIONS = [
     Region("chr2", 10, 20, "b", "-"),
     Region("chr1", 100, 2148, "c", "+"),
 ]
-SETTINGS = {"model_source": "tiny", "model_sha256": "abc", "rc": "auto", "window": 1024, "overlap": 128}
+SETTINGS = {
+    "model_source": "tiny",
+    "model_sha256": "abc",
+    "rc": "auto",
+    "window": 1024,
+    "overlap": 128,
+    "regions_sha256": regions_digest(REGIONS),
+}
 PROVENANCE = {"tool_version": "0.1.0", "command_line": "caduceus embed x.fa -o out.h5"}
 FULL = Layout(d=D, precision="float32", pool=True, bin=300, soft_mask=True)
 
@@ -224,6 +232,15 @@ def test_merge_refuses_missing_repeated_or_mismatched_shards(tmp_path):
     foreign = write_shards(other, [[0], [1, 2]], {**SETTINGS, "model_sha256": "zzz"})
     with pytest.raises(InputError, match="model_sha256 is 'zzz' but 'abc'.*cannot be merged"):
         merge_shards([paths[0], foreign[1]], tmp_path / "m.h5", PROVENANCE)
+    (tmp_path / "junk.h5").write_text("junk")
+    with pytest.raises(InputError, match="junk.h5: not a readable HDF5 file"):
+        merge_shards([paths[0], tmp_path / "junk.h5"], tmp_path / "m.h5", PROVENANCE)
+
+
+def test_region_digest_tells_region_lists_apart():
+    assert regions_digest(REGIONS) == regions_digest(list(REGIONS))
+    assert regions_digest(REGIONS) != regions_digest(REGIONS[::-1])
+    assert regions_digest(REGIONS) != regions_digest([Region("chr1", 0, 5000, "a", "-"), *REGIONS[1:]])
 
 
 def test_merge_refuses_unsharded_and_unfinished_files(tmp_path):

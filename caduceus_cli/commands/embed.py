@@ -40,7 +40,7 @@ from caduceus_cli.errors import InputError
 from caduceus_cli.io.atomic import atomic_output, check_writable_output, partial_path
 from caduceus_cli.io.contigs import read_chrom_map
 from caduceus_cli.io.fasta import Fasta
-from caduceus_cli.io.hdf5 import COORDINATES, EmbeddingFile, Layout, RegionWriter, ShardInfo
+from caduceus_cli.io.hdf5 import COORDINATES, EmbeddingFile, Layout, RegionWriter, ShardInfo, regions_digest
 from caduceus_cli.io.regions import Region, all_contigs, parse_region, read_bed
 from caduceus_cli.tokens import soft_mask, tokenize
 from caduceus_cli.windows import (
@@ -205,6 +205,7 @@ def embed(
             "overlap": overlap,
             "dtype": str(next(model_obj.parameters()).dtype).removeprefix("torch."),
             "reference": str(fasta),
+            "regions_sha256": regions_digest(regions),
             "coordinates": COORDINATES,
         }
         provenance = {"tool_version": __version__, "command_line": command_line()}

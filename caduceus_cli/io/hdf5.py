@@ -21,6 +21,7 @@ chunk shapes, and each per-region dataset is written in whole chunks in row orde
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -155,6 +156,14 @@ def _read_regions(h5: h5py.File) -> dict[str, list]:
 
 def _region_columns(regions: Sequence[RegionLike]) -> dict[str, list]:
     return {key: [getattr(r, key) for r in regions] for key in ("chrom", "name", "strand", "start", "end")}
+
+
+def regions_digest(regions: Sequence[RegionLike]) -> str:
+    """sha256 of the whole region list: a setting, so shards of different region lists never merge."""
+    digest = hashlib.sha256()
+    for r in regions:
+        digest.update(f"{r.chrom}\t{r.start}\t{r.end}\t{r.strand}\t{r.name}\n".encode())
+    return digest.hexdigest()
 
 
 def _create_groups(h5: h5py.File, layout: Layout, n_rows: int) -> None:
@@ -389,8 +398,13 @@ def merge_shards(inputs: Sequence[Path], output: Path, provenance: Mapping[str, 
     Refuses files from different models, settings or region lists, missing or repeated shards,
     and unfinished files. Per-region datasets are copied as stored (no recompression).
     """
-    shards = [_open(path, "r") for path in inputs]
+    shards: list[h5py.File] = []
     try:
+        for path in inputs:
+            try:
+                shards.append(_open(path, "r"))
+            except OSError as err:
+                raise InputError(f"{path}: not a readable HDF5 file ({err})") from None
         order = _check_shards(inputs, shards)
         with _open(output, "w") as out:
             _write_merged(out, shards, order, provenance)
