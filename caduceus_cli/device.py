@@ -6,7 +6,12 @@ import torch
 
 from caduceus_cli.errors import DeviceUnavailableError, InputError
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
 
 
 def resolve_device(name: str = "auto") -> torch.device:

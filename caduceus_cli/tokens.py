@@ -26,7 +26,7 @@ COMPLEMENT[[A_ID, C_ID, G_ID, T_ID]] = [T_ID, G_ID, C_ID, A_ID]
 _AMBIGUOUS = "BDHKMNRSUVWXY"
 _INVALID = -1
 _TABLE = np.full(256, _INVALID, dtype=np.int64)
-for _letter, _id in zip("ACGT", (A_ID, C_ID, G_ID, T_ID)):
+for _letter, _id in zip("ACGT", (A_ID, C_ID, G_ID, T_ID), strict=True):
     _TABLE[ord(_letter)] = _TABLE[ord(_letter.lower())] = _id
 for _letter in _AMBIGUOUS:
     _TABLE[ord(_letter)] = _TABLE[ord(_letter.lower())] = N_ID

@@ -35,9 +35,14 @@ ModelOpt = Annotated[
 RevisionOpt = Annotated[str | None, typer.Option("--revision", help="Hub revision (branch, tag or commit).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
 DtypeOpt = Annotated[
-    str, typer.Option("--dtype", help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16, float64.")
+    str,
+    typer.Option(
+        "--dtype", help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16, float64."
+    ),
 ]
-ThreadsOpt = Annotated[int, typer.Option("--threads", "-@", help="CPU threads for reading and the CPU model.")]
+ThreadsOpt = Annotated[
+    int, typer.Option("--threads", "-@", help="CPU threads for reading and the CPU model.")
+]
 BatchSizeOpt = Annotated[
     int | None, typer.Option("--batch-size", help="Windows per forward pass. Default: from free GPU memory.")
 ]
@@ -104,3 +109,24 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 def command_line() -> str:
     """The command as typed, for provenance records in outputs."""
     return shlex.join(["caduceus", *sys.argv[1:]])
+
+
+def open_model(model: str | None, revision: str | None, device: str, dtype: str):
+    """Load the asked-for checkpoint (the shipped default when none) on the resolved device and dtype."""
+    from caduceus_cli.device import resolve_device, resolve_dtype
+    from caduceus_cli.model.load import default_model_path, load_model
+
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    source = model if model is not None else str(default_model_path())
+    loaded = load_model(source, device=torch_device, dtype=torch_dtype, revision=revision)
+    log.info(
+        "model %s (%s, d_model %d, %d layers) on %s in %s",
+        source,
+        loaded.variant.upper(),
+        loaded.config.d_model,
+        loaded.config.n_layer,
+        torch_device,
+        str(torch_dtype).removeprefix("torch."),
+    )
+    return loaded

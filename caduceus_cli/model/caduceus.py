@@ -71,8 +71,9 @@ class Mamba(nn.Module):
         d, inner, rank, n = config.d_model, config.d_inner, config.dt_rank, config.d_state
         if with_projections:
             self.in_proj = nn.Linear(d, 2 * inner, bias=config.proj_bias)
-        self.conv1d = nn.Conv1d(inner, inner, config.d_conv, groups=inner, padding=config.d_conv - 1,
-                                bias=config.conv_bias)
+        self.conv1d = nn.Conv1d(
+            inner, inner, config.d_conv, groups=inner, padding=config.d_conv - 1, bias=config.conv_bias
+        )
         self.x_proj = nn.Linear(inner, rank + 2 * n, bias=False)
         self.dt_proj = nn.Linear(rank, inner, bias=True)
         self.A_log = nn.Parameter(torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(inner, 1))
@@ -197,8 +198,13 @@ class Backbone(nn.Module):
         summed = (h if res is None else h + res).to(res_dtype)
         if config.rcps:
             d = config.d_model
-            hidden = torch.cat([normalize(self.norm_f, summed[..., :d], dtype),
-                                normalize(self.norm_f, summed[..., d:], dtype, flip=True)], dim=-1)
+            hidden = torch.cat(
+                [
+                    normalize(self.norm_f, summed[..., :d], dtype),
+                    normalize(self.norm_f, summed[..., d:], dtype, flip=True),
+                ],
+                dim=-1,
+            )
         else:
             hidden = normalize(self.norm_f, summed, dtype)
         if states is not None:
@@ -213,7 +219,9 @@ class Backbone(nn.Module):
         if self.config.fused_add_norm:
             first, second = second, first
         res = torch.cat([first, second], dim=-1)
-        fwd, rc = layer.mixer(normalize(layer.norm, first, dtype), normalize(layer.norm, second, dtype, flip=True))
+        fwd, rc = layer.mixer(
+            normalize(layer.norm, first, dtype), normalize(layer.norm, second, dtype, flip=True)
+        )
         return torch.cat([fwd, rc], dim=-1), res
 
 
@@ -275,7 +283,10 @@ class CaduceusForMaskedLM(nn.Module):
         """Run ids and their reverse complements as one batch; the RC output stays in RC coordinates."""
         both = self(torch.cat([ids, self.reverse_complement(ids)], dim=0))
         batch = ids.shape[0]
-        split = ModelOutput(both.logits[:batch], both.hidden[:batch]), ModelOutput(both.logits[batch:], both.hidden[batch:])
+        split = (
+            ModelOutput(both.logits[:batch], both.hidden[:batch]),
+            ModelOutput(both.logits[batch:], both.hidden[batch:]),
+        )
         return split
 
     def _strand_embedding(self, hidden: torch.Tensor) -> torch.Tensor:

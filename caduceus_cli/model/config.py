@@ -96,14 +96,22 @@ class CaduceusConfig:
             value = getattr(config, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise fail(key, f"must be a positive integer, got {value!r}")
-        for key in ("rms_norm", "residual_in_fp32", "fused_add_norm", "bidirectional",
-                    "bidirectional_weight_tie", "rcps"):
+        for key in (
+            "rms_norm",
+            "residual_in_fp32",
+            "fused_add_norm",
+            "bidirectional",
+            "bidirectional_weight_tie",
+            "rcps",
+        ):
             if not isinstance(getattr(config, key), bool):
                 raise fail(key, f"must be true or false, got {getattr(config, key)!r}")
         if config.bidirectional_strategy is None:
             config.bidirectional_strategy = "add"
         if config.bidirectional_strategy not in _STRATEGIES:
-            raise fail("bidirectional_strategy", f"{config.bidirectional_strategy!r} is not one of {_STRATEGIES}")
+            raise fail(
+                "bidirectional_strategy", f"{config.bidirectional_strategy!r} is not one of {_STRATEGIES}"
+            )
         unknown = set(config.ssm_cfg) - _SSM_USED - _SSM_INIT_ONLY
         if unknown:
             raise fail("ssm_cfg", f"unsupported field(s) {sorted(unknown)} (this is a Mamba-1 mixer)")
@@ -112,7 +120,11 @@ class CaduceusConfig:
             if not isinstance(value, int) or value < 1:
                 raise fail(f"ssm_cfg.{key}", f"must be a positive integer, got {value!r}")
         expand = config.ssm_cfg.get("expand", 2)
-        if not isinstance(expand, int | float) or expand <= 0 or float(expand * config.d_model) != config.d_inner:
+        if (
+            not isinstance(expand, int | float)
+            or expand <= 0
+            or float(expand * config.d_model) != config.d_inner
+        ):
             raise fail("ssm_cfg.expand", f"expand * d_model must be a positive integer, got {expand!r}")
         rank = config.ssm_cfg.get("dt_rank", "auto")
         if rank != "auto" and (not isinstance(rank, int) or rank < 1):
@@ -125,7 +137,9 @@ class CaduceusConfig:
             except (TypeError, ValueError, AttributeError) as err:
                 raise fail("complement_map", "must map token ids to token ids") from err
             comp = config.complement_list()
-            if any(not 0 <= c < config.padded_vocab_size for c in comp) or any(comp[c] != i for i, c in enumerate(comp)):
+            if any(not 0 <= c < config.padded_vocab_size for c in comp) or any(
+                comp[c] != i for i, c in enumerate(comp)
+            ):
                 raise fail("complement_map", "must be an involution on the vocabulary ids")
         elif config.rcps:
             raise fail("complement_map", "is required when rcps is true")
@@ -145,7 +159,8 @@ class CaduceusConfig:
             "bidirectional_strategy": self.bidirectional_strategy,
             "bidirectional_weight_tie": self.bidirectional_weight_tie,
             "complement_map": (
-                None if self.complement_map is None
+                None
+                if self.complement_map is None
                 else {str(k): v for k, v in sorted(self.complement_map.items())}
             ),
             "d_model": self.d_model,

@@ -24,6 +24,7 @@ from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 from caduceus_cli.model.config import CaduceusConfig
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+DEFAULT_MODEL = "caduceus-ph-tair10"
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _SEQLEN_IN_NAME = re.compile(r"seqlen-(\d+)(k?)", re.IGNORECASE)
 
@@ -57,7 +58,14 @@ def load_model(
     return model
 
 
-def save_checkpoint(model: CaduceusForMaskedLM, folder: str | os.PathLike, max_length: int | None = None) -> None:
+def default_model_path() -> Path:
+    """The model shipped in the repository's weights/ folder, used when no --model is given."""
+    return Path(__file__).resolve().parents[2] / "weights" / DEFAULT_MODEL
+
+
+def save_checkpoint(
+    model: CaduceusForMaskedLM, folder: str | os.PathLike, max_length: int | None = None
+) -> None:
     """Write config.json + model.safetensors as the original `save_pretrained` does (float32,
     tied tensors left out), and tokenizer_config.json recording the training length."""
     folder = Path(folder)
@@ -69,7 +77,9 @@ def save_checkpoint(model: CaduceusForMaskedLM, folder: str | os.PathLike, max_l
     }
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
     if max_length is not None:
-        (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": max_length}, indent=2) + "\n")
+        (folder / "tokenizer_config.json").write_text(
+            json.dumps({"model_max_length": max_length}, indent=2) + "\n"
+        )
 
 
 def _resolve(source: str, revision: str | None) -> tuple[Path, str | None]:
@@ -94,14 +104,18 @@ def _download(repo_id: str, revision: str | None) -> tuple[Path, str | None]:
     try:
         folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
         if not (folder / "model.safetensors").is_file():
-            folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=[*patterns, "pytorch_model.bin"]))
+            folder = Path(
+                snapshot_download(repo_id, revision=revision, allow_patterns=[*patterns, "pytorch_model.bin"])
+            )
     except LocalEntryNotFoundError as err:
         raise CheckpointError(
             f"{repo_id}: not in the Hugging Face cache and the hub cannot be reached (HF_HUB_OFFLINE set or no "
             "network); download it once on a machine with network, or pass a local folder"
         ) from err
     except (RepositoryNotFoundError, HFValidationError) as err:
-        raise CheckpointError(f"{repo_id}: no such model on the Hugging Face hub ({type(err).__name__})") from err
+        raise CheckpointError(
+            f"{repo_id}: no such model on the Hugging Face hub ({type(err).__name__})"
+        ) from err
     if not (folder / "config.json").is_file():
         raise CheckpointError(f"{repo_id}: not a Caduceus checkpoint (no config.json in the repository)")
     # the snapshot folder is named after the commit it holds
@@ -129,8 +143,11 @@ def _tied_copies(config: CaduceusConfig) -> dict[str, str]:
     """Names a checkpoint may carry for tied tensors -> the stored name they must equal."""
     mixer = "mixer.submodule" if config.rcps else "mixer"
     embedding = "embeddings.word_embeddings" + (".embedding" if config.rcps else "")
-    copies = {("lm_head.lm_head.weight" if config.rcps else "lm_head.weight"):
-              f"caduceus.backbone.{embedding}.weight"}
+    copies = {
+        (
+            "lm_head.lm_head.weight" if config.rcps else "lm_head.weight"
+        ): f"caduceus.backbone.{embedding}.weight"
+    }
     if config.bidirectional and config.bidirectional_weight_tie:
         for i in range(config.n_layer):
             prefix = f"caduceus.backbone.layers.{i}.{mixer}"
@@ -146,10 +163,15 @@ def _load_state(model: CaduceusForMaskedLM, state: dict[str, torch.Tensor], path
         if copy in state:
             tensor = state.pop(copy)
             if original in state and not torch.equal(tensor, state[original]):
-                raise CheckpointError(f"{path}: tensor {copy!r} differs from {original!r}, but the config ties them")
+                raise CheckpointError(
+                    f"{path}: tensor {copy!r} differs from {original!r}, but the config ties them"
+                )
     missing = [key for key in expected if key not in state]
     if missing:
-        raise CheckpointError(f"{path}: missing tensor {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        raise CheckpointError(
+            f"{path}: missing tensor {missing[0]!r}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
     unexpected = [key for key in state if key not in expected]
     if unexpected:
         raise CheckpointError(

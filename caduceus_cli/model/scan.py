@@ -52,7 +52,12 @@ def selective_scan(
 
 
 def chunked_scan(
-    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor,
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor,
     chunk: int = CHUNK,
 ) -> torch.Tensor:
     """Portable scan: loops over chunks of `chunk` positions, never over single positions."""
@@ -83,4 +88,3 @@ def _scan_chunk(u, delta, A, B, C, state):
     states = decay * (state.unsqueeze(1) + torch.cumsum(inputs / decay, dim=1))
     y = torch.einsum("bten,btn->bte", states, C)
     return y, states[:, -1]
-

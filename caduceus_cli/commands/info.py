@@ -1,0 +1,54 @@
+"""`caduceus info MODEL`: what a checkpoint is, without running it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from caduceus_cli.commands.common import RevisionOpt
+from caduceus_cli.model.load import default_model_path, load_model
+
+
+def info(
+    model: Annotated[
+        str | None, typer.Argument(help="Checkpoint folder or hub id. Default: the shipped model.")
+    ] = None,
+    revision: RevisionOpt = None,
+) -> None:
+    """Print a checkpoint's variant, sizes, parameter count, dtype, revision and RC handling."""
+    source = model if model is not None else str(default_model_path())
+    loaded = load_model(source, revision=revision)
+    config = loaded.config
+    n_params = sum(p.numel() for p in loaded.parameters())
+    rc = (
+        "reverse-complement equivariant (PS): one pass gives RC-conjoined output"
+        if config.rcps
+        else "post-hoc conjoined (PH): forward and reverse-complement passes averaged"
+    )
+    rows = [
+        ("source", loaded.provenance["source"]),
+        ("revision", loaded.provenance["revision"] or "-"),
+        ("weights sha256", loaded.provenance["sha256"]),
+        ("variant", loaded.variant.upper()),
+        ("d_model", config.d_model),
+        ("n_layer", config.n_layer),
+        (
+            "d_inner / d_state / d_conv / dt_rank",
+            f"{config.d_inner} / {config.d_state} / {config.d_conv} / {config.dt_rank}",
+        ),
+        ("vocabulary (padded)", config.padded_vocab_size),
+        (
+            "bidirectional",
+            f"{config.bidirectional} ({config.bidirectional_strategy}, tied={config.bidirectional_weight_tie})",
+        ),
+        ("norm", "RMSNorm" if config.rms_norm else "LayerNorm"),
+        ("parameters", f"{n_params:,}"),
+        ("stored dtype", "float32"),
+        ("embedding width", config.d_model),
+        ("training length", loaded.default_window or "unknown"),
+        ("RC handling", rc),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        typer.echo(f"{name:<{width}}  {value}")

@@ -1,0 +1,147 @@
+"""Running streams of token windows through the model: batching, read-ahead, OOM back-off.
+
+Every command hands the engine an iterator of `Window`s (reading the FASTA and tokenizing happen
+inside that iterator) and gets `(key, array)` pairs back in the same order. A reader thread
+pulls windows ahead of the model and groups consecutive windows of equal length into batches:
+windows are never padded, since padding changes every output of a bidirectional model.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from caduceus_cli.errors import OutOfMemoryError
+from caduceus_cli.model.caduceus import CaduceusForMaskedLM
+
+log = logging.getLogger("caduceus")
+
+OUTPUTS = ("embed", "logits")
+# Bytes of activations per token per unit of d_inner at float32, measured peak of the unfused
+# PyTorch path with a margin; the budget below is a fraction of free memory.
+_BYTES_PER_TOKEN_PER_CHANNEL = 64
+_CPU_MEMORY_BUDGET = 2 << 30
+_GPU_MEMORY_FRACTION = 0.6
+_READ_AHEAD_BATCHES = 4
+
+
+@dataclass
+class Window:
+    ids: np.ndarray  # (L,) int64 token ids
+    key: Any  # the caller's tag, handed back with the result
+    rows: slice | np.ndarray | None = None  # positions of the output to return; None = all
+
+
+def default_batch_size(model: CaduceusForMaskedLM, length: int, rc: str = "auto") -> int:
+    """Windows per batch that fit the memory budget: free GPU memory on CUDA, a fixed budget on the CPU."""
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        budget = free * _GPU_MEMORY_FRACTION
+    else:
+        budget = _CPU_MEMORY_BUDGET
+    element = max(torch.finfo(next(model.parameters()).dtype).bits // 8, 4)
+    passes = 2 if model.config.rcps or rc == "average" or rc == "auto" else 1  # PS: both strands per call
+    per_window = length * model.config.d_inner * _BYTES_PER_TOKEN_PER_CHANNEL * element // 4 * passes
+    return max(1, int(budget // max(per_window, 1)))
+
+
+class Engine:
+    def __init__(self, model: CaduceusForMaskedLM, batch_size: int | None = None):
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.batch_size = batch_size
+
+    def map(
+        self, windows: Iterable[Window], output: str, rc: str = "auto"
+    ) -> Iterator[tuple[Any, np.ndarray]]:
+        """Yield (key, float32 array) per window, in input order. output "embed": (rows, d) of
+        `model.embed(ids, rc)`; "logits": (rows, V) of `model.logits_conjoined(ids, rc)`."""
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        for batch in self._batches_ahead(windows, rc):
+            yield from self._run_batch(batch, output, rc)
+
+    # --- reading ahead -----------------------------------------------------------------------
+    def _batches_ahead(self, windows: Iterable[Window], rc: str) -> Iterator[list[Window]]:
+        """Group windows into equal-length batches on a reader thread, a few batches ahead."""
+        batches: queue.Queue = queue.Queue(maxsize=_READ_AHEAD_BATCHES)
+        stop = threading.Event()
+        done = object()
+
+        def read() -> None:
+            try:
+                for batch in self._group(windows, rc):
+                    while not stop.is_set():
+                        try:
+                            batches.put(batch, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                batches.put(done)
+            except BaseException as err:  # handed to the consumer, which re-raises it
+                batches.put(err)
+
+        reader = threading.Thread(target=read, name="caduceus-reader", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = batches.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            reader.join(timeout=5)
+
+    def _group(self, windows: Iterable[Window], rc: str) -> Iterator[list[Window]]:
+        batch: list[Window] = []
+        limit = 0
+        for window in windows:
+            if batch and (len(window.ids) != len(batch[0].ids) or len(batch) >= limit):
+                yield batch
+                batch = []
+            if not batch:
+                limit = self.batch_size or default_batch_size(self.model, len(window.ids), rc)
+            batch.append(window)
+        if batch:
+            yield batch
+
+    # --- running -----------------------------------------------------------------------------
+    def _run_batch(self, batch: list[Window], output: str, rc: str) -> list[tuple[Any, np.ndarray]]:
+        """Run one batch; on CUDA out-of-memory, halve it and retry (and keep the smaller size)."""
+        try:
+            return self._forward(batch, output, rc)
+        except torch.cuda.OutOfMemoryError as err:
+            torch.cuda.empty_cache()
+            if len(batch) == 1:
+                raise OutOfMemoryError(
+                    f"out of GPU memory for one window of {len(batch[0].ids)} bases; use a smaller --window "
+                    "or --dtype bfloat16"
+                ) from err
+            half = len(batch) // 2
+            self.batch_size = half
+            log.warning("CUDA out of memory at batch size %d; retrying at %d", len(batch), half)
+            return self._run_batch(batch[:half], output, rc) + self._run_batch(batch[half:], output, rc)
+
+    def _forward(self, batch: list[Window], output: str, rc: str) -> list[tuple[Any, np.ndarray]]:
+        ids = torch.from_numpy(np.stack([w.ids for w in batch]))
+        if self.device.type == "cuda":
+            ids = ids.pin_memory().to(self.device, non_blocking=True)
+        with torch.inference_mode():
+            run = self.model.embed if output == "embed" else self.model.logits_conjoined
+            values = run(ids, rc=rc)
+            selected = [values[i] if w.rows is None else values[i, w.rows] for i, w in enumerate(batch)]
+            host = [part.float().cpu().numpy() for part in selected]
+        return [(w.key, values_of_window) for w, values_of_window in zip(batch, host, strict=True)]
