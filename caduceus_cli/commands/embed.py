@@ -209,7 +209,7 @@ def embed(
             "coordinates": COORDINATES,
         }
         provenance = {"tool_version": __version__, "command_line": command_line()}
-        engine = Engine(model_obj, batch_size=batch_size, threads=threads)
+        engine = Engine(model_obj, batch_size=batch_size)
         tmp = partial_path(output)
         # A resume is checked before atomic_output takes charge of the partial file, so a refused
         # resume (other model or settings) leaves the interrupted run's work in place.
@@ -243,17 +243,22 @@ def _check_size(layout: Layout, regions: Sequence[Region], max_bytes: int) -> No
     lengths = [r.end - r.start for r in regions]
     estimate = layout.estimate_bytes(lengths)
     log.info(
-        "%d regions, %d bases, estimated output %.1f GiB uncompressed",
-        len(regions),
-        sum(lengths),
-        estimate / 2**30,
+        "%d regions, %d bases, estimated output %s uncompressed", len(regions), sum(lengths), _human(estimate)
     )
     if estimate > max_bytes:
         raise InputError(
-            f"estimated output {estimate / 2**30:.1f} GiB exceeds --max-output-size "
-            f"{max_bytes / 2**30:.1f} GiB; store less with --bin K and/or --pool mean "
-            "(with --no-per-base), or raise --max-output-size"
+            f"estimated output {_human(estimate)} exceeds --max-output-size {_human(max_bytes)}; store less "
+            "with --bin K and/or --pool mean (with --no-per-base), or raise --max-output-size"
         )
+
+
+def _human(size: float) -> str:
+    """Bytes in the units --max-output-size takes: 1536 -> '1.5K'."""
+    for unit in "BKMG":
+        if size < 1024:
+            return f"{size:.1f}{unit}" if unit != "B" else f"{size:.0f}B"
+        size /= 1024
+    return f"{size:.1f}T"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,365 @@
+"""`caduceus embed` and `caduceus merge` end to end, through the real command line entry point."""
+
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import caduceus_cli.io.hdf5 as hdf5
+from caduceus_cli.cli import main
+from caduceus_cli.model.load import load_model
+from caduceus_cli.tokens import reverse_complement, tokenize
+from caduceus_cli.windows import tile_region
+
+CHR1 = "".join(np.random.default_rng(7).choice(list("ACGT"), 600))
+CHR1 = CHR1[:100] + CHR1[100:160].lower() + CHR1[160:300] + "NNNNN" + CHR1[305:400] + "R" + CHR1[401:]
+CHR2 = "".join(np.random.default_rng(8).choice(list("ACGT"), 90))
+CONTIGS = {"chr1": CHR1, "chr2": CHR2}
+BED = "chr1\t10\t250\tpeakA\t0\t+\nchr2\t0\t90\tpeakB\t0\t-\nchr1\t200\t600\tpeakC\t0\t.\n"
+# (chrom, start, end, strand) of the BED rows, then of `-r chr2:11-50`.
+REGIONS = [("chr1", 10, 250, "+"), ("chr2", 0, 90, "-"), ("chr1", 200, 600, "+"), ("chr2", 10, 50, "+")]
+PROVENANCE = ("tool_version", "command_line")
+
+
+def write_fasta(path: Path, contigs: dict[str, str]) -> Path:
+    path.write_text(
+        "".join(
+            f">{name}\n" + "\n".join(seq[i : i + 60] for i in range(0, len(seq), 60)) + "\n"
+            for name, seq in contigs.items()
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """The reference, the BED file and a folder for outputs."""
+    fasta = write_fasta(tmp_path / "ref.fa", CONTIGS)
+    bed = tmp_path / "peaks.bed"
+    bed.write_text(BED)
+    return fasta, bed, tmp_path
+
+
+def caduceus(monkeypatch, capsys, *args) -> tuple[int, str]:
+    """Run the `caduceus` entry point; return its exit code and stderr."""
+    monkeypatch.setattr(sys, "argv", ["caduceus", *map(str, args)])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    return stop.value.code, capsys.readouterr().err
+
+
+def embed_ok(monkeypatch, capsys, checkpoint, fasta, bed, out, *options):
+    code, err = caduceus(
+        monkeypatch,
+        capsys,
+        "embed",
+        fasta,
+        "-R",
+        bed,
+        "-r",
+        "chr2:11-50",
+        "--model",
+        checkpoint,
+        "-o",
+        out,
+        *options,
+    )
+    assert code == 0, err
+    return err
+
+
+def region_ids(chrom: str, start: int, end: int, strand: str) -> np.ndarray:
+    ids = tokenize(CONTIGS[chrom][start:end])
+    return reverse_complement(ids) if strand == "-" else ids
+
+
+def model_embed(model, ids: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return model.embed(torch.from_numpy(ids)[None])[0].numpy()
+
+
+def read(path: Path) -> dict[str, np.ndarray]:
+    found = {}
+    with h5py.File(path, "r") as h5:
+        h5.visititems(
+            lambda name, obj: found.update({name: obj[()]}) if isinstance(obj, h5py.Dataset) else None
+        )
+    return found
+
+
+def settings(path: Path) -> dict:
+    with h5py.File(path, "r") as h5:
+        return {key: value for key, value in h5.attrs.items() if key not in PROVENANCE}
+
+
+def assert_same_output(a: Path, b: Path) -> None:
+    left, right = read(a), read(b)
+    assert list(left) == list(right)
+    for name in left:
+        assert np.array_equal(left[name], right[name]), name
+    assert settings(a) == settings(b)
+
+
+def test_untiled_values_equal_the_model_embedding_and_means(monkeypatch, capsys, checkpoint, inputs):
+    fasta, bed, tmp = inputs
+    embed_ok(
+        monkeypatch,
+        capsys,
+        checkpoint,
+        fasta,
+        bed,
+        tmp / "out.h5",
+        "--window",
+        1000,
+        "--precision",
+        "float32",
+        "--pool",
+        "mean",
+        "--bin",
+        64,
+    )
+    model = load_model(checkpoint)
+    out = read(tmp / "out.h5")
+    assert out["regions/start"].tolist() == [r[1] for r in REGIONS]
+    assert [s.decode() for s in out["regions/strand"]] == [r[3] for r in REGIONS]
+    assert [s.decode() for s in out["regions/name"]] == ["peakA", "peakB", "peakC", "chr2:11-50"]
+    for i, region in enumerate(REGIONS):
+        expected = model_embed(model, region_ids(*region))
+        np.testing.assert_allclose(out[f"embeddings/{i}"], expected, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(out["pooled"][i], expected.mean(axis=0), atol=1e-5, rtol=0)
+        bins = [expected[k : k + 64].mean(axis=0) for k in range(0, len(expected), 64)]
+        np.testing.assert_allclose(out[f"binned/{i}"], bins, atol=1e-5, rtol=0)
+
+
+def test_tiled_regions_keep_each_base_from_its_most_central_tile(monkeypatch, capsys, ph_checkpoint, inputs):
+    fasta, bed, tmp = inputs
+    embed_ok(
+        monkeypatch,
+        capsys,
+        ph_checkpoint,
+        fasta,
+        bed,
+        tmp / "out.h5",
+        "--window",
+        128,
+        "--overlap",
+        32,
+        "--precision",
+        "float32",
+    )
+    model = load_model(ph_checkpoint)
+    out = read(tmp / "out.h5")
+    for i, region in enumerate(REGIONS):
+        ids = region_ids(*region)
+        expected = np.zeros((len(ids), model.config.d_model), dtype=np.float32)
+        for tile in tile_region(len(ids), 128, 32):
+            expected[tile.dest] = model_embed(model, ids[tile.start : tile.end])[tile.keep]
+        assert out[f"embeddings/{i}"].shape == (region[2] - region[1], model.config.d_model)
+        np.testing.assert_allclose(out[f"embeddings/{i}"], expected, atol=1e-5, rtol=0)
+
+
+def test_window_equal_to_region_length_gives_the_untiled_result(monkeypatch, capsys, ph_checkpoint, inputs):
+    fasta, bed, tmp = inputs
+    embed_ok(
+        monkeypatch,
+        capsys,
+        ph_checkpoint,
+        fasta,
+        bed,
+        tmp / "a.h5",
+        "--window",
+        240,
+        "--precision",
+        "float32",
+    )
+    embed_ok(
+        monkeypatch,
+        capsys,
+        ph_checkpoint,
+        fasta,
+        bed,
+        tmp / "b.h5",
+        "--window",
+        1000,
+        "--precision",
+        "float32",
+    )
+    np.testing.assert_allclose(
+        read(tmp / "a.h5")["embeddings/0"], read(tmp / "b.h5")["embeddings/0"], atol=1e-6
+    )
+
+
+def test_soft_mask_flags_follow_the_strand(monkeypatch, capsys, ps_checkpoint, inputs):
+    fasta, bed, tmp = inputs
+    bed.write_text("chr1\t90\t170\tup\t0\t+\nchr1\t90\t170\tdown\t0\t-\n")
+    code, err = caduceus(
+        monkeypatch,
+        capsys,
+        "embed",
+        fasta,
+        "-R",
+        bed,
+        "--model",
+        ps_checkpoint,
+        "--soft-mask",
+        "--window",
+        64,
+        "-o",
+        tmp / "out.h5",
+    )
+    assert code == 0, err
+    out = read(tmp / "out.h5")
+    lower = np.array([c.islower() for c in CHR1[90:170]], dtype=np.uint8)
+    assert out["soft_mask/0"].tolist() == lower.tolist()
+    assert out["soft_mask/1"].tolist() == lower[::-1].tolist()
+    # RC-conjoined embeddings of the two strands are mirror images.
+    np.testing.assert_allclose(out["embeddings/1"], out["embeddings/0"][::-1], atol=2e-3)
+
+
+def test_same_input_gives_the_same_bytes(monkeypatch, capsys, ps_checkpoint, inputs):
+    fasta, bed, tmp = inputs
+    for run in ("a", "b"):  # same command line (relative output path) in two folders
+        (tmp / run).mkdir()
+        monkeypatch.chdir(tmp / run)
+        embed_ok(monkeypatch, capsys, ps_checkpoint, fasta, bed, "out.h5", "--window", 128, "--bin", 32)
+    assert (tmp / "a" / "out.h5").read_bytes() == (tmp / "b" / "out.h5").read_bytes()
+
+
+def test_resume_after_interruption_gives_the_uninterrupted_result(monkeypatch, capsys, ph_checkpoint, inputs):
+    fasta, bed, tmp = inputs
+    # Batch size 1 in every run, so each window's arithmetic is the same whatever else is left to do.
+    options = ("--window", 128, "--pool", "mean", "--bin", 50, "--soft-mask", "--batch-size", 1)
+    embed_ok(monkeypatch, capsys, ph_checkpoint, fasta, bed, tmp / "whole.h5", *options)
+
+    real_mark_done = hdf5.EmbeddingFile.mark_done
+    calls = []
+
+    def killed_after_two_regions(self, row):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(row)
+        real_mark_done(self, row)
+
+    monkeypatch.setattr(hdf5.EmbeddingFile, "mark_done", killed_after_two_regions)
+    args = (
+        "embed",
+        fasta,
+        "-R",
+        bed,
+        "-r",
+        "chr2:11-50",
+        "--model",
+        ph_checkpoint,
+        "-o",
+        tmp / "out.h5",
+        *options,
+    )
+    code, _ = caduceus(monkeypatch, capsys, *args)
+    assert code == 130
+    assert not (tmp / "out.h5").exists() and (tmp / "out.h5.partial").exists()
+
+    monkeypatch.setattr(hdf5.EmbeddingFile, "mark_done", real_mark_done)
+    code, err = caduceus(monkeypatch, capsys, *args, "--resume")
+    assert code == 0, err
+    assert "resuming: 2 of 4 regions already done" in err
+    assert not (tmp / "out.h5.partial").exists()
+    assert_same_output(tmp / "out.h5", tmp / "whole.h5")
+
+
+def test_refused_resume_keeps_the_partial_file(monkeypatch, capsys, ph_checkpoint, inputs):
+    fasta, bed, tmp = inputs
+    monkeypatch.setattr(
+        hdf5.EmbeddingFile, "mark_done", lambda self, row: (_ for _ in ()).throw(KeyboardInterrupt)
+    )
+    args = ("embed", fasta, "-R", bed, "--model", ph_checkpoint, "-o", tmp / "out.h5")
+    assert caduceus(monkeypatch, capsys, *args, "--window", 128)[0] == 130
+    code, err = caduceus(monkeypatch, capsys, *args, "--window", 100, "--resume")
+    assert code == 1
+    assert "cannot resume, window was 128 and is now 100" in err
+    assert (tmp / "out.h5.partial").exists() and not (tmp / "out.h5").exists()
+
+
+def test_shards_merged_equal_a_single_run(monkeypatch, capsys, ps_checkpoint, inputs):
+    fasta, bed, tmp = inputs
+    options = ("--window", 128, "--pool", "mean", "--bin", 50, "--batch-size", 1)
+    embed_ok(monkeypatch, capsys, ps_checkpoint, fasta, bed, tmp / "single.h5", *options)
+    shards = [tmp / f"part{i}.h5" for i in (1, 2, 3)]
+    for i, shard in enumerate(shards, start=1):
+        embed_ok(monkeypatch, capsys, ps_checkpoint, fasta, bed, shard, *options, "--shard", f"{i}/3")
+    with h5py.File(shards[0]) as h5:
+        assert h5["shard/index"][()].tolist() == [2]  # the longest region alone balances the other three
+    code, err = caduceus(monkeypatch, capsys, "merge", *shards[::-1], "-o", tmp / "merged.h5")
+    assert code == 0, err
+    assert_same_output(tmp / "merged.h5", tmp / "single.h5")
+
+
+def test_merge_refuses_a_missing_shard(monkeypatch, capsys, ps_checkpoint, inputs):
+    fasta, bed, tmp = inputs
+    embed_ok(
+        monkeypatch, capsys, ps_checkpoint, fasta, bed, tmp / "part1.h5", "--window", 128, "--shard", "1/2"
+    )
+    code, err = caduceus(monkeypatch, capsys, "merge", tmp / "part1.h5", "-o", tmp / "merged.h5")
+    assert (code, err.strip()) == (1, "caduceus: error: shard 2/2 is missing from the files to merge")
+    assert not (tmp / "merged.h5").exists() and not (tmp / "merged.h5.partial").exists()
+    code, err = caduceus(
+        monkeypatch, capsys, "merge", tmp / "part1.h5", tmp / "nope.h5", "-o", tmp / "merged.h5"
+    )
+    assert (code, err.strip()) == (1, f"caduceus: error: {tmp / 'nope.h5'}: shard file not found")
+
+
+BAD_INPUTS = [
+    # (what the test changes, extra options, expected message)
+    ("no fasta", (), "nope.fa: FASTA file not found"),
+    ("bed", ("chr9\t0\t10\n",), "peaks.bed:1: contig 'chr9' is not in"),
+    ("bed", ("chr1\t0\t700\n",), "peaks.bed:1: end 700 is past the end of chr1 (length 600)"),
+    ("bed", ("",), "peaks.bed: BED file has no regions"),
+    ("bed", ("chr1\t5\n",), "peaks.bed:1: expected at least 3 columns (chrom start end), found 2"),
+    ("fasta", (">chr1\nACGT\n>chr1\nACGT\n",), "ref.fa:3: duplicate contig name 'chr1' (first at line 1)"),
+    ("fasta", (">chr1\nAC-GT\n",), "character '-' at offset 2 is not a nucleotide letter"),
+    ("output exists", (), "out.h5: output exists; use --force to overwrite it"),
+    (
+        "options",
+        ("--overlap", "128"),
+        "--overlap 128: must be at least 0 and smaller than --window 128",
+    ),
+    (
+        "options",
+        ("--max-output-size", "10K"),
+        "output 22.8K exceeds --max-output-size 10.0K; store less with",
+    ),
+    ("options", ("--max-output-size", "lots"), "--max-output-size lots: expected a size such as 500M"),
+    ("options", ("--no-per-base",), "--no-per-base: nothing would be written; add --pool mean or --bin K"),
+    ("options", ("--resume",), "out.h5.partial: no partial file to resume; run without --resume"),
+]
+
+
+@pytest.mark.parametrize(("what", "change", "message"), BAD_INPUTS, ids=[b[2][:40] for b in BAD_INPUTS])
+def test_bad_input_is_one_error_line_with_exit_1_and_no_output(
+    monkeypatch, capsys, ph_checkpoint, inputs, what, change, message
+):
+    fasta, bed, tmp = inputs
+    out = tmp / "out.h5"
+    options = ["-R", bed, "--window", 128]
+    if what == "no fasta":
+        fasta = tmp / "nope.fa"
+    elif what == "bed":
+        bed.write_text(change[0])
+    elif what == "fasta":
+        write_fasta(fasta, {}).write_text(change[0])
+        options = ["--window", 128]
+    elif what == "output exists":
+        out.write_text("keep me")
+    else:
+        options += change
+    code, err = caduceus(monkeypatch, capsys, "embed", fasta, *options, "--model", ph_checkpoint, "-o", out)
+    assert code == 1
+    last_line = err.strip().splitlines()[-1]
+    assert last_line.startswith("caduceus: error: ") and message in last_line, err
+    assert "Traceback" not in err
+    assert not (tmp / "out.h5.partial").exists()
+    assert out.exists() == (what == "output exists")
+    if what == "output exists":
+        assert out.read_text() == "keep me"
