@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import make_checkpoint
 
 import caduceus_cli.io.hdf5 as hdf5
 from caduceus_cli.cli import main
@@ -32,6 +33,17 @@ def write_fasta(path: Path, contigs: dict[str, str]) -> Path:
         )
     )
     return path
+
+
+@pytest.fixture(scope="module")
+def small_ph(tmp_path_factory):
+    """One-layer checkpoints keep the pipeline tests fast; model exactness is checked on `checkpoint`."""
+    return make_checkpoint(tmp_path_factory.mktemp("small_ph"), "ph", seed=3, d_model=8, n_layer=1)
+
+
+@pytest.fixture(scope="module")
+def small_ps(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("small_ps"), "ps", seed=4, d_model=8, n_layer=1)
 
 
 @pytest.fixture
@@ -134,12 +146,12 @@ def test_untiled_values_equal_the_model_embedding_and_means(monkeypatch, capsys,
         np.testing.assert_allclose(out[f"binned/{i}"], bins, atol=1e-5, rtol=0)
 
 
-def test_tiled_regions_keep_each_base_from_its_most_central_tile(monkeypatch, capsys, ph_checkpoint, inputs):
+def test_tiled_regions_keep_each_base_from_its_most_central_tile(monkeypatch, capsys, small_ph, inputs):
     fasta, bed, tmp = inputs
     embed_ok(
         monkeypatch,
         capsys,
-        ph_checkpoint,
+        small_ph,
         fasta,
         bed,
         tmp / "out.h5",
@@ -150,7 +162,7 @@ def test_tiled_regions_keep_each_base_from_its_most_central_tile(monkeypatch, ca
         "--precision",
         "float32",
     )
-    model = load_model(ph_checkpoint)
+    model = load_model(small_ph)
     out = read(tmp / "out.h5")
     for i, region in enumerate(REGIONS):
         ids = region_ids(*region)
@@ -161,12 +173,12 @@ def test_tiled_regions_keep_each_base_from_its_most_central_tile(monkeypatch, ca
         np.testing.assert_allclose(out[f"embeddings/{i}"], expected, atol=1e-5, rtol=0)
 
 
-def test_window_equal_to_region_length_gives_the_untiled_result(monkeypatch, capsys, ph_checkpoint, inputs):
+def test_window_equal_to_region_length_gives_the_untiled_result(monkeypatch, capsys, small_ph, inputs):
     fasta, bed, tmp = inputs
     embed_ok(
         monkeypatch,
         capsys,
-        ph_checkpoint,
+        small_ph,
         fasta,
         bed,
         tmp / "a.h5",
@@ -178,7 +190,7 @@ def test_window_equal_to_region_length_gives_the_untiled_result(monkeypatch, cap
     embed_ok(
         monkeypatch,
         capsys,
-        ph_checkpoint,
+        small_ph,
         fasta,
         bed,
         tmp / "b.h5",
@@ -192,7 +204,7 @@ def test_window_equal_to_region_length_gives_the_untiled_result(monkeypatch, cap
     )
 
 
-def test_soft_mask_flags_follow_the_strand(monkeypatch, capsys, ps_checkpoint, inputs):
+def test_soft_mask_flags_follow_the_strand(monkeypatch, capsys, small_ps, inputs):
     fasta, bed, tmp = inputs
     bed.write_text("chr1\t90\t170\tup\t0\t+\nchr1\t90\t170\tdown\t0\t-\n")
     code, err = caduceus(
@@ -203,7 +215,7 @@ def test_soft_mask_flags_follow_the_strand(monkeypatch, capsys, ps_checkpoint, i
         "-R",
         bed,
         "--model",
-        ps_checkpoint,
+        small_ps,
         "--soft-mask",
         "--window",
         64,
@@ -219,20 +231,20 @@ def test_soft_mask_flags_follow_the_strand(monkeypatch, capsys, ps_checkpoint, i
     np.testing.assert_allclose(out["embeddings/1"], out["embeddings/0"][::-1], atol=2e-3)
 
 
-def test_same_input_gives_the_same_bytes(monkeypatch, capsys, ps_checkpoint, inputs):
+def test_same_input_gives_the_same_bytes(monkeypatch, capsys, small_ps, inputs):
     fasta, bed, tmp = inputs
     for run in ("a", "b"):  # same command line (relative output path) in two folders
         (tmp / run).mkdir()
         monkeypatch.chdir(tmp / run)
-        embed_ok(monkeypatch, capsys, ps_checkpoint, fasta, bed, "out.h5", "--window", 128, "--bin", 32)
+        embed_ok(monkeypatch, capsys, small_ps, fasta, bed, "out.h5", "--window", 128, "--bin", 32)
     assert (tmp / "a" / "out.h5").read_bytes() == (tmp / "b" / "out.h5").read_bytes()
 
 
-def test_resume_after_interruption_gives_the_uninterrupted_result(monkeypatch, capsys, ph_checkpoint, inputs):
+def test_resume_after_interruption_gives_the_uninterrupted_result(monkeypatch, capsys, small_ph, inputs):
     fasta, bed, tmp = inputs
     # Batch size 1 in every run, so each window's arithmetic is the same whatever else is left to do.
     options = ("--window", 128, "--pool", "mean", "--bin", 50, "--soft-mask", "--batch-size", 1)
-    embed_ok(monkeypatch, capsys, ph_checkpoint, fasta, bed, tmp / "whole.h5", *options)
+    embed_ok(monkeypatch, capsys, small_ph, fasta, bed, tmp / "whole.h5", *options)
 
     real_mark_done = hdf5.EmbeddingFile.mark_done
     calls = []
@@ -252,7 +264,7 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(monkeypatch, c
         "-r",
         "chr2:11-50",
         "--model",
-        ph_checkpoint,
+        small_ph,
         "-o",
         tmp / "out.h5",
         *options,
@@ -269,12 +281,12 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(monkeypatch, c
     assert_same_output(tmp / "out.h5", tmp / "whole.h5")
 
 
-def test_refused_resume_keeps_the_partial_file(monkeypatch, capsys, ph_checkpoint, inputs):
+def test_refused_resume_keeps_the_partial_file(monkeypatch, capsys, small_ph, inputs):
     fasta, bed, tmp = inputs
     monkeypatch.setattr(
         hdf5.EmbeddingFile, "mark_done", lambda self, row: (_ for _ in ()).throw(KeyboardInterrupt)
     )
-    args = ("embed", fasta, "-R", bed, "--model", ph_checkpoint, "-o", tmp / "out.h5")
+    args = ("embed", fasta, "-R", bed, "--model", small_ph, "-o", tmp / "out.h5")
     assert caduceus(monkeypatch, capsys, *args, "--window", 128)[0] == 130
     code, err = caduceus(monkeypatch, capsys, *args, "--window", 100, "--resume")
     assert code == 1
@@ -282,13 +294,13 @@ def test_refused_resume_keeps_the_partial_file(monkeypatch, capsys, ph_checkpoin
     assert (tmp / "out.h5.partial").exists() and not (tmp / "out.h5").exists()
 
 
-def test_shards_merged_equal_a_single_run(monkeypatch, capsys, ps_checkpoint, inputs):
+def test_shards_merged_equal_a_single_run(monkeypatch, capsys, small_ps, inputs):
     fasta, bed, tmp = inputs
     options = ("--window", 128, "--pool", "mean", "--bin", 50, "--batch-size", 1)
-    embed_ok(monkeypatch, capsys, ps_checkpoint, fasta, bed, tmp / "single.h5", *options)
+    embed_ok(monkeypatch, capsys, small_ps, fasta, bed, tmp / "single.h5", *options)
     shards = [tmp / f"part{i}.h5" for i in (1, 2, 3)]
     for i, shard in enumerate(shards, start=1):
-        embed_ok(monkeypatch, capsys, ps_checkpoint, fasta, bed, shard, *options, "--shard", f"{i}/3")
+        embed_ok(monkeypatch, capsys, small_ps, fasta, bed, shard, *options, "--shard", f"{i}/3")
     with h5py.File(shards[0]) as h5:
         assert h5["shard/index"][()].tolist() == [2]  # the longest region alone balances the other three
     code, err = caduceus(monkeypatch, capsys, "merge", *shards[::-1], "-o", tmp / "merged.h5")
@@ -296,11 +308,9 @@ def test_shards_merged_equal_a_single_run(monkeypatch, capsys, ps_checkpoint, in
     assert_same_output(tmp / "merged.h5", tmp / "single.h5")
 
 
-def test_merge_refuses_a_missing_shard(monkeypatch, capsys, ps_checkpoint, inputs):
+def test_merge_refuses_a_missing_shard(monkeypatch, capsys, small_ps, inputs):
     fasta, bed, tmp = inputs
-    embed_ok(
-        monkeypatch, capsys, ps_checkpoint, fasta, bed, tmp / "part1.h5", "--window", 128, "--shard", "1/2"
-    )
+    embed_ok(monkeypatch, capsys, small_ps, fasta, bed, tmp / "part1.h5", "--window", 128, "--shard", "1/2")
     code, err = caduceus(monkeypatch, capsys, "merge", tmp / "part1.h5", "-o", tmp / "merged.h5")
     assert (code, err.strip()) == (1, "caduceus: error: shard 2/2 is missing from the files to merge")
     assert not (tmp / "merged.h5").exists() and not (tmp / "merged.h5.partial").exists()
@@ -328,7 +338,7 @@ BAD_INPUTS = [
     (
         "options",
         ("--max-output-size", "10K"),
-        "output 22.8K exceeds --max-output-size 10.0K; store less with",
+        "output 11.4K exceeds --max-output-size 10.0K; store less with",
     ),
     ("options", ("--max-output-size", "lots"), "--max-output-size lots: expected a size such as 500M"),
     ("options", ("--no-per-base",), "--no-per-base: nothing would be written; add --pool mean or --bin K"),
@@ -338,7 +348,7 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(("what", "change", "message"), BAD_INPUTS, ids=[b[2][:40] for b in BAD_INPUTS])
 def test_bad_input_is_one_error_line_with_exit_1_and_no_output(
-    monkeypatch, capsys, ph_checkpoint, inputs, what, change, message
+    monkeypatch, capsys, small_ph, inputs, what, change, message
 ):
     fasta, bed, tmp = inputs
     out = tmp / "out.h5"
@@ -354,7 +364,7 @@ def test_bad_input_is_one_error_line_with_exit_1_and_no_output(
         out.write_text("keep me")
     else:
         options += change
-    code, err = caduceus(monkeypatch, capsys, "embed", fasta, *options, "--model", ph_checkpoint, "-o", out)
+    code, err = caduceus(monkeypatch, capsys, "embed", fasta, *options, "--model", small_ph, "-o", out)
     assert code == 1
     last_line = err.strip().splitlines()[-1]
     assert last_line.startswith("caduceus: error: ") and message in last_line, err
