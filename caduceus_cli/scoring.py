@@ -35,13 +35,20 @@ def variant_window(p0: int, window: int) -> tuple[int, int]:
 def unmasked_tile(p0: int, window: int) -> tuple[int, int]:
     """(start, index of p0) of the grid tile that scores p0 without masking.
 
-    Tiles are W long and start every H = W//2 bases at k*H - W//4 (k = 0, 1, ...), so their
+    Tiles are W long and start every H = W//2 bases at k*H - (W - H)//2 (k = 0, 1, ...), so their
     central halves [k*H, k*H + H) cover the contig once: every variant is read at least W//4
     bases from a tile edge, and all variants in one central half share a single pass.
     """
     half = window // 2
-    start = (p0 // half) * half - (window - half) // 2
+    start = (p0 // half) * half - tile_centre(window).start
     return start, p0 - start
+
+
+def tile_centre(window: int) -> slice:
+    """Rows of a tile whose positions it scores: its central half."""
+    half = window // 2
+    edge = (window - half) // 2
+    return slice(edge, edge + half)
 
 
 def flank_rows(window: int, flank: int) -> slice:
@@ -85,3 +92,88 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def l2_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a.astype(np.float64) - b.astype(np.float64)))
+
+
+SCORES = ("llr", "llr-unmasked", "emb-cos", "emb-l2")
+PROBS = ("p-ref", "p-alt")
+
+JobKey = tuple  # ("masked" | "ref" , contig, p0) | ("alt", contig, p0, base) | ("tile", contig, start)
+
+
+class ScorePlan:
+    """The windows a group of SNVs needs, each listed once, and the scores read back from their outputs.
+
+    `add` every SNV first; then run `logit_jobs` through the model's conjoined logits and
+    `embed_jobs` through its conjoined embeddings (`window_for` gives ids and rows to keep), pass
+    each output to `keep`, and read the scores with `allele_scores`. Windows are shared: one
+    masked pass per position (all ALTs there), one tile per central half for the unmasked LLR,
+    one reference embedding per position.
+    """
+
+    def __init__(self, scores: tuple[str, ...], probs: bool, window: int, flank: int):
+        self.scores, self.probs, self.window, self.flank = scores, probs, window, flank
+        self.logit_jobs: dict[JobKey, None] = {}
+        self.embed_jobs: dict[JobKey, None] = {}
+        self._outputs: dict[JobKey, np.ndarray] = {}
+
+    @property
+    def _masked(self) -> bool:
+        return "llr" in self.scores or self.probs
+
+    @property
+    def _embeddings(self) -> bool:
+        return "emb-cos" in self.scores or "emb-l2" in self.scores
+
+    def add(self, contig: str, p0: int, alt: str) -> None:
+        if self._masked:
+            self.logit_jobs[("masked", contig, p0)] = None
+        if "llr-unmasked" in self.scores:
+            self.logit_jobs[("tile", contig, unmasked_tile(p0, self.window)[0])] = None
+        if self._embeddings:
+            self.embed_jobs[("ref", contig, p0)] = None
+            self.embed_jobs[("alt", contig, p0, alt)] = None
+
+    def window_for(self, key: JobKey, reference_ids: np.ndarray) -> tuple[np.ndarray, slice]:
+        """Token ids and output rows of a job, given the reference ids of its window (`window_span`)."""
+        centre = self.window // 2
+        kind = key[0]
+        if kind == "tile":
+            return reference_ids, tile_centre(self.window)
+        if kind == "masked":
+            return masked(reference_ids, centre), slice(centre, centre + 1)
+        if kind == "alt":
+            return with_base(reference_ids, centre, BASE_ID[key[3]]), flank_rows(self.window, self.flank)
+        return reference_ids, flank_rows(self.window, self.flank)
+
+    def window_span(self, key: JobKey) -> tuple[str, int, int]:
+        """(contig, start, end) of the reference bases a job's window covers."""
+        start = key[2] if key[0] == "tile" else variant_window(key[2], self.window)[0]
+        return key[1], start, start + self.window
+
+    def keep(self, key: JobKey, output: np.ndarray) -> None:
+        """Store what the scores need from one output: logits rows as they are, embeddings as their mean."""
+        self._outputs[key] = output.mean(axis=0, dtype=np.float64) if key in self.embed_jobs else output
+
+    def allele_scores(self, contig: str, p0: int, ref: str, alt: str) -> dict[str, float]:
+        """The requested scores (names of SCORES, plus PROBS with `probs`) of one SNV."""
+        values: dict[str, float] = {}
+        if self._masked:
+            logits = self._outputs[("masked", contig, p0)][0]
+            if "llr" in self.scores:
+                values["llr"] = log_likelihood_ratio(logits, ref, alt)
+            if self.probs:
+                probs = nucleotide_probs(logits)
+                values["p-ref"], values["p-alt"] = probs[ref], probs[alt]
+        if "llr-unmasked" in self.scores:
+            start, index = unmasked_tile(p0, self.window)
+            row = index - tile_centre(self.window).start
+            tile_logits = self._outputs[("tile", contig, start)]
+            values["llr-unmasked"] = log_likelihood_ratio(tile_logits[row], ref, alt)
+        if self._embeddings:
+            ref_mean = self._outputs[("ref", contig, p0)]
+            alt_mean = self._outputs[("alt", contig, p0, alt)]
+            if "emb-cos" in self.scores:
+                values["emb-cos"] = cosine_distance(ref_mean, alt_mean)
+            if "emb-l2" in self.scores:
+                values["emb-l2"] = l2_distance(ref_mean, alt_mean)
+        return values

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pysam
 import pysam.bcftools
+from pysam.libcbgzf import BGZFile
 
 from caduceus_cli.errors import InputError
 
@@ -255,18 +256,42 @@ def output_format(path: str | None, fmt: str | None) -> str:
 
 
 class VcfWriter:
-    """Writes records with the header they were read with; copies header lines htslib adds on the fly.
+    """Writes records, in the order given, with the header they were read with.
 
+    VCF and bgzipped VCF are written as the text htslib formats for each record under its own
+    header, so every field comes out as it came in. BCF goes through pysam: header lines that
+    htslib adds while reading (undeclared contigs or tags) are copied to the output header in
+    the same order, so ids agree; pysam also sets INFO/END on records with symbolic ALTs (and
+    the header declares END).
     `sorted_check` makes an unsorted input an error at the first out-of-order record (needed
     before indexing). `max_end` is the largest record end seen, for the TBI/CSI choice.
     """
 
-    def __init__(self, path: str, fmt: str, header: pysam.VariantHeader, threads: int, sorted_check: bool):
-        self.path, self.fmt = path, fmt
+    def __init__(
+        self,
+        path: str,
+        fmt: str,
+        header: pysam.VariantHeader,
+        messages: HtslibMessages,
+        threads: int = 1,
+        sorted_check: bool = False,
+    ):
+        self.path, self.fmt, self._messages = path, fmt, messages
         self._source_header = header
         self._copied = len(header.records)
+        self._header_written = False
         try:
-            self._file = pysam.VariantFile(path, FORMATS[fmt], header=header, threads=threads)
+            if fmt == "b":
+                # pysam sets INFO/END on every record with a symbolic ALT, declaring it on the fly if
+                # needed, too late for a BCF header already written: declare it up front.
+                if "END" not in header.info:
+                    header.info.add("END", 1, "Integer", "Stop position of the interval")
+                self._copied = len(header.records)
+                self._file = pysam.VariantFile(path, FORMATS[fmt], header=header, threads=threads)
+            elif fmt == "z":
+                self._file = BGZFile(path, "wb")
+            else:
+                self._file = open(1 if path == "-" else path, "wb", closefd=path != "-")  # noqa: SIM115
         except (OSError, ValueError) as error:
             raise InputError(f"{path}: cannot write ({error})") from None
         self._sorted_check = sorted_check
@@ -275,16 +300,29 @@ class VcfWriter:
         self.max_end = 0
 
     def write(self, record: pysam.VariantRecord) -> None:
-        if len(self._source_header.records) != self._copied:
-            self._copy_new_header_lines()
         if self._sorted_check:
             self._check_order(record)
         self.max_end = max(self.max_end, record.stop)
+        if self.fmt == "b":
+            self._write_bcf(record)
+            return
+        if not self._header_written:
+            self._write_text_header()
+        self._file.write(str(record).encode())
+
+    def _write_text_header(self) -> None:
+        self._file.write(str(self._source_header).encode())
+        self._header_written = True
+
+    def _write_bcf(self, record: pysam.VariantRecord) -> None:
+        if len(self._source_header.records) != self._copied:
+            self._copy_new_header_lines()
         try:
             self._file.write(record)
         except (OSError, ValueError) as error:
+            reason = self._messages.reason(str(error))
             raise InputError(
-                f"{self.path}: cannot write record at {record.contig}:{record.pos} ({error}); "
+                f"{self.path}: cannot write the record at {record.contig}:{record.pos} ({reason}); "
                 "BCF output needs every contig, INFO and FORMAT tag declared in the input header "
                 "(write VCF with -O z, or add the header lines)"
             ) from None
@@ -309,6 +347,9 @@ class VcfWriter:
         self._last = here
 
     def close(self) -> None:
+        """Finish the file (a header-only file when there were no records)."""
+        if self.fmt != "b" and not self._header_written:
+            self._write_text_header()
         self._file.close()
 
 
