@@ -1,0 +1,258 @@
+"""`caduceus score-variants` end to end on tiny random PH and PS checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pysam
+import pytest
+from typer.testing import CliRunner
+
+from caduceus_cli.cli import app
+from caduceus_cli.commands import score_variants as command
+from caduceus_cli.engine import Engine, Window
+from caduceus_cli.errors import InputError
+from caduceus_cli.io.vcf import HtslibMessages
+from caduceus_cli.model.load import load_model
+from caduceus_cli.scoring import BASE_ID, flank_rows, masked, unmasked_tile, variant_window, with_base
+from caduceus_cli.tokens import tokenize
+
+WINDOW = 64
+FLANK = 8
+rng = np.random.default_rng(7)
+CHR1 = "".join(rng.choice(list("ACGTacgt"), 300))
+CHR2 = "".join(rng.choice(list("ACGT"), 100))
+HEADER = (
+    "##fileformat=VCFv4.2\n"
+    "##contig=<ID=1,length=300>\n##contig=<ID=2,length=100>\n##contig=<ID=chrUn,length=50>\n"
+    '##INFO=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+)
+
+
+def other_bases(base: str) -> str:
+    return ",".join(b for b in "ACGT" if b != base.upper())
+
+
+def line(chrom: str, pos: int, ref: str, alt: str) -> str:
+    return f"{chrom}\t{pos}\t.\t{ref.upper()}\t{alt.upper()}\t30\tPASS\tDP={pos}\n"
+
+
+# 1-based positions 1 and 300 are the contig's two ends; the VCF says '1' where the FASTA says 'chr1'
+EDGE_AND_MIDDLE = [line("1", pos, CHR1[pos - 1], other_bases(CHR1[pos - 1])) for pos in (1, 150, 151, 300)]
+TRICKY = [
+    line("1", 10, CHR1[9], other_bases(CHR1[9])),  # multi-allelic SNV
+    line("1", 20, CHR1[19:22], CHR1[19]),  # deletion
+    line("1", 30, CHR1[29], "<DEL>"),  # symbolic
+    line("1", 40, "N" if CHR1[39].upper() != "N" else "A", "C"),  # REF mismatch
+    line("1", 60, CHR1[59:61], CHR1[59] + other_bases(CHR1[60])[0] + "," + CHR1[59]),  # padded SNV + indel
+    line("2", 50, CHR2[49], other_bases(CHR2[49])[:1]),
+    line("chrUn", 5, "A", "G"),  # contig not in the FASTA
+]
+TRICKY_FLAGS = [
+    None,
+    ("indel",),
+    ("symbolic",),
+    ("ref_mismatch",),
+    (".", "indel"),
+    None,
+    ("contig_missing",),
+]
+
+
+@pytest.fixture(scope="module")
+def genome(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("genome") / "ref.fa"
+    text = "".join(
+        f">{name}\n" + "".join(seq[i : i + 60] + "\n" for i in range(0, len(seq), 60))
+        for name, seq in (("chr1", CHR1), ("chr2", CHR2))
+    )
+    path.write_text(text)
+    return path
+
+
+def write_vcf(folder: Path, lines: list[str], name: str = "in.vcf") -> Path:
+    path = folder / name
+    path.write_text(HEADER + "".join(lines))
+    return path
+
+
+def run(*args: str):
+    result = CliRunner().invoke(app, ["score-variants", "-q", "--window", str(WINDOW), *map(str, args)])
+    if result.exception and not isinstance(result.exception, (InputError, SystemExit)):
+        raise result.exception
+    return result
+
+
+def read_records(path: Path) -> list[pysam.VariantRecord]:
+    with pysam.VariantFile(str(path)) as vcf:
+        return [record.copy() for record in vcf]
+
+
+def data_lines(path: Path) -> list[str]:
+    """Records and header, without the one provenance line that names the command."""
+    with pysam.VariantFile(str(path)) as vcf:
+        header = [h for h in str(vcf.header).splitlines() if not h.startswith("##caduceus_command")]
+        return header + [str(record) for record in vcf]
+
+
+def reference_ids(sequence: str, start: int) -> np.ndarray:
+    """Ids of sequence[start:start + WINDOW] with N outside the contig, built without the Fasta class."""
+    padded = "N" * WINDOW + sequence + "N" * WINDOW
+    return tokenize(padded[start + WINDOW : start + 2 * WINDOW])
+
+
+def test_llr_scores_equal_the_engines_conjoined_logits_at_edges_and_middle(tmp_path, genome, checkpoint):
+    vcf = write_vcf(tmp_path, EDGE_AND_MIDDLE)
+    out = tmp_path / "out.bcf"  # BCF keeps float32 exactly
+    scores = ("llr", "llr-unmasked", "emb-cos", "emb-l2")
+    result = run(vcf, "--fasta", genome, "--model", checkpoint, "-o", out, "--emb-flank", FLANK, "--probs",
+                 *[arg for s in scores for arg in ("-s", s)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+    engine = Engine(load_model(checkpoint))
+
+    def logits(ids):
+        return next(iter(engine.map([Window(ids, None)], output="logits")))[1]
+
+    def mean_embedding(ids):
+        return next(iter(engine.map([Window(ids, None, flank_rows(WINDOW, FLANK))], output="embed")))[1].mean(
+            0
+        )
+
+    for record in read_records(out):
+        p0 = record.start
+        ref_ids = reference_ids(CHR1, variant_window(p0, WINDOW)[0])
+        masked_logits = logits(masked(ref_ids, WINDOW // 2))[WINDOW // 2]
+        tile_start, index = unmasked_tile(p0, WINDOW)
+        tile_logits = logits(reference_ids(CHR1, tile_start))[index]
+        ref_base = CHR1[p0].upper()
+        for i, alt in enumerate(record.alts):
+            expected_llr = masked_logits[BASE_ID[alt]] - masked_logits[BASE_ID[ref_base]]
+            assert record.info["CADUCEUS_LLR"][i] == pytest.approx(expected_llr, rel=1e-5, abs=1e-5)
+            unmasked_llr = tile_logits[BASE_ID[alt]] - tile_logits[BASE_ID[ref_base]]
+            assert record.info["CADUCEUS_LLR_UNMASKED"][i] == pytest.approx(unmasked_llr, rel=1e-5, abs=1e-5)
+            acgt = np.exp(masked_logits[[7, 8, 9, 10]] - masked_logits[[7, 8, 9, 10]].max())
+            p_alt = acgt[BASE_ID[alt] - 7] / acgt.sum()
+            assert record.info["CADUCEUS_P_ALT"][i] == pytest.approx(p_alt, rel=1e-5)
+            ref_mean = mean_embedding(ref_ids)
+            alt_mean = mean_embedding(with_base(ref_ids, WINDOW // 2, BASE_ID[alt]))
+            assert record.info["CADUCEUS_EMB_L2"][i] == pytest.approx(
+                np.linalg.norm(ref_mean - alt_mean), rel=1e-4, abs=1e-6
+            )
+        assert "CADUCEUS_FLAG" not in record.info
+
+
+def test_every_record_comes_out_in_order_with_flags_and_an_index(tmp_path, genome, ph_checkpoint, caplog):
+    vcf = write_vcf(tmp_path, TRICKY)
+    out = tmp_path / "out.vcf.gz"
+    result = run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", out, "--write-index")
+    assert result.exit_code == 0, result.output
+
+    with caplog.at_level(logging.WARNING, logger="caduceus"), HtslibMessages() as messages:
+        got = read_records(out)
+        with pysam.VariantFile(str(out)) as indexed:
+            region = [r.pos for r in indexed.fetch("1", 15, 40)]
+        assert not messages.relay_warnings()
+    assert not caplog.records  # htslib read the output without a warning
+    assert region == [20, 30, 40]
+    assert Path(f"{out}.tbi").exists() and not list(tmp_path.glob("*.partial*"))
+
+    inputs = read_records(vcf)
+    assert [(r.contig, r.pos, r.ref, r.alts, r.info["DP"]) for r in got] == [
+        (r.contig, r.pos, r.ref, r.alts, r.info["DP"]) for r in inputs
+    ]
+    for record, flags in zip(got, TRICKY_FLAGS, strict=True):
+        assert record.info.get("CADUCEUS_FLAG") == flags
+        llr = record.info["CADUCEUS_LLR"]
+        scored = [flag in (None, ".") for flag in (flags or [None] * len(record.alts))]
+        assert [value is not None for value in llr] == scored
+
+
+def test_stdin_to_stdout_in_a_shell_pipe(tmp_path, genome, ph_checkpoint):
+    vcf = write_vcf(tmp_path, TRICKY)
+    reference = tmp_path / "file.vcf"
+    assert run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", reference).exit_code == 0
+    caduceus = f"{sys.executable} -c 'from caduceus_cli.cli import main; main()'"
+    piped = subprocess.run(
+        f"cat {vcf} | {caduceus} score-variants --fasta {genome} --model {ph_checkpoint} -w {WINDOW} -q"
+        f" > {tmp_path / 'piped.vcf'}",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stderr == ""
+    assert data_lines(tmp_path / "piped.vcf") == data_lines(reference)
+
+
+def test_shards_concatenate_to_the_single_run(tmp_path, genome, ph_checkpoint, monkeypatch):
+    monkeypatch.setattr(command, "CHUNK_RECORDS", 2)  # several chunks per run: order across chunk borders
+    vcf = write_vcf(tmp_path, TRICKY + EDGE_AND_MIDDLE)
+    common = ("--fasta", genome, "--model", ph_checkpoint, "-s", "llr", "-s", "llr-unmasked")
+    assert run(vcf, *common, "-o", tmp_path / "all.vcf").exit_code == 0
+    assert run(vcf, *common, "-o", tmp_path / "again.vcf").exit_code == 0
+    assert data_lines(tmp_path / "all.vcf") == data_lines(tmp_path / "again.vcf")  # deterministic
+    shards = []
+    for i in (1, 2, 3):
+        assert run(vcf, *common, "--shard", f"{i}/3", "-o", tmp_path / f"s{i}.vcf").exit_code == 0
+        shards.append([str(r) for r in read_records(tmp_path / f"s{i}.vcf")])
+    assert [len(s) for s in shards] == [3, 4, 4]
+    assert sum(shards, []) == [str(r) for r in read_records(tmp_path / "all.vcf")]
+
+
+def test_ref_mismatch_can_skip_or_stop(tmp_path, genome, ph_checkpoint):
+    vcf = write_vcf(tmp_path, TRICKY)
+    common = ("--fasta", genome, "--model", ph_checkpoint)
+    assert run(vcf, *common, "--on-ref-mismatch", "skip", "-o", tmp_path / "skip.vcf").exit_code == 0
+    assert [r.pos for r in read_records(tmp_path / "skip.vcf")] == [10, 20, 30, 60, 50, 5]
+    result = run(vcf, *common, "--on-ref-mismatch", "error", "-o", tmp_path / "error.vcf")
+    assert isinstance(result.exception, InputError)
+    assert "record 4 at 1:40: REF N differs from the FASTA" in str(result.exception)
+    assert not list(tmp_path.glob("error.vcf*"))
+
+
+def test_malformed_vcf_is_one_error_and_leaves_no_output(tmp_path, genome, ph_checkpoint):
+    vcf = write_vcf(tmp_path, [TRICKY[0], "1\t12x\t.\tA\tG\t.\t.\t.\n", TRICKY[1]])
+    result = run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "out.vcf.gz", "-W")
+    assert isinstance(result.exception, InputError)
+    message = str(result.exception)
+    assert message.startswith(f"{vcf}: record 2 (after 1:10): ") and "\n" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.vcf"]
+
+
+def test_unreadable_fasta_is_one_error_and_leaves_no_output(tmp_path, ph_checkpoint):
+    vcf = write_vcf(tmp_path, TRICKY)
+    not_fasta = tmp_path / "ref.fa"
+    not_fasta.write_text("this is not a FASTA\n")
+    result = run(vcf, "--fasta", not_fasta, "--model", ph_checkpoint, "-o", tmp_path / "out.vcf")
+    assert isinstance(result.exception, InputError)
+    assert str(result.exception).startswith(f"{not_fasta}: not a FASTA file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.vcf", "ref.fa"]
+
+
+def test_no_contig_in_the_fasta_names_both_sets_and_leaves_no_output(tmp_path, genome, ph_checkpoint):
+    vcf = write_vcf(tmp_path, [line("chrUn", 5, "A", "G"), line("chrZ", 7, "C", "T")])
+    result = run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "out.vcf")
+    assert isinstance(result.exception, InputError)
+    assert "VCF contigs chrUn, chrZ; FASTA contigs chr1, chr2" in str(result.exception)
+    assert not list(tmp_path.glob("out.vcf*"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--window", "63"), "even"),
+        (("--write-index",), "--write-index needs -o FILE"),
+        (("--shard", "1/2"), "--shard needs the VCF as a file"),
+    ],
+)
+def test_bad_option_combinations_fail_before_any_work(tmp_path, genome, args, message):
+    result = run("-", "--fasta", genome, *args)
+    assert isinstance(result.exception, InputError)
+    assert message in str(result.exception)
