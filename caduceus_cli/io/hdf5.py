@@ -30,6 +30,7 @@ from typing import Protocol
 
 import h5py
 import numpy as np
+import torch
 
 from caduceus_cli.errors import InputError
 
@@ -179,6 +180,17 @@ def _create_groups(h5: h5py.File, layout: Layout, n_rows: int) -> None:
         h5.create_dataset("pooled", shape=(n_rows, layout.d), dtype=precision, track_times=False)
 
 
+def _converted(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """rows as `dtype`; float32 -> float16 through torch, whose vectorised conversion is ~3x numpy's.
+
+    At GPU rates this conversion is a large part of the writer thread's work (measured: numpy
+    114 M values per CPU second, torch 353 M; one 131,072-base window at d = 256 is 34 M values).
+    """
+    if rows.dtype == np.float32 and dtype == np.float16:
+        return torch.from_numpy(np.ascontiguousarray(rows)).to(torch.float16).numpy()
+    return rows.astype(dtype, copy=False)
+
+
 class _ChunkAppender:
     """Appends rows to a dataset in whole chunks: no chunk is compressed twice; bytes are deterministic."""
 
@@ -190,7 +202,7 @@ class _ChunkAppender:
         self._written = 0
 
     def add(self, rows: np.ndarray) -> None:
-        self._pending.append(rows.astype(self._dataset.dtype, copy=False))
+        self._pending.append(_converted(rows, self._dataset.dtype))
         self._pending_rows += len(rows)
         if self._pending_rows >= self._chunk:
             self._write((self._pending_rows // self._chunk) * self._chunk)
@@ -236,7 +248,8 @@ class RegionWriter:
             self._per_base.add(rows)
         if self._mask is not None:
             self._mask.add(mask)
-        self._sum += rows.sum(axis=0, dtype=np.float64)
+        if self._output.layout.pool:
+            self._sum += rows.sum(axis=0, dtype=np.float64)
         if self._output.layout.bin:
             self._add_bins(rows)
 

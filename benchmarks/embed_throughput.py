@@ -1,0 +1,200 @@
+"""End-to-end `caduceus embed` bases/s next to the model-only rate of the same model, same run.
+
+Writes a random FASTA, then for each output configuration (per-base float16, `--bin 128`, ...)
+runs the real command in this process, and separately streams the same windows through the
+engine with no FASTA reading and no HDF5 writing ("model only"). Each figure is the median of
+--repeats runs. A second table times the HDF5 codecs of `--compression` on real model output
+(write MB/s on one core, and size ratio). Markdown tables go to stdout.
+
+    python benchmarks/embed_throughput.py --model ../shared/conformance/ps_d64_l4 --window 256 --windows 8
+    python benchmarks/embed_throughput.py --device cuda --window 131072 --windows 64      # on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from caduceus_cli.cli import main as caduceus_main
+from caduceus_cli.commands.common import open_model
+from caduceus_cli.engine import Engine, Window
+from caduceus_cli.io.hdf5 import COMPRESSIONS, EmbeddingFile, Layout
+from caduceus_cli.io.regions import Region
+from caduceus_cli.windows import default_overlap, tile_region
+
+CONFIGS = {
+    "per-base": [],
+    "per-base, --bin 128": ["--bin", "128"],
+    "--bin 128 --no-per-base": ["--bin", "128", "--no-per-base"],
+}
+
+
+def write_fasta(path: Path, contigs: int, length: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    with path.open("w") as handle:
+        for index in range(contigs):
+            seq = np.array(list("ACGT"))[rng.integers(0, 4, size=length)]
+            handle.write(f">chr{index + 1}\n")
+            for start in range(0, length, 80):
+                handle.write("".join(seq[start : start + 80]) + "\n")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_only(model, engine: Engine, lengths: list[int], window: int, overlap: int, rc: str):
+    """Seconds to stream the embed command's windows (random ids, no I/O) through the engine, and the rows."""
+    rng = np.random.default_rng(0)
+    windows = [
+        Window(ids=rng.integers(7, 11, size=tile.end - tile.start), key=None, rows=tile.keep)
+        for n in lengths
+        for tile in tile_region(n, window, overlap)
+    ]
+    device = next(model.parameters()).device
+    sync(device)
+    started = time.perf_counter()
+    outputs = [rows for _, rows in engine.map(iter(windows), "embed", rc)]
+    sync(device)
+    return time.perf_counter() - started, np.concatenate(outputs)
+
+
+def synthetic_embeddings(n: int, d: int) -> np.ndarray:
+    """Embedding-like values: a slowly varying signal per channel along the sequence plus per-base noise."""
+    rng = np.random.default_rng(0)
+    drift = np.cumsum(rng.normal(size=(n, d)).astype(np.float32) * 0.05, axis=0)
+    return np.tanh(drift - drift.mean(axis=0)) + 0.3 * rng.normal(size=(n, d)).astype(np.float32)
+
+
+class _PipelineTime(logging.Handler):
+    """Picks the command's own "embedded N bases in S s" record: the pipeline without start-up."""
+
+    seconds = float("nan")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("embedded %d bases"):
+            self.seconds = record.args[1]
+
+
+def end_to_end(args, fasta: Path, out: Path, extra: list[str]) -> tuple[float, float]:
+    """(pipeline seconds, wall seconds including model load) of one `caduceus embed` run."""
+    argv = ["caduceus", "embed", str(fasta), "-o", str(out), "--force", "--window", str(args.window)]
+    argv += ["--device", args.device, "--dtype", args.dtype, "--rc", args.rc, "--threads", str(args.threads)]
+    argv += ["--model", args.model] if args.model else []
+    argv += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+    argv += extra
+    timer = _PipelineTime()
+    logging.getLogger("caduceus").addHandler(timer)
+    started = time.perf_counter()
+    try:
+        sys.argv = argv
+        caduceus_main()
+    except SystemExit as status:
+        if status.code:
+            raise SystemExit(f"caduceus embed failed: {' '.join(argv)}") from None
+    finally:
+        logging.getLogger("caduceus").removeHandler(timer)
+    return timer.seconds, time.perf_counter() - started
+
+
+def codec_table(rows: np.ndarray, source: str, folder: Path, repeats: int) -> None:
+    """Write MB per CPU second (through the real writer, which compresses on one core) and size ratio per
+    codec of --compression. CPU time rather than wall time, so other load on the machine does not count."""
+    region = Region("chr1", 0, len(rows), "r", "+")
+    raw = len(rows) * rows.shape[1] * 2
+    print(
+        f"\n| codec ({source}, d = {rows.shape[1]}, float16, {len(rows):,} bases) | write MB per CPU s "
+        "| size / raw | readers need |"
+    )
+    print("| --- | --- | --- | --- |")
+    for codec in COMPRESSIONS:
+        layout = Layout(d=rows.shape[1], precision="float16", compression=codec)
+        path = folder / f"codec-{codec}.h5"
+        times = []
+        for _ in range(repeats):
+            started = time.process_time()
+            output = EmbeddingFile.create(path, [region], layout, {}, {})
+            writer = output.region(0, len(rows))
+            for start in range(0, len(rows), 16384):
+                writer.add(rows[start : start + 16384])
+            writer.close()
+            output.finish()
+            times.append(time.process_time() - started)
+        need = "import hdf5plugin" if codec == "bitshuffle" else "h5py only"
+        print(
+            f"| {codec} | {raw / statistics.median(times) / 1e6:,.0f} | {path.stat().st_size / raw:.3f} | {need} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model", default=None, help="checkpoint folder or hub id (default: the shipped model)"
+    )
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--rc", default="auto")
+    parser.add_argument("--window", type=int, default=None, help="default: the model's training length")
+    parser.add_argument("--windows", type=int, default=8, help="genome size in windows (2 contigs)")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--codec-data",
+        default="model",
+        choices=["model", "synthetic"],
+        help="codec table on the model-only output, or on 65,536 x 256 synthetic embedding-like values",
+    )
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    model = open_model(args.model, None, args.device, args.dtype)
+    args.window = args.window or model.default_window
+    overlap = default_overlap(args.window)
+    # Two contigs of equal length, so that every tile is a full window (as for a genome).
+    stride = args.window - overlap
+    contig = args.window + stride * max(0, args.windows // 2 - 1)
+    lengths = [contig, contig]
+    engine = Engine(model, batch_size=args.batch_size)
+    device = next(model.parameters()).device
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(
+        f"model {model.provenance['source']} ({model.variant}, d_model {model.config.d_model}, "
+        f"{model.config.n_layer} layers) on {device} ({card}), "
+        f"dtype {args.dtype}, rc {args.rc}, window {args.window}, overlap {overlap}, "
+        f"{sum(lengths):,} bases, median of {args.repeats}\n"
+    )
+
+    model_only(model, engine, [args.window], args.window, overlap, args.rc)  # warm-up
+    timings = [model_only(model, engine, lengths, args.window, overlap, args.rc) for _ in range(args.repeats)]
+    model_rate = sum(lengths) / statistics.median(t for t, _ in timings)
+    codec_rows = timings[0][1] if args.codec_data == "model" else synthetic_embeddings(1 << 16, 256)
+
+    print("| run | bases/s | of model-only | wall s, with start-up |")
+    print("| --- | --- | --- | --- |")
+    print(f"| model only (engine, no I/O) | {model_rate:,.0f} | 100% | |")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        fasta = folder / "genome.fa"
+        write_fasta(fasta, len(lengths), contig, seed=1)
+        for name, extra in CONFIGS.items():
+            runs = [end_to_end(args, fasta, folder / "out.h5", extra) for _ in range(args.repeats)]
+            rate = sum(lengths) / statistics.median(pipeline for pipeline, _ in runs)
+            wall = statistics.median(wall for _, wall in runs)
+            print(
+                f"| caduceus embed, {name} | {rate:,.0f} | {rate / model_rate:.0%} | {wall:.1f} |", flush=True
+            )
+        codec_table(codec_rows, f"{args.codec_data} output", folder, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
