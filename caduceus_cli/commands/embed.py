@@ -193,31 +193,20 @@ def embed(
             compression=compression.value,
         )
         shard_info = _shard_info(shard_part, regions)
-        mine = regions if shard_info is None else [regions[i] for i in shard_info.rows]
-        _check_size(layout, mine, max_bytes)
-        settings = {
-            "model_source": model_obj.provenance["source"] or "",
-            "model_revision": model_obj.provenance["revision"] or "",
-            "model_sha256": model_obj.provenance["sha256"] or "",
-            "model_variant": model_obj.variant,
-            "rc": rc.value,
-            "window": window,
-            "overlap": overlap,
-            "dtype": str(next(model_obj.parameters()).dtype).removeprefix("torch."),
-            "reference": str(fasta),
-            "regions_sha256": regions_digest(regions),
-            "coordinates": COORDINATES,
-        }
+        selected = regions if shard_info is None else [regions[i] for i in shard_info.rows]
+        _check_size(layout, selected, max_bytes)
+        settings = _settings(model_obj, rc.value, window, overlap, fasta, regions)
         provenance = {"tool_version": __version__, "command_line": command_line()}
         engine = Engine(model_obj, batch_size=batch_size)
         tmp = partial_path(output)
         # A resume is checked before atomic_output takes charge of the partial file, so a refused
         # resume (other model or settings) leaves the interrupted run's work in place.
-        resumed = EmbeddingFile.resume(tmp, mine, layout, settings, shard_info) if resume else None
+        out = EmbeddingFile.resume(tmp, selected, layout, settings, shard_info) if resume else None
         with atomic_output(output, keep_partial_on_interrupt=True):
-            out = resumed or EmbeddingFile.create(tmp, mine, layout, settings, provenance, shard_info)
+            if out is None:
+                out = EmbeddingFile.create(tmp, selected, layout, settings, provenance, shard_info)
             try:
-                _run(engine, reference, mine, out, window, overlap, rc.value, quiet)
+                _run(engine, reference, selected, out, window, overlap, rc.value, quiet)
                 out.finish()
             finally:
                 out.close()
@@ -229,6 +218,23 @@ def _regions(reference: Fasta, bed: Path | None, texts: Sequence[str]) -> list[R
     regions = read_bed(bed, reference) if bed is not None else []
     regions += [parse_region(text, reference) for text in texts]
     return regions or all_contigs(reference)
+
+
+def _settings(model, rc: str, window: int, overlap: int, fasta: Path, regions: Sequence[Region]) -> dict:
+    """What determines the output values: stored as root attributes, checked on resume and merge."""
+    return {
+        "model_source": model.provenance["source"] or "",
+        "model_revision": model.provenance["revision"] or "",
+        "model_sha256": model.provenance["sha256"] or "",
+        "model_variant": model.variant,
+        "rc": rc,
+        "window": window,
+        "overlap": overlap,
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "reference": str(fasta),
+        "regions_sha256": regions_digest(regions),
+        "coordinates": COORDINATES,
+    }
 
 
 def _shard_info(part: tuple[int, int] | None, regions: Sequence[Region]) -> ShardInfo | None:
