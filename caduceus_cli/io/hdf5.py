@@ -192,35 +192,41 @@ def _converted(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 class _ChunkAppender:
-    """Appends rows to a dataset in whole chunks: no chunk is compressed twice; bytes are deterministic."""
+    """Appends rows to a dataset in whole chunks: no chunk is compressed twice; bytes are deterministic.
+
+    Only the rows that complete a chunk begun by the previous call are copied; whole chunks of the
+    new rows are written straight from the caller's array.
+    """
 
     def __init__(self, dataset: h5py.Dataset):
         self._dataset = dataset
         self._chunk = dataset.chunks[0]
-        self._pending: list[np.ndarray] = []
-        self._pending_rows = 0
+        self._carry = np.empty((0, *dataset.shape[1:]), dtype=dataset.dtype)  # < one chunk of rows
         self._written = 0
 
     def add(self, rows: np.ndarray) -> None:
-        self._pending.append(_converted(rows, self._dataset.dtype))
-        self._pending_rows += len(rows)
-        if self._pending_rows >= self._chunk:
-            self._write((self._pending_rows // self._chunk) * self._chunk)
+        rows = _converted(rows, self._dataset.dtype)
+        if len(self._carry):
+            fill = min(self._chunk - len(self._carry), len(rows))
+            self._carry = np.concatenate([self._carry, rows[:fill]])
+            rows = rows[fill:]
+            if len(self._carry) < self._chunk:
+                return
+            self._put(self._carry)
+        whole = len(rows) // self._chunk * self._chunk
+        if whole:
+            self._put(rows[:whole])
+        self._carry = rows[whole:].copy()
 
     def close(self) -> None:
-        self._write(self._pending_rows)
+        if len(self._carry):
+            self._put(self._carry)
         if self._written != self._dataset.shape[0]:
             raise RuntimeError(f"{self._dataset.name}: got {self._written} rows for {self._dataset.shape[0]}")
 
-    def _write(self, n: int) -> None:
-        if n == 0:
-            return
-        block = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
-        self._dataset[self._written : self._written + n] = block[:n]
-        self._written += n
-        rest = block[n:]
-        self._pending = [rest] if len(rest) else []
-        self._pending_rows = len(rest)
+    def _put(self, block: np.ndarray) -> None:
+        self._dataset[self._written : self._written + len(block)] = block
+        self._written += len(block)
 
 
 class RegionWriter:
