@@ -323,12 +323,15 @@ def test_merge_refuses_a_missing_shard(monkeypatch, capsys, small_ps, inputs):
 BAD_INPUTS = [
     # (what the test changes, extra options, expected message)
     ("no fasta", (), "nope.fa: FASTA file not found"),
+    ("no bed", (), "missing.bed: BED file not found"),
+    ("options", ("-r", "chr9:1-10"), "region 'chr9:1-10': contig 'chr9' is not in"),
     ("bed", ("chr9\t0\t10\n",), "peaks.bed:1: contig 'chr9' is not in"),
     ("bed", ("chr1\t0\t700\n",), "peaks.bed:1: end 700 is past the end of chr1 (length 600)"),
     ("bed", ("",), "peaks.bed: BED file has no regions"),
     ("bed", ("chr1\t5\n",), "peaks.bed:1: expected at least 3 columns (chrom start end), found 2"),
     ("fasta", (">chr1\nACGT\n>chr1\nACGT\n",), "ref.fa:3: duplicate contig name 'chr1' (first at line 1)"),
     ("fasta", (">chr1\nAC-GT\n",), "character '-' at offset 2 is not a nucleotide letter"),
+    ("fasta", ("",), "ref.fa: FASTA file is empty"),
     ("output exists", (), "out.h5: output exists; use --force to overwrite it"),
     (
         "options",
@@ -355,10 +358,12 @@ def test_bad_input_is_one_error_line_with_exit_1_and_no_output(
     options = ["-R", bed, "--window", 128]
     if what == "no fasta":
         fasta = tmp / "nope.fa"
+    elif what == "no bed":
+        options[1] = tmp / "missing.bed"
     elif what == "bed":
         bed.write_text(change[0])
     elif what == "fasta":
-        write_fasta(fasta, {}).write_text(change[0])
+        fasta.write_text(change[0])
         options = ["--window", 128]
     elif what == "output exists":
         out.write_text("keep me")
