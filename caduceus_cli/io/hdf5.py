@@ -191,42 +191,59 @@ def _converted(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return rows.astype(dtype, copy=False)
 
 
-class _ChunkAppender:
-    """Appends rows to a dataset in whole chunks: no chunk is compressed twice; bytes are deterministic.
+class _Blocks:
+    """Regroups a stream of row arrays into runs of whole `size`-row blocks.
 
-    Only the rows that complete a chunk begun by the previous call are copied; whole chunks of the
-    new rows are written straight from the caller's array.
+    Only the rows that complete a block begun by an earlier call are copied; whole blocks of new
+    rows are handed on as views of the caller's array (a tile can be 64 MB).
     """
+
+    def __init__(self, size: int, row_shape: tuple, dtype: np.dtype):
+        self.size = size
+        self._carry = np.empty((0, *row_shape), dtype=dtype)  # fewer than `size` rows
+
+    def feed(self, rows: np.ndarray) -> list[np.ndarray]:
+        """Arrays of whole blocks (each a multiple of `size` rows) now complete, in order."""
+        ready = []
+        if len(self._carry):
+            fill = min(self.size - len(self._carry), len(rows))
+            self._carry = np.concatenate([self._carry, rows[:fill]])
+            rows = rows[fill:]
+            if len(self._carry) < self.size:
+                return ready
+            ready.append(self._carry)
+        whole = len(rows) // self.size * self.size
+        if whole:
+            ready.append(rows[:whole])
+        self._carry = rows[whole:].copy()
+        return ready
+
+    def rest(self) -> np.ndarray:
+        """The rows of the last, incomplete block (may be empty)."""
+        return self._carry
+
+
+class _ChunkAppender:
+    """Appends rows to a dataset in whole chunks: no chunk is compressed twice; bytes are deterministic."""
 
     def __init__(self, dataset: h5py.Dataset):
         self._dataset = dataset
-        self._chunk = dataset.chunks[0]
-        self._carry = np.empty((0, *dataset.shape[1:]), dtype=dataset.dtype)  # < one chunk of rows
+        self._blocks = _Blocks(dataset.chunks[0], dataset.shape[1:], dataset.dtype)
         self._written = 0
 
     def add(self, rows: np.ndarray) -> None:
-        rows = _converted(rows, self._dataset.dtype)
-        if len(self._carry):
-            fill = min(self._chunk - len(self._carry), len(rows))
-            self._carry = np.concatenate([self._carry, rows[:fill]])
-            rows = rows[fill:]
-            if len(self._carry) < self._chunk:
-                return
-            self._put(self._carry)
-        whole = len(rows) // self._chunk * self._chunk
-        if whole:
-            self._put(rows[:whole])
-        self._carry = rows[whole:].copy()
+        for block in self._blocks.feed(_converted(rows, self._dataset.dtype)):
+            self._put(block)
 
     def close(self) -> None:
-        if len(self._carry):
-            self._put(self._carry)
+        self._put(self._blocks.rest())
         if self._written != self._dataset.shape[0]:
             raise RuntimeError(f"{self._dataset.name}: got {self._written} rows for {self._dataset.shape[0]}")
 
     def _put(self, block: np.ndarray) -> None:
-        self._dataset[self._written : self._written + len(block)] = block
-        self._written += len(block)
+        if len(block):
+            self._dataset[self._written : self._written + len(block)] = block
+            self._written += len(block)
 
 
 class RegionWriter:
@@ -241,7 +258,7 @@ class RegionWriter:
         )
         if layout.bin:
             self._bins = _ChunkAppender(output.create_rows("binned", row, math.ceil(length / layout.bin)))
-            self._bin_carry = np.zeros((0, layout.d), dtype=np.float32)
+            self._bin_rows = _Blocks(layout.bin, (layout.d,), np.float32)
         self._mask = _ChunkAppender(output.create_mask(row, length)) if layout.soft_mask else None
         self._sum = np.zeros(layout.d, dtype=np.float64)
         self._length = length
@@ -254,18 +271,12 @@ class RegionWriter:
             self._per_base.add(rows)
         if self._mask is not None:
             self._mask.add(mask)
-        if self._output.layout.pool:
+        layout = self._output.layout
+        if layout.pool:
             self._sum += rows.sum(axis=0, dtype=np.float64)
-        if self._output.layout.bin:
-            self._add_bins(rows)
-
-    def _add_bins(self, rows: np.ndarray) -> None:
-        size = self._output.layout.bin
-        rows = np.concatenate([self._bin_carry, rows]) if len(self._bin_carry) else rows
-        full = len(rows) // size * size
-        if full:
-            self._bins.add(rows[:full].reshape(-1, size, rows.shape[1]).mean(axis=1, dtype=np.float64))
-        self._bin_carry = rows[full:].copy()
+        if layout.bin:
+            for block in self._bin_rows.feed(rows):
+                self._bins.add(block.reshape(-1, layout.bin, layout.d).mean(axis=1, dtype=np.float64))
 
     def close(self) -> None:
         """Flush the last rows, write the pooled row and mark the region done (flushed to the file)."""
@@ -276,8 +287,9 @@ class RegionWriter:
                 appender.close()
         layout = self._output.layout
         if layout.bin:
-            if len(self._bin_carry):
-                self._bins.add(self._bin_carry.mean(axis=0, dtype=np.float64, keepdims=True))
+            last = self._bin_rows.rest()  # the last bin may be shorter
+            if len(last):
+                self._bins.add(last.mean(axis=0, dtype=np.float64, keepdims=True))
             self._bins.close()
         if layout.pool:
             self._output.h5["pooled"][self._row] = self._sum / self._length
