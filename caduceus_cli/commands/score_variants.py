@@ -435,7 +435,8 @@ def _read_ahead(items: Iterator[Chunk], depth: int, stop: threading.Event) -> It
     """Run `items` in a background thread, at most `depth` ahead; its exceptions re-raise here.
 
     When the consumer stops early, `stop` is set (the producer checks it between records) and
-    the thread is joined, so no file is closed under a thread still reading it.
+    the thread is given time to finish, so no file is closed under a thread still reading it;
+    a producer blocked on a silent stdin is left behind (it is a daemon thread).
     """
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     end = object()
@@ -465,7 +466,7 @@ def _read_ahead(items: Iterator[Chunk], depth: int, stop: threading.Event) -> It
             yield item
     finally:
         stop.set()
-        thread.join()
+        thread.join(timeout=10)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -71,8 +71,12 @@ class HtslibMessages:
         os.dup2(self._saved_fd, 2)
         os.close(self._saved_fd)
         if self._saved_stream is not None:
-            sys.stderr.close()
-            sys.stderr = self._saved_stream
+            # log handlers created meanwhile (setup_logging) write to the stand-in: point them back
+            stand_in, sys.stderr = sys.stderr, self._saved_stream
+            for handler in logging.getLogger().handlers + log.handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.stream is stand_in:
+                    handler.setStream(sys.stderr)
+            stand_in.close()
         self._sink.close()
 
     def _new_lines(self) -> list[str]:
