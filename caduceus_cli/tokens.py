@@ -42,8 +42,8 @@ def tokenize(seq: str | bytes, where: str = "sequence") -> np.ndarray:
     bad = np.flatnonzero(ids == _INVALID)
     if bad.size:
         pos = int(bad[0])
-        char = chr(raw[pos]) if 32 < raw[pos] < 127 else f"byte 0x{raw[pos]:02x}"
-        raise InputError(f"{where}: character {char!r} at offset {pos} is not a nucleotide letter")
+        shown = repr(chr(raw[pos])) if 32 <= raw[pos] < 127 else f"byte 0x{raw[pos]:02x}"
+        raise InputError(f"{where}: character {shown} at offset {pos} is not a nucleotide letter")
     return ids
 
 

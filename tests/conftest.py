@@ -14,6 +14,9 @@ from caduceus_cli.tokens import COMPLEMENT
 
 CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
 
+# Test models are tiny: one thread is as fast, and concurrent test runs do not oversubscribe the cores.
+torch.set_num_threads(1)
+
 
 def random_config(variant: str = "ph", d_model: int = 16, n_layer: int = 2, **overrides) -> CaduceusConfig:
     ssm_cfg = {"d_state": 8, "d_conv": 4, "expand": 2, "dt_rank": "auto", "bias": False, "conv_bias": True}

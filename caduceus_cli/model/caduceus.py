@@ -82,11 +82,19 @@ class Mamba(nn.Module):
             self.out_proj = nn.Linear(inner, d, bias=config.proj_bias)
         self.rank, self.d_state = rank, n
 
+    def causal_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """Depthwise causal conv along L: out[t] = bias + sum_k w[k] * x[t - (K-1) + k], zeros before the start.
+        Written as K shifted multiply-adds on (B, L, E): no transposes, and fast in every dtype on the CPU."""
+        kernel = self.conv1d.weight[:, 0, :]  # (E, K)
+        size = kernel.shape[1]
+        padded = F.pad(x, (0, 0, size - 1, 0))
+        out = sum(padded[:, k : k + x.shape[1]] * kernel[:, k] for k in range(size))
+        return out if self.conv1d.bias is None else out + self.conv1d.bias
+
     def gated_ssm(self, xz: torch.Tensor) -> torch.Tensor:
         """xz: (B, L, 2E) in_proj output -> gated SSM output y * silu(z): (B, L, E), before out_proj."""
         x, z = xz.chunk(2, dim=-1)
-        length = x.shape[1]
-        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :length].transpose(1, 2))
+        x = F.silu(self.causal_conv(x))
         dt_low, B, C = self.x_proj(x).split([self.rank, self.d_state, self.d_state], dim=-1)
         scan_dtype = torch.promote_types(x.dtype, torch.float32)
         # mamba-ssm adds the dt bias and applies softplus in float32 inside its kernel

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import pickle
 import re
 from pathlib import Path
 
@@ -135,7 +137,7 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         # weights_only: a pickled checkpoint must never be able to run code
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (SafetensorError, OSError, RuntimeError, EOFError, ValueError) as err:
+    except (SafetensorError, pickle.UnpicklingError, OSError, RuntimeError, EOFError, ValueError) as err:
         raise CheckpointError(f"{path}: cannot read weights ({str(err).splitlines()[0]})") from err
 
 
@@ -207,6 +209,9 @@ def _training_length(folder: Path, source: str) -> int | None:
         if isinstance(length, int) and 0 < length < 10**9:
             return length
     match = _SEQLEN_IN_NAME.search(source)
+    if match and match.group(2):
+        # "131k" and "1k" are how the hub names 131,072 and 1,024: the nearest power of two
+        return 2 ** round(math.log2(int(match.group(1)) * 1000))
     if match:
-        return int(match.group(1)) * (1024 if match.group(2) else 1)
+        return int(match.group(1))
     return None

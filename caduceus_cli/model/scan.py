@@ -9,9 +9,9 @@ formulation does: within a chunk of T positions the states are a cumulative sum,
     s_t = P_t * (s_0 + sum_{k<=t} (delta_k u_k B_k) / P_k),    P_t = exp(cumsum_{k<=t} delta_k A),
 
 so a chunk is a handful of whole-tensor operations and only chunks are looped over in Python.
-1/P_k grows as the state decays, so a chunk whose total decay would cost precision is split in
-half (down to single positions if a model ever decays that fast); the result is then exact to
-the rounding of the dtype. The scan always runs in at least float32, as mamba-ssm does.
+1/P_k grows as the state decays, so a chunk whose total decay would cost precision is scanned by
+recursive doubling instead, which never divides by a decay. Either way the result is exact to the
+rounding of the dtype. The scan always runs in at least float32, as mamba-ssm does.
 """
 
 from __future__ import annotations
@@ -77,14 +77,26 @@ def chunked_scan(
 def _scan_chunk(u, delta, A, B, C, state):
     """One chunk: (batch, T, E) inputs and the (batch, E, N) state before it -> y (no D term), new state."""
     log_decay = torch.cumsum(delta.unsqueeze(-1) * A, dim=1)  # (batch, T, E, N), decreasing, <= 0
-    length = u.shape[1]
-    if length > 1 and -log_decay[:, -1].min() > _DECAY_LIMIT[u.dtype]:
-        half = length // 2
-        first, state = _scan_chunk(u[:, :half], delta[:, :half], A, B[:, :half], C[:, :half], state)
-        second, state = _scan_chunk(u[:, half:], delta[:, half:], A, B[:, half:], C[:, half:], state)
-        return torch.cat([first, second], dim=1), state
-    decay = torch.exp(log_decay)
     inputs = (delta * u).unsqueeze(-1) * B.unsqueeze(2)  # (batch, T, E, N): delta_k u_k B_k
-    states = decay * (state.unsqueeze(1) + torch.cumsum(inputs / decay, dim=1))
+    if -log_decay[:, -1].min() <= _DECAY_LIMIT[u.dtype]:
+        decay = torch.exp(log_decay)
+        states = decay * (state.unsqueeze(1) + torch.cumsum(inputs / decay, dim=1))
+    else:
+        states = _doubling_scan(torch.exp(delta.unsqueeze(-1) * A), inputs, state)
     y = torch.einsum("bten,btn->bte", states, C)
     return y, states[:, -1]
+
+
+def _doubling_scan(step_decay: torch.Tensor, inputs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """States of s_t = a_t s_{t-1} + b_t by recursive doubling (log2 T whole-chunk steps). Only
+    products of decays <= 1 are formed, so it is stable however fast the state decays; it costs
+    about twice the cumulative-sum form, which is why it only runs on chunks that need it."""
+    a, b = step_decay, inputs
+    b = torch.cat([b[:, :1] + a[:, :1] * state.unsqueeze(1), b[:, 1:]], dim=1)
+    shift = 1
+    while shift < a.shape[1]:
+        # out of place, so autograd can train through it
+        b = torch.cat([b[:, :shift], b[:, shift:] + a[:, shift:] * b[:, :-shift]], dim=1)
+        a = torch.cat([a[:, :shift], a[:, shift:] * a[:, :-shift]], dim=1)
+        shift *= 2
+    return b
