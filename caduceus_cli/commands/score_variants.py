@@ -190,22 +190,9 @@ def score_variants(
     with HtslibMessages() as messages:
         setup_logging(quiet, log_file)
         set_threads(threads)
-        settings = Settings(
-            scores=tuple(dict.fromkeys(s.value for s in (score or [Score.llr]))),
-            probs=probs,
-            window=window,
-            flank=emb_flank,
-            on_ref_mismatch=on_ref_mismatch.value,
-        )
-        check_window(window)
-        if emb_flank < 0:
-            raise InputError(f"--emb-flank {emb_flank}: must be 0 or more")
-        fmt = output_format(output, output_type.value if output_type else None)
+        settings = _settings(score, probs, window, emb_flank, on_ref_mismatch)
+        fmt = _output_format(output, output_type, write_index_, force)
         to_stdout = output is None or output == "-"
-        if write_index_ and (to_stdout or fmt == "v"):
-            raise InputError("--write-index needs -o FILE written bgzipped (-O z) or as BCF (-O b)")
-        if not to_stdout:
-            check_writable_output(Path(output), force)
         shard_range = _shard_range(vcf, parse_shard(shard), messages)
         chrom_names = read_chrom_map(chrom_map) if chrom_map else None
         with Fasta(fasta, chrom_names) as reader_fasta, Fasta(fasta, chrom_names) as window_fasta:
@@ -226,6 +213,31 @@ def score_variants(
             else:
                 _score_to_file(run, variants, shard_range, Path(output), fmt, threads, write_index_)
             variants.close()
+
+
+def _settings(
+    score: list[Score] | None, probs: bool, window: int, flank: int, on_ref_mismatch: OnRefMismatch
+) -> Settings:
+    check_window(window)
+    if flank < 0:
+        raise InputError(f"--emb-flank {flank}: must be 0 or more")
+    scores = tuple(dict.fromkeys(s.value for s in (score or [Score.llr])))
+    if flank >= window // 2 and {"emb-cos", "emb-l2"} & set(scores):
+        log.warning(
+            "--emb-flank %d reaches past the %d bp window: averaging over the whole window", flank, window
+        )
+    return Settings(scores, probs, window, flank, on_ref_mismatch.value)
+
+
+def _output_format(output: str | None, output_type: OutputType | None, with_index: bool, force: bool) -> str:
+    """The output format, after checking the output can be written (and indexed) before any work."""
+    fmt = output_format(output, output_type.value if output_type else None)
+    to_stdout = output is None or output == "-"
+    if with_index and (to_stdout or fmt == "v"):
+        raise InputError("--write-index needs -o FILE written bgzipped (-O z) or as BCF (-O b)")
+    if not to_stdout:
+        check_writable_output(Path(output), force)
+    return fmt
 
 
 def _score_to_file(
