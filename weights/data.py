@@ -85,22 +85,30 @@ def data_file(name: str) -> Path:
     return Path(spec.submodule_search_locations[0]) / "data" / name
 
 
-def read_fasta_ids(path: Path) -> dict[str, np.ndarray]:
-    """Every record of a (gzipped) FASTA as uint8 token ids (N and IUPAC codes become N_ID)."""
-    records: dict[str, np.ndarray] = {}
+def read_fasta_text(path: Path) -> dict[str, bytes]:
+    """Every record of a (gzipped) FASTA as one bytes string, case kept, keyed by the first header word."""
+    records: dict[str, bytes] = {}
     name, chunks = None, []
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as handle:
         for line in handle:
             if line.startswith(b">"):
                 if name is not None:
-                    records[name] = tokenize(b"".join(chunks), where=f"{path}:{name}").astype(np.uint8)
+                    records[name] = b"".join(chunks)
                 name, chunks = line[1:].split()[0].decode(), []
             else:
                 chunks.append(line.rstrip())
     if name is not None:
-        records[name] = tokenize(b"".join(chunks), where=f"{path}:{name}").astype(np.uint8)
+        records[name] = b"".join(chunks)
     return records
+
+
+def read_fasta_ids(path: Path) -> dict[str, np.ndarray]:
+    """Every record of a (gzipped) FASTA as uint8 token ids (N and IUPAC codes become N_ID)."""
+    return {
+        name: tokenize(text, where=f"{path}:{name}").astype(np.uint8)
+        for name, text in read_fasta_text(path).items()
+    }
 
 
 def read_athaliana_chr1() -> np.ndarray:
