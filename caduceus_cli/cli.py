@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import click
 import typer
 
 from caduceus_cli import __version__
@@ -49,15 +48,9 @@ app.command("doctor")(doctor)
 
 
 def main() -> None:
+    """Entry point. Usage errors exit 2 and Ctrl-C exits 1, both handled by Typer/Click themselves."""
     try:
-        status = app(standalone_mode=False)
-    except click.ClickException as err:  # usage errors: exit 2, as Click would
-        err.show()
-        sys.exit(err.exit_code)
+        app()
     except CaduceusError as err:
         print(f"caduceus: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        print("caduceus: interrupted", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(status if isinstance(status, int) else 0)

@@ -1,0 +1,64 @@
+"""`caduceus --version`, `info`, `doctor`, and errors as one line with their exit codes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from caduceus_cli.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_version_prints_the_package_version():
+    from caduceus_cli import __version__
+
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"caduceus-cli {__version__}"
+
+
+def test_info_describes_a_checkpoint(ps_checkpoint):
+    result = run("info", str(ps_checkpoint))
+    assert result.returncode == 0, result.stderr
+    fields = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.stdout.splitlines())
+    assert fields["variant"] == "PS"
+    assert fields["d_model"] == "16" and fields["n_layer"] == "2"
+    assert "reverse-complement equivariant" in fields["RC handling"]
+
+
+def test_doctor_runs_a_forward_pass_on_the_cpu():
+    result = run("doctor", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "scan backend        PyTorch chunked scan on the CPU" in result.stdout
+    assert "forward pass        ok" in result.stdout
+
+
+def test_missing_model_is_one_line_on_stderr_with_exit_1(tmp_path):
+    result = run("info", str(tmp_path / "nope" / "deeper"))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"caduceus: error: {tmp_path / 'nope' / 'deeper'}: no such folder, and not a hub id of the form owner/name"
+    ]
+
+
+def test_unknown_option_is_a_usage_error_with_exit_2():
+    assert run("info", "--bogus").returncode == 2
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_asking_for_a_gpu_where_none_is_visible_exits_3(device):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    result = run("doctor", "--device", device, env=env)
+    assert result.returncode == 3
+    assert f"--device {device}: no usable CUDA GPU" in result.stderr
