@@ -40,7 +40,16 @@ from caduceus_cli.errors import InputError
 from caduceus_cli.io.atomic import atomic_output, check_writable_output, partial_path
 from caduceus_cli.io.contigs import read_chrom_map
 from caduceus_cli.io.fasta import Fasta
-from caduceus_cli.io.hdf5 import COORDINATES, EmbeddingFile, Layout, RegionWriter, ShardInfo, regions_digest
+from caduceus_cli.io.hdf5 import (
+    COMPRESSIONS,
+    COORDINATES,
+    PRECISIONS,
+    EmbeddingFile,
+    Layout,
+    RegionWriter,
+    ShardInfo,
+    regions_digest,
+)
 from caduceus_cli.io.regions import Region, all_contigs, parse_region, read_bed
 from caduceus_cli.tokens import soft_mask, tokenize
 from caduceus_cli.windows import (
@@ -64,19 +73,13 @@ class RcMode(str, Enum):
     average = "average"
 
 
-class Precision(str, Enum):
-    float16 = "float16"
-    float32 = "float32"
-
-
 class Pool(str, Enum):
     mean = "mean"
 
 
-class Compression(str, Enum):
-    none = "none"
-    gzip = "gzip"
-    bitshuffle = "bitshuffle"
+# Choices as the writer defines them, so the option and the file format cannot drift apart.
+Precision = Enum("Precision", [(name, name) for name in PRECISIONS], type=str)
+Compression = Enum("Compression", [(name, name) for name in COMPRESSIONS], type=str)
 
 
 def parse_size(text: str) -> int:
