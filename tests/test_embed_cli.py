@@ -1,5 +1,7 @@
 """`caduceus embed` and `caduceus merge` end to end, through the real command line entry point."""
 
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -278,6 +280,40 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(monkeypatch, c
     assert code == 0, err
     assert "resuming: 2 of 4 regions already done" in err
     assert not (tmp / "out.h5.partial").exists()
+    assert_same_output(tmp / "out.h5", tmp / "whole.h5")
+
+
+# Run in a child process: after the third region is marked done, the process is SIGKILLed, so no
+# Python cleanup, no HDF5 close and no rename happen, as when a job is killed by a scheduler.
+KILLED_RUN = """
+import os, signal, sys
+import caduceus_cli.io.hdf5 as hdf5
+from caduceus_cli.cli import main
+real_mark_done, marked = hdf5.EmbeddingFile.mark_done, []
+def mark_done(self, row):
+    real_mark_done(self, row)
+    marked.append(row)
+    if len(marked) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+hdf5.EmbeddingFile.mark_done = mark_done
+sys.argv = ["caduceus", *sys.argv[1:]]
+main()
+"""
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_result(monkeypatch, capsys, small_ph, inputs):
+    fasta, bed, tmp = inputs
+    bed.write_text("".join(f"chr1\t{10 * i}\t{10 * i + 150}\tp{i}\t0\t{'+-'[i % 2]}\n" for i in range(8)))
+    options = ("--window", 64, "--pool", "mean", "--bin", 16, "--batch-size", 1, "-q")
+    args = ["embed", fasta, "-R", bed, "--model", small_ph, *options, "-o"]
+    child = [sys.executable, "-c", KILLED_RUN, *map(str, args), tmp / "out.h5"]
+    killed = subprocess.run(child, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (tmp / "out.h5").exists()
+    with h5py.File(tmp / "out.h5.partial", "r") as partial:  # readable, with the finished regions marked
+        assert partial["done"][()].tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+    assert caduceus(monkeypatch, capsys, *args, tmp / "out.h5", "--resume")[0] == 0
+    assert caduceus(monkeypatch, capsys, *args, tmp / "whole.h5")[0] == 0
     assert_same_output(tmp / "out.h5", tmp / "whole.h5")
 
 
