@@ -1,0 +1,168 @@
+"""Model-only bases/s of our Caduceus implementation: one forward pass and the RC-conjoined rate.
+
+Random weights with Mamba's own initialisation (weights/train.py), so the state decays as fast as in
+a real model (the CPU scan's cost depends on it). Each row is the median of --repeats timed calls
+after one warm-up call, no I/O. "one pass" is `model(ids)` (hidden states and logits of the forward
+strand); "conjoined" is `model.embed(ids, rc="auto")`: PS one pass, PH the forward and the
+reverse-complement pass as one batch, so its bases/s counts each base once.
+
+    OMP_NUM_THREADS=2 python benchmarks/model_speed.py --device cpu --length 4096
+    python benchmarks/model_speed.py --device cuda --length 131072 --batch 1 4      # on a GPU
+
+Prints a Markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from caduceus_cli.device import DTYPES, resolve_device
+from caduceus_cli.model.caduceus import CaduceusForMaskedLM
+from weights.train import TrainConfig, initialise, model_config
+
+# name -> (d_model, n_layer); "published" is the size of the 131k hub checkpoints
+SIZES = {"small": (128, 4), "published": (256, 16)}
+
+
+def random_model(
+    variant: str,
+    d_model: int,
+    n_layer: int,
+    device: str | torch.device = "cpu",
+    dtype: str = "float32",
+    seed: int = 0,
+) -> CaduceusForMaskedLM:
+    """A model in the published configuration (PH or PS) with Mamba's random initialisation."""
+    model = CaduceusForMaskedLM(
+        model_config(TrainConfig(d_model=d_model, n_layer=n_layer, rcps=variant == "ps"))
+    )
+    initialise(model, torch.Generator().manual_seed(seed))
+    return model.to(device=device, dtype=DTYPES[dtype]).eval()
+
+
+def random_ids(batch: int, length: int, device: str | torch.device, seed: int = 0) -> torch.Tensor:
+    """Uniform A/C/G/T token ids (7..10), (batch, length)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(7, 11, (batch, length), generator=generator).to(device)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(call: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1) -> float:
+    """Median wall time of `call` over `repeats` runs, after `warmup` untimed runs."""
+    with torch.inference_mode():
+        for _ in range(warmup):
+            call()
+        times = []
+        for _ in range(repeats):
+            sync(device)
+            started = time.perf_counter()
+            call()
+            sync(device)
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def peak_gib(call: Callable[[], object], device: torch.device) -> float | None:
+    """Peak CUDA memory of one call, GiB (None on the CPU)."""
+    if device.type != "cuda":
+        return None
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    with torch.inference_mode():
+        call()
+    sync(device)
+    return torch.cuda.max_memory_allocated(device) / 2**30
+
+
+@dataclass
+class Row:
+    size: str
+    variant: str
+    dtype: str
+    length: int
+    batch: int
+    one_pass: float  # bases/s of model(ids)
+    conjoined: float  # bases/s of model.embed(ids, rc="auto"), each base counted once
+    peak: float | None  # GiB of the conjoined call
+
+    def markdown(self) -> str:
+        peak = "" if self.peak is None else f"{self.peak:.2f}"
+        return (
+            f"| {self.size} | {self.variant.upper()} | {self.dtype} | {self.length:,} | {self.batch} "
+            f"| {self.one_pass:,.0f} | {self.conjoined:,.0f} | {peak} |"
+        )
+
+
+HEADER = (
+    "| size | variant | dtype | L | batch | one pass bases/s | conjoined bases/s | peak GiB (conjoined) |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- |"
+)
+
+
+def measure(
+    model: CaduceusForMaskedLM, size: str, dtype: str, length: int, batch: int, repeats: int, warmup: int
+) -> Row:
+    device = next(model.parameters()).device
+    ids = random_ids(batch, length, device)
+    one_pass = median_seconds(lambda: model(ids), device, repeats, warmup)
+    conjoined = median_seconds(lambda: model.embed(ids, rc="auto"), device, repeats, warmup)
+    bases = batch * length
+    peak = peak_gib(lambda: model.embed(ids, rc="auto"), device)
+    return Row(size, model.variant, dtype, length, batch, bases / one_pass, bases / conjoined, peak)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument(
+        "--length", type=int, default=None, help="bases per window (default: 4,096 CPU, 131,072 CUDA)"
+    )
+    parser.add_argument("--batch", type=int, nargs="+", default=[1])
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--variants", nargs="+", default=["ph", "ps"], choices=["ph", "ps"])
+    parser.add_argument(
+        "--dtypes", nargs="+", default=None, help="default: float32 (CPU); float32 bfloat16 (CUDA)"
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed calls first (CUDA: kernel load, autotune)"
+    )
+    args = parser.parse_args()
+
+    device = resolve_device(args.device)
+    length = args.length or (131_072 if device.type == "cuda" else 4_096)
+    dtypes = args.dtypes or (["float32", "bfloat16"] if device.type == "cuda" else ["float32"])
+    card = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"model-only, random weights, {card}, torch {torch.__version__}, "
+        f"median of {args.repeats} after {args.warmup} warm-up\n"
+    )
+    print(HEADER)
+    for size in args.sizes:
+        d_model, n_layer = SIZES[size]
+        for variant in args.variants:
+            for dtype in dtypes:
+                model = random_model(variant, d_model, n_layer, device, dtype)
+                for batch in args.batch:
+                    name = f"{size} (d {d_model}, {n_layer} layers)"
+                    row = measure(model, name, dtype, length, batch, args.repeats, args.warmup)
+                    print(row.markdown(), flush=True)
+                del model
+
+
+if __name__ == "__main__":
+    main()
