@@ -1,0 +1,257 @@
+"""The Snakemake workflow and the Nextflow module, run for real on CPU: sharded and gathered equals one run.
+
+Snakemake runs as a subprocess (skipped when it is not installed). Nextflow cannot be installed
+here, so every `caduceus` command template of workflows/nextflow/main.nf is extracted, filled in
+with example values and run through the real entry point: the module cannot drift from the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from conftest import make_checkpoint
+
+from caduceus_cli.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "workflows" / "snakemake" / "Snakefile"
+NEXTFLOW = REPO / "workflows" / "nextflow" / "main.nf"
+WINDOW = 64
+SHARDS = 3
+SCORE_OPTIONS = f"--window {WINDOW} --score llr --score emb-cos --emb-flank 8"
+rng = np.random.default_rng(11)
+CONTIGS = {"chr1": "".join(rng.choice(list("ACGT"), 420)), "chr2": "".join(rng.choice(list("ACGTn"), 230))}
+BED = "chr1\t0\t150\tg1\t0\t+\nchr1\t100\t420\tg2\t0\t-\nchr2\t5\t200\tg3\t0\t.\nchr2\t0\t40\tg4\t0\t+\n"
+# Provenance that names the command as typed: it differs between a shard run and a single run.
+PROVENANCE_ATTRS = {"command_line", "tool_version"}
+PROVENANCE_LINES = ("##caduceus_command=", "##caduceus_concat=")
+
+
+def vcf_text() -> str:
+    lines = [
+        "##fileformat=VCFv4.2",
+        *(f"##contig=<ID={name},length={len(seq)}>" for name, seq in CONTIGS.items()),
+        "##contig=<ID=chrUn,length=100>",
+        '##INFO=<ID=DP,Number=1,Type=Integer,Description="Depth">',
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+    ]
+    for name, seq in CONTIGS.items():
+        for pos in range(1, len(seq) + 1, 23):
+            ref = seq[pos - 1].upper()
+            alts = ",".join(b for b in "ACGT" if b != ref)[: 1 + pos % 3 * 2]  # some multi-allelic
+            lines.append(f"{name}\t{pos}\tv{pos}\t{ref}\t{alts}\t50\tPASS\tDP={pos}")
+        lines.append(f"{name}\t{len(seq)}\t.\t{seq[-1].upper()}\t<DEL>\t.\t.\t.")  # symbolic: flagged
+    lines.append("chrUn\t5\t.\tA\tG\t.\t.\t.")  # contig missing from the FASTA: kept, flagged
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    """A tiny model (it records a 64-base training length) and example inputs."""
+    folder = tmp_path_factory.mktemp("workflow_data")
+    fasta = folder / "ref.fa"
+    fasta.write_text("".join(f">{name}\n{seq}\n" for name, seq in CONTIGS.items()))
+    (folder / "genes.bed").write_text(BED)
+    (folder / "calls.vcf").write_text(vcf_text())
+    model = make_checkpoint(folder / "model", "ph", seed=5, d_model=8, n_layer=1, max_length=WINDOW)
+    return {"fasta": fasta, "regions": folder / "genes.bed", "vcf": folder / "calls.vcf", "model": model}
+
+
+def caduceus(*args: object) -> None:
+    """Run the real entry point in this process (a fresh interpreter would cost seconds of imports)."""
+    argv = sys.argv
+    sys.argv = ["caduceus", *map(str, args)]
+    try:
+        main()
+    except SystemExit as done:
+        assert done.code in (0, None), f"caduceus {' '.join(map(str, args))} exited {done.code}"
+    finally:
+        sys.argv = argv
+
+
+@pytest.fixture(scope="module")
+def single_run(data, tmp_path_factory) -> dict[str, Path]:
+    """The unsharded outputs the gathered ones must equal."""
+    folder = tmp_path_factory.mktemp("single_run")
+    embeddings, scored = folder / "embeddings.h5", folder / "scored.vcf"
+    caduceus(
+        "embed", data["fasta"], "--regions", data["regions"], "--model", data["model"], "-q", "-o", embeddings
+    )
+    caduceus(
+        "score-variants", data["vcf"], "--fasta", data["fasta"], "--model", data["model"],
+        *SCORE_OPTIONS.split(), "-q", "-o", scored,
+    )  # fmt: skip
+    return {"embeddings": embeddings, "scored": scored}
+
+
+def hdf5_contents(path: Path) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    """Every dataset by name, and the root attributes that are not provenance."""
+    datasets: dict[str, np.ndarray] = {}
+
+    def keep(name: str, item: object) -> None:
+        if isinstance(item, h5py.Dataset):
+            datasets[name] = item[()]
+
+    with h5py.File(path, "r") as h5:
+        h5.visititems(keep)
+        attrs = {key: value for key, value in h5.attrs.items() if key not in PROVENANCE_ATTRS}
+    return datasets, attrs
+
+
+def assert_same_embeddings(gathered: Path, single: Path) -> None:
+    got, want = hdf5_contents(gathered), hdf5_contents(single)
+    assert sorted(got[0]) == sorted(want[0])
+    assert "embeddings/3" in got[0]
+    for name, values in want[0].items():
+        np.testing.assert_array_equal(got[0][name], values, err_msg=name)
+    assert got[1].keys() == want[1].keys()
+    for key, value in want[1].items():
+        np.testing.assert_array_equal(got[1][key], value, err_msg=key)
+
+
+def vcf_lines(path: Path) -> tuple[list[str], list[str]]:
+    """(header lines less provenance, record lines) of a plain or bgzipped VCF, as text."""
+    import pysam
+
+    with pysam.BGZFile(str(path), "rb") if path.suffix == ".gz" else open(path, "rb") as handle:
+        lines = handle.read().decode().splitlines()
+    header = [line for line in lines if line.startswith("#") and not line.startswith(PROVENANCE_LINES)]
+    return header, [line for line in lines if not line.startswith("#")]
+
+
+def assert_same_records(gathered: Path, single: Path) -> None:
+    import pysam
+
+    assert vcf_lines(gathered) == vcf_lines(single)
+    assert len(vcf_lines(single)[1]) > 20
+    with pysam.VariantFile(str(gathered)) as indexed:  # the index answers a region query
+        assert [r.pos for r in indexed.fetch("chr2", 0, 50)] == [1, 24, 47]
+
+
+# ---------------------------------------------------------------------------------------------
+# Snakemake
+
+
+def test_snakemake_shards_and_gathers_to_the_single_run(data, single_run, tmp_path):
+    pytest.importorskip("snakemake")
+    config = {
+        "fasta": data["fasta"],
+        "regions": data["regions"],
+        "vcf": data["vcf"],
+        "model": data["model"],
+        "shards": SHARDS,
+        "outdir": "out",
+        "threads": 1,  # two one-thread shard jobs at a time on --cores 2
+        "score_options": SCORE_OPTIONS,
+    }
+    # `caduceus` and `python` (for the VCF joiner) must come from this environment
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", SNAKEFILE, "--cores", "2", "--directory", tmp_path,
+         "--config", *(f"{key}={value}" for key, value in config.items())],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    out = tmp_path / "out"
+    assert_same_embeddings(out / "embeddings.h5", single_run["embeddings"])
+    assert_same_records(out / "scored.vcf.gz", single_run["scored"])
+    assert (out / "scored.vcf.gz.tbi").is_file()
+    assert not list((out / "shards").glob("*")), "shard files are temporary"
+    assert "wrote" in (out / "logs" / "embed.2-of-3.log").read_text()
+
+
+def test_snakemake_asks_for_a_gpu_per_shard_only_when_cuda_is_asked_for(data, tmp_path):
+    """Dry runs: resources as the SLURM executor plugin reads them, and --device passed only when set."""
+    pytest.importorskip("snakemake")
+
+    def dry_run(*config: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "snakemake", "-s", SNAKEFILE, "-n", "-p", "--cores", "8", "--directory", tmp_path,
+             "--config", f"fasta={data['fasta']}", f"vcf={data['vcf']}", "regions=", "shards=2", *config],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    def resources(plan: str) -> list[str]:
+        return re.findall(r"^ *resources: (.*)$", plan, re.MULTILINE)
+
+    on_cpu = dry_run()
+    assert "gpu" not in " ".join(resources(on_cpu))
+    assert "--device" not in on_cpu and "--model" not in on_cpu and "--regions" not in on_cpu
+    assert "--shard 2/2" in on_cpu
+    on_gpu = dry_run("device=cuda", "gpu_model=a100", "threads=8")
+    assert sorted(r.endswith("gpu=1, gpu_model=a100") for r in resources(on_gpu)) == [False] * 3 + [True] * 4
+    assert on_gpu.count("--device cuda") == 4 and on_gpu.count("--threads 8") == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Nextflow
+
+
+def nextflow_scripts() -> dict[str, str]:
+    """The script template (the triple-quoted string after `script:`) of each process in main.nf."""
+    text = NEXTFLOW.read_text()
+    scripts = {}
+    for match in re.finditer(r"^process (\w+) \{(.*?)^\}", text, re.MULTILINE | re.DOTALL):
+        body = match.group(2)
+        script = re.search(r'script:.*?"""(.*?)"""', body, re.DOTALL)
+        assert script, f"process {match.group(1)} has no script template"
+        scripts[match.group(1)] = script.group(1)
+    return scripts
+
+
+def filled(template: str, values: dict[str, object]) -> list[str]:
+    """The template's command as argv: every ${...} replaced by its example value, continuations joined."""
+    unknown = set(re.findall(r"\$\{([^}]*)\}", template)) - values.keys()
+    assert not unknown, f"placeholders without example values (update this test with the module): {unknown}"
+    command = re.sub(r"\$\{([^}]*)\}", lambda m: str(values[m.group(1)]), template.replace("\\\\\n", " "))
+    return shlex.split(command)
+
+
+def run_task(argv: list[str], workdir: Path, monkeypatch) -> None:
+    """Run one task command in its work folder: `caduceus` through its entry point, `python` as a process."""
+    monkeypatch.chdir(workdir)
+    if argv[0] == "caduceus":
+        caduceus(*argv[1:])
+    else:
+        assert argv[0] == "python"
+        done = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+
+
+def test_nextflow_module_commands_run_and_gather_to_the_single_run(data, single_run, tmp_path, monkeypatch):
+    scripts = nextflow_scripts()
+    assert set(scripts) == {"CADUCEUS_EMBED", "CADUCEUS_MERGE", "CADUCEUS_SCORE", "CADUCEUS_CONCAT_VCF"}
+    common = {
+        "fasta": data["fasta"],
+        "n_shards": SHARDS,
+        "task.cpus": 1,
+        "modelOptions()": f"--model {data['model']}",
+        "moduleDir": NEXTFLOW.parent,
+    }
+    embed_shards, score_shards = [], []
+    for shard in range(1, SHARDS + 1):
+        values = {**common, "shard": shard, "regions_option": f"--regions {data['regions']}", "args": "-q"}
+        run_task(filled(scripts["CADUCEUS_EMBED"], values), tmp_path, monkeypatch)
+        embed_shards.append(tmp_path / f"embeddings.{shard}-of-{SHARDS}.h5")
+        values = {**common, "shard": shard, "vcf": data["vcf"], "args": f"{SCORE_OPTIONS} -q"}
+        run_task(filled(scripts["CADUCEUS_SCORE"], values), tmp_path, monkeypatch)
+        score_shards.append(tmp_path / f"scored.{shard}-of-{SHARDS}.vcf.gz")
+    # Nextflow's collect() gives no order: the gather steps must not depend on it
+    gathered = {"shards": " ".join(map(str, reversed(embed_shards)))}
+    run_task(filled(scripts["CADUCEUS_MERGE"], gathered), tmp_path, monkeypatch)
+    gathered = {**common, "shards": " ".join(map(str, [score_shards[1], score_shards[2], score_shards[0]]))}
+    run_task(filled(scripts["CADUCEUS_CONCAT_VCF"], gathered), tmp_path, monkeypatch)
+
+    assert_same_embeddings(tmp_path / "embeddings.h5", single_run["embeddings"])
+    assert_same_records(tmp_path / "scored.vcf.gz", single_run["scored"])
