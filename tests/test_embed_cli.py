@@ -248,16 +248,16 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(monkeypatch, c
     options = ("--window", 128, "--pool", "mean", "--bin", 50, "--soft-mask", "--batch-size", 1)
     embed_ok(monkeypatch, capsys, small_ph, fasta, bed, tmp / "whole.h5", *options)
 
-    real_mark_done = hdf5.EmbeddingFile.mark_done
+    real_region_done = hdf5.EmbeddingFile.region_done
     calls = []
 
-    def killed_after_two_regions(self, row):
+    def interrupted_in_the_third_region(self, *args):
         if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(row)
-        real_mark_done(self, row)
+            raise KeyboardInterrupt  # Ctrl-C: the two finished regions are committed on the way out
+        calls.append(args)
+        real_region_done(self, *args)
 
-    monkeypatch.setattr(hdf5.EmbeddingFile, "mark_done", killed_after_two_regions)
+    monkeypatch.setattr(hdf5.EmbeddingFile, "region_done", interrupted_in_the_third_region)
     args = (
         "embed",
         fasta,
@@ -275,7 +275,7 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(monkeypatch, c
     assert code == 130
     assert not (tmp / "out.h5").exists() and (tmp / "out.h5.partial").exists()
 
-    monkeypatch.setattr(hdf5.EmbeddingFile, "mark_done", real_mark_done)
+    monkeypatch.setattr(hdf5.EmbeddingFile, "region_done", real_region_done)
     code, err = caduceus(monkeypatch, capsys, *args, "--resume")
     assert code == 0, err
     assert "resuming: 2 of 4 regions already done" in err
@@ -283,19 +283,20 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(monkeypatch, c
     assert_same_output(tmp / "out.h5", tmp / "whole.h5")
 
 
-# Run in a child process: after the third region is marked done, the process is SIGKILLed, so no
-# Python cleanup, no HDF5 close and no rename happen, as when a job is killed by a scheduler.
+# Run in a child process that commits after every region and is SIGKILLed after the third commit:
+# no Python cleanup, no HDF5 close and no rename, as when a job is killed by a scheduler.
 KILLED_RUN = """
 import os, signal, sys
 import caduceus_cli.io.hdf5 as hdf5
 from caduceus_cli.cli import main
-real_mark_done, marked = hdf5.EmbeddingFile.mark_done, []
-def mark_done(self, row):
-    real_mark_done(self, row)
-    marked.append(row)
-    if len(marked) == 3:
+hdf5.COMMIT_REGIONS = 1
+real_commit, commits = hdf5.EmbeddingFile.commit, []
+def commit(self):
+    real_commit(self)
+    commits.append(1)
+    if len(commits) == 3:
         os.kill(os.getpid(), signal.SIGKILL)
-hdf5.EmbeddingFile.mark_done = mark_done
+hdf5.EmbeddingFile.commit = commit
 sys.argv = ["caduceus", *sys.argv[1:]]
 main()
 """
@@ -320,7 +321,7 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(monkeypatch, capsys
 def test_refused_resume_keeps_the_partial_file(monkeypatch, capsys, small_ph, inputs):
     fasta, bed, tmp = inputs
     monkeypatch.setattr(
-        hdf5.EmbeddingFile, "mark_done", lambda self, row: (_ for _ in ()).throw(KeyboardInterrupt)
+        hdf5.EmbeddingFile, "region_done", lambda self, *args: (_ for _ in ()).throw(KeyboardInterrupt)
     )
     args = ("embed", fasta, "-R", bed, "--model", small_ph, "-o", tmp / "out.h5")
     assert caduceus(monkeypatch, capsys, *args, "--window", 128)[0] == 130

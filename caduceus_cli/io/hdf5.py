@@ -36,6 +36,11 @@ from caduceus_cli.errors import InputError
 
 CHUNK_ROWS = 2048  # 1 MiB per chunk at d = 256 in float16: large enough for codecs, small for partial reads
 CHUNK_CACHE_BYTES = 64 << 20
+# Finished regions are marked done in the file (and the file flushed) every COMMIT_REGIONS regions
+# or COMMIT_BASES bases: a kill loses at most that much finished work, and many short regions do
+# not pay a flush each. The rule depends only on the input, so the bytes written do too.
+COMMIT_REGIONS = 256
+COMMIT_BASES = 1 << 18
 COORDINATES = "0-based half-open contig coordinates; rows run 5'->3' on the region's strand"
 PROVENANCE_ATTRS = ("tool_version", "command_line")
 SHARD_ATTRS = ("shard_index", "shard_count", "total_regions")
@@ -291,9 +296,8 @@ class RegionWriter:
             if len(last):
                 self._bins.add(last.mean(axis=0, dtype=np.float64, keepdims=True))
             self._bins.close()
-        if layout.pool:
-            self._output.h5["pooled"][self._row] = self._sum / self._length
-        self._output.mark_done(self._row)
+        pooled = self._sum / self._length if layout.pool else None
+        self._output.region_done(self._row, self._length, pooled)
 
 
 class EmbeddingFile:
@@ -304,6 +308,12 @@ class EmbeddingFile:
         self.layout = layout
         self._filters = compression_filters(layout.compression)
         self._precision = PRECISIONS[layout.precision]
+        # Handles looked up once: per-region lookups cost as much as small writes.
+        self._groups = {name: h5[name] for name in ("embeddings", "binned", "soft_mask") if name in h5}
+        self._pooled = h5["pooled"] if layout.pool else None
+        self._done = h5["done"]
+        self._finished: list[tuple[int, np.ndarray | None]] = []  # (row, pooled mean), not yet committed
+        self._finished_bases = 0
 
     @classmethod
     def create(
@@ -357,8 +367,8 @@ class EmbeddingFile:
 
     @property
     def done(self) -> np.ndarray:
-        """Per row: True when that region is completely written."""
-        return self.h5["done"][()].astype(bool)
+        """Per row: True when that region is completely written and committed."""
+        return self._done[()].astype(bool)
 
     def region(self, row: int, length: int) -> RegionWriter:
         """A writer for region `row`; replaces whatever a killed run left of it."""
@@ -375,27 +385,48 @@ class EmbeddingFile:
     def _create(
         self, group: str, row: int, shape: tuple, dtype, chunk_rows: int, filters: dict
     ) -> h5py.Dataset:
-        name = str(row)
-        if name in self.h5[group]:
-            del self.h5[group][name]
+        name, parent = str(row), self._groups[group]
+        if name in parent:
+            del parent[name]
         chunks = (min(shape[0], chunk_rows), *shape[1:])
-        return self.h5[group].create_dataset(
+        return parent.create_dataset(
             name, shape=shape, dtype=dtype, chunks=chunks, track_times=False, **filters
         )
 
-    def mark_done(self, row: int) -> None:
-        self.h5["done"][row] = 1
+    def region_done(self, row: int, length: int, pooled: np.ndarray | None) -> None:
+        """Called when region `row` is completely written; commits every COMMIT_REGIONS regions or COMMIT_BASES."""
+        self._finished.append((row, pooled))
+        self._finished_bases += length
+        if len(self._finished) >= COMMIT_REGIONS or self._finished_bases >= COMMIT_BASES:
+            self.commit()
+
+    def commit(self) -> None:
+        """Write the finished regions' pooled rows and done marks, then flush: --resume skips them from now on."""
+        if not self._finished:
+            return
+        rows = [row for row, _ in self._finished]  # increasing: regions are written in row order
+        if self._pooled is not None:
+            self._pooled[rows] = np.stack([pooled for _, pooled in self._finished])
+        self._done[rows] = 1
         self.h5.flush()
+        self._finished, self._finished_bases = [], 0
 
     def finish(self) -> None:
         """Drop the resume bookkeeping and close; the caller then renames the file into place."""
+        self.commit()
         if not self.done.all():
             raise RuntimeError("finish() before every region was written")
         del self.h5["done"]
         self.h5.close()
 
     def close(self) -> None:
-        self.h5.close()
+        """Close an unfinished file, committing the regions completed so far (for --resume)."""
+        if not self.h5.id.valid:  # already closed by finish()
+            return
+        try:
+            self.commit()
+        finally:
+            self.h5.close()
 
 
 def _check_resumable(
