@@ -66,21 +66,9 @@ def caduceus(monkeypatch, capsys, *args) -> tuple[int, str]:
 
 
 def embed_ok(monkeypatch, capsys, checkpoint, fasta, bed, out, *options):
-    code, err = caduceus(
-        monkeypatch,
-        capsys,
-        "embed",
-        fasta,
-        "-R",
-        bed,
-        "-r",
-        "chr2:11-50",
-        "--model",
-        checkpoint,
-        "-o",
-        out,
-        *options,
-    )
+    """`caduceus embed` of the BED regions and `-r chr2:11-50`, which must succeed."""
+    inputs = (fasta, "-R", bed, "-r", "chr2:11-50", "--model", checkpoint, "-o", out)
+    code, err = caduceus(monkeypatch, capsys, "embed", *inputs, *options)
     assert code == 0, err
     return err
 
@@ -119,22 +107,8 @@ def assert_same_output(a: Path, b: Path) -> None:
 
 def test_untiled_values_equal_the_model_embedding_and_means(monkeypatch, capsys, checkpoint, inputs):
     fasta, bed, tmp = inputs
-    embed_ok(
-        monkeypatch,
-        capsys,
-        checkpoint,
-        fasta,
-        bed,
-        tmp / "out.h5",
-        "--window",
-        1000,
-        "--precision",
-        "float32",
-        "--pool",
-        "mean",
-        "--bin",
-        64,
-    )
+    options = ("--window", 1000, "--precision", "float32", "--pool", "mean", "--bin", 64)
+    embed_ok(monkeypatch, capsys, checkpoint, fasta, bed, tmp / "out.h5", *options)
     model = load_model(checkpoint)
     out = read(tmp / "out.h5")
     assert out["regions/start"].tolist() == [r[1] for r in REGIONS]
@@ -150,20 +124,8 @@ def test_untiled_values_equal_the_model_embedding_and_means(monkeypatch, capsys,
 
 def test_tiled_regions_keep_each_base_from_its_most_central_tile(monkeypatch, capsys, small_ph, inputs):
     fasta, bed, tmp = inputs
-    embed_ok(
-        monkeypatch,
-        capsys,
-        small_ph,
-        fasta,
-        bed,
-        tmp / "out.h5",
-        "--window",
-        128,
-        "--overlap",
-        32,
-        "--precision",
-        "float32",
-    )
+    options = ("--window", 128, "--overlap", 32, "--precision", "float32")
+    embed_ok(monkeypatch, capsys, small_ph, fasta, bed, tmp / "out.h5", *options)
     model = load_model(small_ph)
     out = read(tmp / "out.h5")
     for i, region in enumerate(REGIONS):
@@ -177,30 +139,10 @@ def test_tiled_regions_keep_each_base_from_its_most_central_tile(monkeypatch, ca
 
 def test_window_equal_to_region_length_gives_the_untiled_result(monkeypatch, capsys, small_ph, inputs):
     fasta, bed, tmp = inputs
-    embed_ok(
-        monkeypatch,
-        capsys,
-        small_ph,
-        fasta,
-        bed,
-        tmp / "a.h5",
-        "--window",
-        240,
-        "--precision",
-        "float32",
-    )
-    embed_ok(
-        monkeypatch,
-        capsys,
-        small_ph,
-        fasta,
-        bed,
-        tmp / "b.h5",
-        "--window",
-        1000,
-        "--precision",
-        "float32",
-    )
+    options = ("--window", 240, "--precision", "float32")
+    embed_ok(monkeypatch, capsys, small_ph, fasta, bed, tmp / "a.h5", *options)
+    untiled = ("--window", 1000, "--precision", "float32")
+    embed_ok(monkeypatch, capsys, small_ph, fasta, bed, tmp / "b.h5", *untiled)
     np.testing.assert_allclose(
         read(tmp / "a.h5")["embeddings/0"], read(tmp / "b.h5")["embeddings/0"], atol=1e-6
     )
@@ -209,9 +151,7 @@ def test_window_equal_to_region_length_gives_the_untiled_result(monkeypatch, cap
 def test_soft_mask_flags_follow_the_strand(monkeypatch, capsys, small_ps, inputs):
     fasta, bed, tmp = inputs
     bed.write_text("chr1\t90\t170\tup\t0\t+\nchr1\t90\t170\tdown\t0\t-\n")
-    code, err = caduceus(
-        monkeypatch,
-        capsys,
+    args = (
         "embed",
         fasta,
         "-R",
@@ -224,6 +164,7 @@ def test_soft_mask_flags_follow_the_strand(monkeypatch, capsys, small_ps, inputs
         "-o",
         tmp / "out.h5",
     )
+    code, err = caduceus(monkeypatch, capsys, *args)
     assert code == 0, err
     out = read(tmp / "out.h5")
     lower = np.array([c.islower() for c in CHR1[90:170]], dtype=np.uint8)
@@ -258,19 +199,8 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(monkeypatch, c
         real_region_done(self, *args)
 
     monkeypatch.setattr(hdf5.EmbeddingFile, "region_done", interrupted_in_the_third_region)
-    args = (
-        "embed",
-        fasta,
-        "-R",
-        bed,
-        "-r",
-        "chr2:11-50",
-        "--model",
-        small_ph,
-        "-o",
-        tmp / "out.h5",
-        *options,
-    )
+    inputs = (fasta, "-R", bed, "-r", "chr2:11-50", "--model", small_ph, "-o", tmp / "out.h5")
+    args = ("embed", *inputs, *options)
     code, _ = caduceus(monkeypatch, capsys, *args)
     assert code == 130
     assert not (tmp / "out.h5").exists() and (tmp / "out.h5.partial").exists()
