@@ -174,6 +174,9 @@ class Rates:
         return bounds[bound], bound
 
 
+DATASHEET = Rates(H100_BANDWIDTH, H100_BF16_MATMUL, H100_FP32_VECTOR, H100_SFU)
+
+
 def merged(kernels: list[Kernel]) -> list[Kernel]:
     """Kernels of the same name added together, in first-seen order."""
     out: dict[str, Kernel] = {}

@@ -38,7 +38,9 @@ def random_model(
     dtype: str = "float32",
     seed: int = 0,
 ) -> CaduceusForMaskedLM:
-    """A model in the published configuration (PH or PS) with Mamba's random initialisation."""
+    """A model in the published configuration (PH or PS) with Mamba's random initialisation; the same
+    weights for the same seed (initialise leaves conv1d to PyTorch's default init, from the global RNG)."""
+    torch.manual_seed(seed)
     model = CaduceusForMaskedLM(
         model_config(TrainConfig(d_model=d_model, n_layer=n_layer, rcps=variant == "ps"))
     )
