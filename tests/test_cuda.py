@@ -1,0 +1,208 @@
+"""The CUDA path (mamba-ssm's selective scan) against the CPU path; the engine's memory handling on a GPU.
+
+Skipped without CUDA. Tolerances are those the GPU README measured for the original implementation on
+an H100 against the float64 conformance outputs: float32 up to 1.6e-5 on logits and 8.5e-7 on hidden
+states; bfloat16 up to 0.35 and 0.04. Our CUDA path must be at least as close. The conformance
+folder is ../shared/conformance, or $CADUCEUS_CONFORMANCE where the checkout travels without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import CONFORMANCE, random_config, random_model
+
+from caduceus_cli import load_model
+from caduceus_cli.engine import Engine, Window, default_batch_size
+from caduceus_cli.errors import OutOfMemoryError
+from caduceus_cli.model.caduceus import CaduceusForMaskedLM
+from caduceus_cli.model.scan import chunked_scan, cuda_kernel_available, selective_scan
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+needs_kernel = pytest.mark.skipif(not cuda_kernel_available(), reason="needs mamba-ssm's CUDA selective scan")
+
+CONFORMANCE_DIR = Path(os.environ.get("CADUCEUS_CONFORMANCE", CONFORMANCE))
+CONFORMANCE_CONFIGS = ["ph_d32_l2", "ph_d40_l2", "ph_d64_l3", "ps_d32_l2", "ps_d64_l4"]
+# max abs error allowed against float64, per dtype and array kind (logits vs hidden-state-like arrays)
+TOLERANCE = {
+    "float32": {"logits": 2e-5, "hidden": 1e-6},
+    "bfloat16": {"logits": 0.35, "hidden": 0.04},
+}
+
+
+def _outputs(model, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    with torch.inference_mode():
+        out = model(ids)
+        return {
+            "logits": out.logits,
+            "hidden": out.hidden,
+            "logits_conj": model.logits_conjoined(ids),
+            "emb_conj": model.embed(ids),
+        }
+
+
+def _kind(array: str) -> str:
+    return "logits" if array.startswith("logits") else "hidden"
+
+
+# --- the scan on its own ---------------------------------------------------------------------------
+def _scan_inputs(length: int, decay_scale: float, seed: int = 0):
+    """Inputs as gated_ssm passes them: u, B, C in the model dtype later; delta already softplus-ed."""
+    g = torch.Generator().manual_seed(seed)
+    inner, states = 24, 16
+    u = torch.randn(2, length, inner, generator=g, dtype=torch.float64)
+    delta = torch.rand(2, length, inner, generator=g, dtype=torch.float64) * decay_scale
+    A = -torch.exp(torch.randn(inner, states, generator=g, dtype=torch.float64))
+    B = torch.randn(2, length, states, generator=g, dtype=torch.float64)
+    C = torch.randn(2, length, states, generator=g, dtype=torch.float64)
+    D = torch.randn(inner, generator=g, dtype=torch.float64)
+    return u, delta, A, B, C, D
+
+
+@needs_kernel
+@pytest.mark.parametrize("length", [1, 7, 300, 2049, 5000])  # the kernel works in chunks of 2048
+@pytest.mark.parametrize("decay_scale", [0.01, 1.0])
+def test_cuda_scan_float32_matches_float64_cpu_scan(length, decay_scale):
+    inputs = _scan_inputs(length, decay_scale)
+    want = chunked_scan(*inputs)
+    got = selective_scan(*(t.float().cuda() for t in inputs))
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    assert (got.double().cpu() - want).abs().max() <= 1e-5 * max(1.0, want.abs().max().item())
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_cuda_scan_takes_half_precision_activations_with_float32_delta(dtype):
+    """gated_ssm passes u, B, C in the model dtype and delta, A, D in float32 (delta gets the dt bias
+    and softplus in float32); the kernel requires delta in u's dtype, so the scan must reconcile them."""
+    u, delta, A, B, C, D = _scan_inputs(300, 0.5)
+    want = chunked_scan(
+        u.to(dtype).double(), delta.float().double(), A, B.to(dtype).double(), C.to(dtype).double(), D
+    )
+    got = selective_scan(
+        u.to(dtype).cuda(),
+        delta.float().cuda(),
+        A.float().cuda(),
+        B.to(dtype).cuda(),
+        C.to(dtype).cuda(),
+        D.float().cuda(),
+    )
+    assert got.dtype == dtype
+    assert (got.double().cpu() - want).abs().max() <= 2e-2 * max(1.0, want.abs().max().item())
+
+
+def test_float64_on_cuda_falls_back_to_the_exact_scan():
+    """mamba-ssm's kernel has no float64; a float64 model on the GPU must still be exact."""
+    inputs = _scan_inputs(300, 1.0)
+    got = selective_scan(*(t.cuda() for t in inputs))
+    assert got.dtype == torch.float64
+    assert (got.cpu() - chunked_scan(*inputs)).abs().max() <= 1e-10
+
+
+# --- whole models ---------------------------------------------------------------------------------
+@needs_kernel
+@pytest.mark.skipif(not CONFORMANCE_DIR.is_dir(), reason="conformance fixtures not present")
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("config_name", CONFORMANCE_CONFIGS)
+def test_cuda_model_reproduces_conformance_arrays(config_name, dtype):
+    inputs = np.load(CONFORMANCE_DIR / "inputs.npz")
+    expected = np.load(CONFORMANCE_DIR / config_name / "expected.npz")
+    model = load_model(CONFORMANCE_DIR / config_name, device="cuda", dtype=dtype)
+    for name in inputs.files:
+        got = _outputs(model, torch.from_numpy(inputs[name]).cuda())
+        for array, value in got.items():
+            key = f"{name}__{array}"
+            limit = TOLERANCE[dtype][_kind(array)]
+            error = np.abs(value.double().cpu().numpy() - expected[key]).max()
+            assert error <= limit, f"{config_name} {dtype} {key}: max abs error {error:.2e} > {limit:.0e}"
+
+
+@needs_kernel
+@pytest.mark.parametrize("variant", ["ph", "ps"])
+@pytest.mark.parametrize("length", [1, 150, 3000])
+def test_cuda_float32_model_matches_cpu_float64_model(variant, length):
+    model = random_model(random_config(variant, d_model=32, n_layer=2), seed=7)
+    ids = torch.from_numpy(np.random.default_rng(length).integers(7, 12, size=(2, length)))
+    want = _outputs(model.double(), ids)
+    got = _outputs(model.float().cuda(), ids.cuda())
+    for array, value in got.items():
+        error = (value.double().cpu() - want[array]).abs().max().item()
+        assert error <= TOLERANCE["float32"][_kind(array)], f"{variant} L={length} {array}: {error:.2e}"
+
+
+@pytest.mark.parametrize("variant", ["ph", "ps"])
+def test_cuda_float64_model_is_exact(variant):
+    model = random_model(random_config(variant, d_model=16, n_layer=2), seed=8)
+    ids = torch.from_numpy(np.random.default_rng(0).integers(7, 12, size=(1, 200)))
+    want = _outputs(model.double(), ids)
+    got = _outputs(model.double().cuda(), ids.cuda())
+    for array, value in got.items():
+        assert (value.cpu() - want[array]).abs().max() <= 1e-9, array
+
+
+# --- the engine on a real GPU ---------------------------------------------------------------------
+def _windows(count: int, length: int) -> list[Window]:
+    rng = np.random.default_rng(count)
+    return [Window(ids=rng.integers(7, 11, size=length), key=i) for i in range(count)]
+
+
+@pytest.fixture
+def memory_cap():
+    """Cap this process's share of GPU memory for one test, and lift the cap afterwards."""
+    device = torch.device("cuda")
+
+    def cap(gib: float) -> None:
+        torch.cuda.empty_cache()
+        total = torch.cuda.get_device_properties(device).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, gib * 2**30 / total), device)
+
+    yield cap
+    torch.cuda.set_per_process_memory_fraction(1.0, device)
+    torch.cuda.empty_cache()
+
+
+def test_engine_halves_the_batch_on_out_of_memory_and_keeps_every_window(memory_cap, caplog):
+    model = random_model(random_config("ph", d_model=64, n_layer=2), seed=9).cuda()
+    windows = _windows(16, 32_768)
+    memory_cap(2.0)  # one window (both strands) needs well under 1 GiB here, 16 of them about 10 GiB
+    engine = Engine(model, batch_size=16)
+    with caplog.at_level(logging.WARNING, logger="caduceus"):
+        got = list(engine.map(iter(windows), "embed"))
+    assert engine.batch_size < 16 and "out of memory" in caplog.text
+    assert [key for key, _ in got] == list(range(16))
+    memory_cap(80.0)
+    one_by_one = list(Engine(model, batch_size=1).map(iter(windows[:2]), "embed"))
+    for (_, batched), (_, single) in zip(got[:2], one_by_one, strict=True):
+        np.testing.assert_allclose(batched, single, rtol=0, atol=1e-5)
+
+
+def test_engine_reports_a_window_too_large_for_the_gpu(memory_cap):
+    model = random_model(random_config("ph", d_model=64, n_layer=2), seed=9).cuda()
+    memory_cap(0.05)
+    with pytest.raises(OutOfMemoryError, match="one window of 131072 bases"):
+        list(Engine(model, batch_size=1).map(iter(_windows(1, 131_072)), "embed"))
+
+
+@needs_kernel
+def test_automatic_batch_size_fits_in_free_memory():
+    """The batch the engine picks from free memory runs without running out of it, at the published size."""
+    from weights.train import TrainConfig, initialise, model_config
+
+    model = CaduceusForMaskedLM(model_config(TrainConfig(d_model=256, n_layer=16)))
+    initialise(model, torch.Generator().manual_seed(0))
+    model = model.to("cuda", torch.bfloat16).eval()
+    length = 32_768
+    free_before, _ = torch.cuda.mem_get_info()
+    batch = default_batch_size(model, length)
+    assert batch >= 1
+    torch.cuda.reset_peak_memory_stats()
+    baseline = torch.cuda.memory_allocated()
+    engine = Engine(model)
+    results = list(engine.map(iter(_windows(batch, length)), "embed"))
+    assert len(results) == batch and engine.batch_size is None  # no out-of-memory back-off happened
+    assert torch.cuda.max_memory_allocated() - baseline < free_before
