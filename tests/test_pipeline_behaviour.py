@@ -1,0 +1,368 @@
+"""Pipeline-grade behaviour of every command: what a workflow engine and a shell pipe rely on.
+
+Deterministic bytes, no output left by a failed run, documented exit codes, device selection
+that honours CUDA_VISIBLE_DEVICES, data alone on stdout, and logs fit for a file. Most checks
+run the real entry point in this process (capfd sees the file descriptors, as a pipe would);
+the few that need a fresh environment or a real pipe start `caduceus` as a process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pysam
+import pytest
+import torch
+from conftest import make_checkpoint
+
+from caduceus_cli.cli import main
+from caduceus_cli.engine import Engine
+from caduceus_cli.errors import OutOfMemoryError
+
+CADUCEUS = [sys.executable, "-c", "from caduceus_cli.cli import main; main()"]
+ANSI_ESCAPE = "\x1b["
+rng = np.random.default_rng(21)
+CONTIGS = {"chr1": "".join(rng.choice(list("ACGT"), 300)), "chr2": "".join(rng.choice(list("ACGT"), 160))}
+HEADER = (
+    "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=300>\n##contig=<ID=chr2,length=160>\n"
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+)
+
+
+def records(count: int) -> str:
+    positions = [("chr1", p) for p in range(3, 300, 300 // count)][:count]
+    return "".join(
+        f"{c}\t{p}\t.\t{CONTIGS[c][p - 1]}\t{'G' if CONTIGS[c][p - 1] != 'G' else 'A'}\t.\t.\t.\n"
+        for c, p in positions
+    )
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("pipeline_data")
+    (folder / "ref.fa").write_text("".join(f">{name}\n{seq}\n" for name, seq in CONTIGS.items()))
+    (folder / "calls.vcf").write_text(HEADER + records(12))
+    (folder / "regions.bed").write_text(
+        "chr1\t0\t200\ta\t0\t+\nchr2\t20\t160\tb\t0\t-\nchr1\t150\t300\tc\t0\t.\n"
+    )
+    make_checkpoint(folder / "model", "ph", seed=6, d_model=8, n_layer=1, max_length=64)
+    return {name: folder / name for name in ("ref.fa", "calls.vcf", "regions.bed", "model")}
+
+
+def run(capfd, *args: object) -> tuple[int, str, str]:
+    """The `caduceus` entry point in this process: (exit code, stdout, stderr) as file descriptors saw them."""
+    argv = sys.argv
+    sys.argv = ["caduceus", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        code = 0 if done.code is None else done.code
+    finally:
+        sys.argv = argv
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def embed_args(data, output: object = "out.h5") -> list[object]:
+    return ["embed", data["ref.fa"], "--regions", data["regions.bed"], "--model", data["model"], "-o", output]
+
+
+def score_args(data, *extra: object, vcf: object = None) -> list[object]:
+    vcf = data["calls.vcf"] if vcf is None else vcf
+    return ["score-variants", vcf, "--fasta", data["ref.fa"], "--model", data["model"], "-w", 32, *extra]
+
+
+def shard_files(data, capfd, folder: Path) -> list[Path]:
+    paths = []
+    for shard in (1, 2):
+        path = folder / f"part{shard}.h5"
+        assert run(capfd, *embed_args(data, path), "--shard", f"{shard}/2", "-q")[0] == 0
+        paths.append(path)
+    return paths
+
+
+def leftovers(folder: Path, before: set[Path]) -> list[str]:
+    return sorted(str(p.name) for p in set(folder.iterdir()) - before)
+
+
+# ---------------------------------------------------------------------------------------------
+# Determinism: same input, same bytes (commands run from the same folder name, so even the
+# recorded command line is the same)
+
+COMMANDS = {
+    "embed": lambda data: embed_args(data),
+    "embed-pooled-binned": lambda data: [
+        *embed_args(data),
+        "--pool",
+        "mean",
+        "--bin",
+        "16",
+        "--precision",
+        "float32",
+    ],
+    "score-variants-vcf": lambda data: score_args(data, "-o", "out.vcf"),
+    "score-variants-bgzf-indexed": lambda data: score_args(data, "-o", "out.vcf.gz", "--write-index"),
+    "score-variants-bcf": lambda data: score_args(
+        data, "--score", "llr", "--score", "emb-l2", "-o", "out.bcf"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_same_input_gives_the_same_bytes(name, data, capfd, tmp_path, monkeypatch):
+    outputs = []
+    for attempt in ("first", "second"):
+        folder = tmp_path / attempt / "run"
+        folder.mkdir(parents=True)
+        monkeypatch.chdir(folder)
+        assert run(capfd, *COMMANDS[name](data), "-q")[0] == 0
+        outputs.append({p.name: p.read_bytes() for p in sorted(folder.iterdir())})
+    assert outputs[0].keys() == outputs[1].keys() and outputs[0]
+    for file_name in outputs[0]:
+        assert outputs[0][file_name] == outputs[1][file_name], f"{file_name} differs between two runs"
+
+
+def test_merge_gives_the_same_bytes(data, capfd, tmp_path, monkeypatch):
+    shards = shard_files(data, capfd, tmp_path)
+    merged = []
+    for attempt in ("first", "second"):
+        folder = tmp_path / attempt / "run"
+        folder.mkdir(parents=True)
+        monkeypatch.chdir(folder)
+        assert run(capfd, "merge", *shards, "-o", "all.h5", "-q")[0] == 0
+        merged.append((folder / "all.h5").read_bytes())
+    assert merged[0] == merged[1]
+
+
+def test_thread_count_does_not_change_the_embeddings(data, capfd, tmp_path):
+    values = []
+    for threads in (1, 2):
+        path = tmp_path / f"threads{threads}.h5"
+        assert (
+            run(capfd, *embed_args(data, path), "--precision", "float32", "--threads", threads, "-q")[0] == 0
+        )
+        with h5py.File(path) as h5:
+            values.append([h5["embeddings"][str(i)][()] for i in range(3)])
+    torch.set_num_threads(1)  # the command set the process-wide count; other tests expect one
+    for one, two in zip(*values, strict=True):
+        np.testing.assert_allclose(one, two, rtol=0, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Failures: documented exit code, one line on stderr, nothing on stdout, no output left behind
+
+
+def test_out_of_memory_mid_run_exits_4_and_leaves_no_output(data, capfd, tmp_path, monkeypatch):
+    real_map = Engine.map
+
+    def fails_after_one_window(self, windows, *args, **kwargs):
+        results = real_map(self, windows, *args, **kwargs)
+        yield next(results)
+        raise OutOfMemoryError("CUDA out of memory at batch size 1")
+
+    monkeypatch.setattr(Engine, "map", fails_after_one_window)
+    for command in (
+        embed_args(data, tmp_path / "out.h5"),
+        score_args(data, "-o", tmp_path / "out.vcf.gz", "-W"),
+    ):
+        code, out, err = run(capfd, *command, "-q")
+        assert (code, out) == (4, "")
+        assert err.strip().splitlines() == ["caduceus: error: CUDA out of memory at batch size 1"]
+        assert leftovers(tmp_path, set()) == []
+
+
+def test_malformed_record_late_in_a_vcf_leaves_no_output(data, capfd, tmp_path):
+    vcf = tmp_path / "bad.vcf"
+    vcf.write_text(HEADER + records(12) + "chr1\tnot-a-position\t.\tA\tG\t.\t.\t.\n")
+    before = set(tmp_path.iterdir())
+    for output in ("out.vcf", "out.vcf.gz", "out.bcf"):
+        code, out, err = run(capfd, *score_args(data, "-o", tmp_path / output, "-q", vcf=vcf))
+        assert (code, out) == (1, "")
+        assert len(err.strip().splitlines()) == 1 and "bad.vcf" in err
+        assert leftovers(tmp_path, before) == []
+
+
+def test_merge_of_a_damaged_shard_leaves_no_output(data, capfd, tmp_path):
+    shards = shard_files(data, capfd, tmp_path)
+    shards[1].write_bytes(shards[1].read_bytes()[:1000])
+    before = set(tmp_path.iterdir())
+    code, out, err = run(capfd, "merge", *shards, "-o", tmp_path / "all.h5", "-q")
+    assert (code, out) == (1, "")
+    assert len(err.strip().splitlines()) == 1 and "part2.h5" in err
+    assert leftovers(tmp_path, before) == []
+
+
+USAGE_ERRORS = {
+    "embed without -o": lambda data: ["embed", data["ref.fa"]],
+    "embed unknown option": lambda data: [*embed_args(data), "--no-such-option"],
+    "score-variants without --fasta": lambda data: ["score-variants", data["calls.vcf"]],
+    "score-variants bad --score": lambda data: score_args(data, "--score", "nonsense"),
+    "score-variants bad -O": lambda data: score_args(data, "-O", "x"),
+    "merge without inputs": lambda data: ["merge", "-o", "x.h5"],
+    "info unknown option": lambda data: ["info", data["model"], "--no-such-option"],
+    "doctor unknown option": lambda data: ["doctor", "--no-such-option"],
+    "unknown command": lambda data: ["embedd"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(USAGE_ERRORS))
+def test_usage_errors_exit_2(case, data, capfd):
+    code, out, err = run(capfd, *USAGE_ERRORS[case](data))
+    assert (code, out) == (2, "")
+    assert "Usage" in err
+
+
+BAD_OPTION_VALUES = {
+    "--threads 0": ["--threads", "0"],
+    "--shard 3/2": ["--shard", "3/2"],
+    "--shard two": ["--shard", "two"],
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="option values are checked in the command body and raise InputError (exit 1); errors.py documents "
+    "2 for bad options: raise a usage error (exit 2) from parse_shard and set_threads",
+)
+@pytest.mark.parametrize("case", sorted(BAD_OPTION_VALUES))
+@pytest.mark.parametrize("command", ["embed", "score-variants"])
+def test_bad_option_values_exit_2(command, case, data, capfd, tmp_path):
+    args = embed_args(data, tmp_path / "out.h5") if command == "embed" else score_args(data)
+    code, out, _ = run(capfd, *args, *BAD_OPTION_VALUES[case])
+    assert (code, out) == (2, "")
+
+
+INPUT_ERRORS = {
+    "embed missing FASTA": (lambda data, tmp: ["embed", tmp / "no.fa", "-o", tmp / "o.h5"], "no.fa"),
+    "embed missing BED": (
+        lambda data, tmp: [*embed_args(data, tmp / "o.h5"), "-R", tmp / "no.bed"],
+        "no.bed",
+    ),
+    "score-variants missing VCF": (lambda data, tmp: score_args(data, vcf=tmp / "no.vcf"), "no.vcf"),
+    "score-variants missing model": (lambda data, tmp: score_args(data, "-m", tmp / "no_model"), "no_model"),
+    "merge missing shard": (lambda data, tmp: ["merge", tmp / "no.h5", "-o", tmp / "all.h5"], "no.h5"),
+    "info missing model": (lambda data, tmp: ["info", tmp / "no_model"], "no_model"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INPUT_ERRORS))
+def test_input_errors_exit_1_with_one_line_naming_the_file(case, data, capfd, tmp_path):
+    make_args, name = INPUT_ERRORS[case]
+    code, out, err = run(capfd, *make_args(data, tmp_path))
+    assert (code, out) == (1, "")
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("caduceus: error: ") and name in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the answer when no GPU is usable")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:1"])
+@pytest.mark.parametrize("command", ["embed", "score-variants", "doctor"])
+def test_cuda_device_without_a_gpu_exits_3(command, device, data, capfd, tmp_path):
+    args = {
+        "embed": embed_args(data, tmp_path / "out.h5"),
+        "score-variants": score_args(data, "-o", tmp_path / "out.vcf"),
+        "doctor": ["doctor"],
+    }[command]
+    code, out, err = run(capfd, *args, "--device", device)
+    assert code == 3
+    assert out == "" or command == "doctor"
+    assert err.strip().splitlines() == [
+        f"caduceus: error: --device {device}: no usable CUDA GPU (torch {torch.__version__})"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_cuda_visible_devices_hides_every_gpu(data, tmp_path):
+    """Fresh processes, so that on a GPU machine too the variable decides what CUDA sees."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+
+    def caduceus(*args: object) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*CADUCEUS, *map(str, args)], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    auto = caduceus(*score_args(data, "-o", tmp_path / "auto.vcf"))
+    assert auto.returncode == 0, auto.stderr
+    assert " on cpu in float32" in auto.stderr
+    asked = caduceus(*score_args(data, "--device", "cuda:0", "-o", tmp_path / "cuda.vcf"))
+    assert (asked.returncode, asked.stdout) == (3, "")
+    assert asked.stderr.startswith("caduceus: error: --device cuda:0: no usable CUDA GPU")
+    assert [p.name for p in tmp_path.iterdir()] == ["auto.vcf"]
+
+
+# ---------------------------------------------------------------------------------------------
+# stdout carries data only; logs are plain text off a terminal, and go to --log-file too
+
+
+def test_score_variants_in_a_pipe_writes_only_vcf_on_stdout_and_plain_logs_on_stderr(data, tmp_path):
+    with open(data["calls.vcf"], "rb") as stdin:
+        piped = subprocess.run(
+            [*CADUCEUS, *map(str, score_args(data, vcf="-"))],
+            stdin=stdin, capture_output=True, timeout=120,
+        )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    (tmp_path / "stdout.vcf").write_bytes(piped.stdout)
+    with pysam.VariantFile(str(tmp_path / "stdout.vcf")) as vcf:
+        assert len([record.info["CADUCEUS_LLR"] for record in vcf]) == 12
+    log = piped.stderr.decode()
+    assert "caduceus INFO 12 records written" in log
+    assert ANSI_ESCAPE not in log and "\r" not in log
+
+
+@pytest.mark.parametrize("command", ["embed", "merge", "score-variants to a file"])
+def test_commands_writing_files_print_nothing_on_stdout(command, data, capfd, tmp_path):
+    args = {
+        "embed": lambda: embed_args(data, tmp_path / "out.h5"),
+        "merge": lambda: ["merge", *shard_files(data, capfd, tmp_path), "-o", tmp_path / "all.h5"],
+        "score-variants to a file": lambda: score_args(data, "-o", tmp_path / "out.vcf.gz"),
+    }[command]()
+    code, out, err = run(capfd, *args)
+    assert (code, out) == (0, "")
+    assert " INFO " in err and ANSI_ESCAPE not in err
+
+
+@pytest.mark.parametrize("command", ["embed", "score-variants", "merge"])
+def test_quiet_success_is_silent(command, data, capfd, tmp_path):
+    args = {
+        "embed": lambda: embed_args(data, tmp_path / "out.h5"),
+        "score-variants": lambda: score_args(data, "-o", tmp_path / "out.vcf"),
+        "merge": lambda: ["merge", *shard_files(data, capfd, tmp_path), "-o", tmp_path / "all.h5"],
+    }[command]()
+    assert run(capfd, *args, "-q") == (0, "", "")
+
+
+@pytest.mark.parametrize("command", ["embed", "score-variants", "merge"])
+def test_log_file_gets_the_log(command, data, capfd, tmp_path):
+    args = {
+        "embed": lambda: embed_args(data, tmp_path / "out.h5"),
+        "score-variants": lambda: score_args(data, "-o", tmp_path / "out.vcf"),
+        "merge": lambda: ["merge", *shard_files(data, capfd, tmp_path), "-o", tmp_path / "all.h5"],
+    }[command]()
+    log = tmp_path / "run.log"
+    code, _, err = run(capfd, *args, "--log-file", log)
+    assert code == 0
+    text = log.read_text()
+    assert " caduceus INFO " in text and ANSI_ESCAPE not in text
+    assert all(line in err for line in text.splitlines()), "the file holds what stderr showed"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="main() prints the final error to stderr only; it should also log it (log.error) so --log-file has it",
+)
+def test_log_file_records_the_error_that_ended_the_run(data, capfd, tmp_path):
+    log = tmp_path / "run.log"
+    code, _, err = run(capfd, *score_args(data, "-m", tmp_path / "no_model", "--log-file", log))
+    assert code == 1
+    assert "no_model" in log.read_text()
