@@ -35,10 +35,11 @@ HEADER = (
 
 
 def records(count: int) -> str:
-    positions = [("chr1", p) for p in range(3, 300, 300 // count)][:count]
+    """`count` SNVs spread along chr1, REF as in the FASTA."""
+    chr1 = CONTIGS["chr1"]
+    positions = range(3, 300, 300 // count)[:count]
     return "".join(
-        f"{c}\t{p}\t.\t{CONTIGS[c][p - 1]}\t{'G' if CONTIGS[c][p - 1] != 'G' else 'A'}\t.\t.\t.\n"
-        for c, p in positions
+        f"chr1\t{p}\t.\t{chr1[p - 1]}\t{'G' if chr1[p - 1] != 'G' else 'A'}\t.\t.\t.\n" for p in positions
     )
 
 

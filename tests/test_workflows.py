@@ -7,6 +7,7 @@ with example values and run through the real entry point: the module cannot drif
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
@@ -255,3 +256,92 @@ def test_nextflow_module_commands_run_and_gather_to_the_single_run(data, single_
 
     assert_same_embeddings(tmp_path / "embeddings.h5", single_run["embeddings"])
     assert_same_records(tmp_path / "scored.vcf.gz", single_run["scored"])
+
+
+def test_workflow_defaults_are_the_example_data_and_the_shipped_model():
+    config = dict(
+        re.findall(r"^(\w+): *(\"[^\"]*\"|\S+)", (SNAKEFILE.parent / "config.yaml").read_text(), re.M)
+    )
+    params = dict(re.findall(r"^params\.(\w+) = '([^']*)'", NEXTFLOW.read_text(), re.M))
+    for key in ("fasta", "regions", "vcf"):
+        assert (REPO / config[key]).is_file() and config[key] == params[key]
+    assert config["model"] == '""' and params["caduceus_model"] == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# The shard VCF joiner's refusals
+
+
+@pytest.fixture(scope="module")
+def concat_vcf():
+    spec = importlib.util.spec_from_file_location(
+        "concat_vcf", REPO / "workflows" / "scripts" / "concat_vcf.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_shard(folder: Path, shard: str, lines: list[str], model: str = "m1") -> Path:
+    path = folder / f"part{shard.replace('/', '-of-')}.vcf"
+    header = [
+        "##fileformat=VCFv4.2",
+        "##contig=<ID=chr1,length=1000>",
+        "##contig=<ID=chr2,length=1000>",
+        f"##caduceus_command=caduceus score-variants in.vcf --fasta ref.fa --shard {shard} -o {path.name}",
+        f"##caduceus_model=source={model}",
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+    ]
+    path.write_text("\n".join(header + lines) + "\n")
+    return path
+
+
+def record(chrom: str, pos: int) -> str:
+    return f"{chrom}\t{pos}\t.\tA\tG\t.\t.\t."
+
+
+def test_vcf_joiner_orders_shards_by_their_shard_option(concat_vcf, tmp_path):
+    first = write_shard(tmp_path, "1/2", [record("chr1", 5), record("chr1", 9)])
+    second = write_shard(tmp_path, "2/2", [record("chr1", 9), record("chr2", 1)])
+    assert concat_vcf.main(["-o", str(tmp_path / "all.vcf.gz"), str(second), str(first)]) == 0
+    header, lines = vcf_lines(tmp_path / "all.vcf.gz")
+    assert lines == [record("chr1", 5), record("chr1", 9), record("chr1", 9), record("chr2", 1)]
+    assert "##caduceus_model=source=m1" in header
+    assert (tmp_path / "all.vcf.gz.tbi").is_file()
+
+
+@pytest.mark.parametrize(
+    "problem, message",
+    [
+        ("missing", "shard 2/3 is missing"),
+        ("repeated", "given twice"),
+        ("other model", "differs from"),
+        ("unsorted", "unsorted"),
+        ("contig again", "appears again"),
+    ],
+)
+def test_vcf_joiner_refuses_what_cannot_be_one_run_and_leaves_no_output(
+    problem, message, concat_vcf, tmp_path, capsys
+):
+    shards = {
+        "missing": lambda: [("1/3", [record("chr1", 1)]), ("3/3", [record("chr1", 2)])],
+        "repeated": lambda: [("1/2", [record("chr1", 1)]), ("1/2", [record("chr1", 1)])],
+        "unsorted": lambda: [("1/2", [record("chr1", 5)]), ("2/2", [record("chr1", 4)])],
+        "contig again": lambda: [
+            ("1/2", [record("chr1", 5), record("chr2", 1)]),
+            ("2/2", [record("chr1", 9)]),
+        ],
+        "other model": lambda: [("1/2", [record("chr1", 1)]), ("2/2", [record("chr1", 2)])],
+    }[problem]()
+    folders = [tmp_path / str(number) for number in range(len(shards))]
+    paths = []
+    for number, (folder, (shard, lines)) in enumerate(zip(folders, shards, strict=True)):
+        folder.mkdir()
+        paths.append(
+            write_shard(folder, shard, lines, model="m2" if problem == "other model" and number else "m1")
+        )
+    out = tmp_path / "out"
+    out.mkdir()
+    assert concat_vcf.main(["-o", str(out / "all.vcf.gz"), *map(str, paths)]) == 1
+    assert message in capsys.readouterr().err
+    assert list(out.iterdir()) == []
