@@ -11,8 +11,8 @@ Layout (downstream code relies on it; documented in the README):
     root attributes                settings (verified on resume and merge) and provenance
 
 Two more objects exist only while a file is unfinished or is one shard of a split run:
-`/done` (uint8 per region, set and flushed after each region, so `--resume` can skip finished
-ones; deleted when the run completes) and `/shard/index` (the global region index of each row,
+`/done` (uint8 per region, set for finished regions at each commit, so `--resume` can skip
+them; deleted when the run completes) and `/shard/index` (the global region index of each row,
 with root attributes `shard_index`, `shard_count`, `total_regions`; `merge_shards` drops them).
 
 Bytes are deterministic: no timestamps (track_times=False), groups keep creation order, fixed
