@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -40,15 +42,32 @@ def _root(
     """Run Caduceus DNA language models over genomes and variant files."""
 
 
-app.command("embed")(embed)
-app.command("score-variants")(score_variants)
-app.command("merge")(merge)
-app.command("info")(info)
-app.command("doctor")(doctor)
+def _exit_130_on_interrupt(command: Callable) -> Callable:
+    """Ctrl-C ends a command with the shell's convention (128 + SIGINT), not Click's "Aborted!" exit 1."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            print("caduceus: interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+
+    return run
+
+
+for _name, _command in [
+    ("embed", embed),
+    ("score-variants", score_variants),
+    ("merge", merge),
+    ("info", info),
+    ("doctor", doctor),
+]:
+    app.command(_name)(_exit_130_on_interrupt(_command))
 
 
 def main() -> None:
-    """Entry point. Usage errors exit 2 and Ctrl-C exits 1, both handled by Typer/Click themselves."""
+    """Entry point. Usage errors exit 2, as Typer/Click report them."""
     try:
         app()
     except CaduceusError as err:

@@ -14,6 +14,7 @@ import math
 import os
 import pickle
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -61,8 +62,11 @@ def load_model(
 
 
 def default_model_path() -> Path:
-    """The model shipped in the repository's weights/ folder, used when no --model is given."""
-    return Path(__file__).resolve().parents[2] / "weights" / DEFAULT_MODEL
+    """The shipped model, used when no --model is given: the checkout's weights/ folder, or where
+    a wheel install puts it (<prefix>/share/caduceus-cli/weights)."""
+    checkout = Path(__file__).resolve().parents[2] / "weights" / DEFAULT_MODEL
+    installed = Path(sys.prefix) / "share" / "caduceus-cli" / "weights" / DEFAULT_MODEL
+    return checkout if checkout.is_dir() or not installed.is_dir() else installed
 
 
 def save_checkpoint(
