@@ -13,7 +13,7 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from caduceus_cli.errors import OutOfMemoryError
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 
 log = logging.getLogger("caduceus")
+T = TypeVar("T")
 
 OUTPUTS = ("embed", "logits")
 # Bytes of activations per token per unit of d_inner at float32, measured peak of the unfused
@@ -30,6 +31,47 @@ _BYTES_PER_TOKEN_PER_CHANNEL = 64
 _CPU_MEMORY_BUDGET = 2 << 30
 _GPU_MEMORY_FRACTION = 0.6
 _READ_AHEAD_BATCHES = 4
+
+
+def read_ahead(items: Iterable[T], depth: int, name: str = "caduceus-reader") -> Iterator[T]:
+    """Iterate `items` on a background thread, at most `depth` items ahead of the consumer.
+
+    An exception raised by `items` re-raises in the consumer. When the consumer stops early, the
+    producer stops at its next item; a producer blocked inside `items` (a silent stdin) is left
+    behind as a daemon thread.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item: object) -> None:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                put(item)
+            put(end)
+        except BaseException as err:  # handed to the consumer, which re-raises it
+            put(err)
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while (item := buffer.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 @dataclass
@@ -66,44 +108,8 @@ class Engine:
         `model.embed(ids, rc)`; "logits": (rows, V) of `model.logits_conjoined(ids, rc)`."""
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-        for batch in self._batches_ahead(windows, rc):
+        for batch in read_ahead(self._group(windows, rc), _READ_AHEAD_BATCHES):
             yield from self._run_batch(batch, output, rc)
-
-    # --- reading ahead -----------------------------------------------------------------------
-    def _batches_ahead(self, windows: Iterable[Window], rc: str) -> Iterator[list[Window]]:
-        """Group windows into equal-length batches on a reader thread, a few batches ahead."""
-        batches: queue.Queue = queue.Queue(maxsize=_READ_AHEAD_BATCHES)
-        stop = threading.Event()
-        done = object()
-
-        def read() -> None:
-            try:
-                for batch in self._group(windows, rc):
-                    while not stop.is_set():
-                        try:
-                            batches.put(batch, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-                batches.put(done)
-            except BaseException as err:  # handed to the consumer, which re-raises it
-                batches.put(err)
-
-        reader = threading.Thread(target=read, name="caduceus-reader", daemon=True)
-        reader.start()
-        try:
-            while True:
-                item = batches.get()
-                if item is done:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            reader.join(timeout=5)
 
     def _group(self, windows: Iterable[Window], rc: str) -> Iterator[list[Window]]:
         batch: list[Window] = []
