@@ -256,3 +256,11 @@ def test_bad_option_combinations_fail_before_any_work(tmp_path, genome, args, me
     result = run("-", "--fasta", genome, *args)
     assert isinstance(result.exception, InputError)
     assert message in str(result.exception)
+
+
+@pytest.mark.parametrize(("trained", "window"), [(1024, 1024), (131072, 2048), (None, 2048), (1001, 1000)])
+def test_default_window_is_the_training_length_up_to_2048(trained, window):
+    class Model:
+        default_window = trained
+
+    assert command.default_window(Model()) == window

@@ -71,7 +71,10 @@ from caduceus_cli.tokens import tokenize
 
 log = logging.getLogger("caduceus")
 
-DEFAULT_WINDOW = 2048  # see README "score-variants: choosing --window" for the measurement behind it
+# Default --window: the model's training length, at most this. The README's window table shows
+# the masked LLR of the shipped model hardly changes past a few hundred bases, while the cost of
+# every score grows with W; 2,048 keeps the published 131k models at a practical rate.
+MAX_DEFAULT_WINDOW = 2048
 DEFAULT_FLANK = 768  # as in the Caduceus paper's variant-effect features (1,537 positions around the variant)
 CHUNK_RECORDS = 2048  # records per chunk: many full batches per chunk, little memory per chunk
 CHUNKS_AHEAD = 2  # chunks parsed ahead of the engine, and chunks waiting for the writer
@@ -151,8 +154,14 @@ def score_variants(
         bool, typer.Option("--probs", help="Also write P(ref) and P(alt) of the masked pass.")
     ] = False,
     window: Annotated[
-        int, typer.Option("--window", "-w", help="Bases of context per variant (even, >= 2).")
-    ] = DEFAULT_WINDOW,
+        int | None,
+        typer.Option(
+            "--window",
+            "-w",
+            help=f"Bases of context per variant (even, >= 2). Default: the model's training length, "
+            f"at most {MAX_DEFAULT_WINDOW}.",
+        ),
+    ] = None,
     emb_flank: Annotated[
         int, typer.Option("--emb-flank", help="Bases each side of the variant averaged for emb-cos/emb-l2.")
     ] = DEFAULT_FLANK,
@@ -190,7 +199,10 @@ def score_variants(
     with HtslibMessages() as messages:
         setup_logging(quiet, log_file)
         set_threads(threads)
-        settings = _settings(score, probs, window, emb_flank, on_ref_mismatch)
+        if window is not None:
+            check_window(window)
+        if emb_flank < 0:
+            raise InputError(f"--emb-flank {emb_flank}: must be 0 or more")
         fmt = _output_format(output, output_type, write_index_, force)
         to_stdout = output is None or output == "-"
         shard_range = _shard_range(vcf, parse_shard(shard), messages)
@@ -200,6 +212,9 @@ def score_variants(
                 _check_some_contig_known(shard_range[2], reader_fasta, vcf)
             variants = open_vcf(vcf, messages)
             model_obj = open_model(model, revision, device, dtype)
+            settings = _settings(
+                score, probs, window or default_window(model_obj), emb_flank, on_ref_mismatch
+            )
             add_scoring_header(
                 variants.header, _info_fields(settings, model_obj), _meta(model_obj, settings), vcf
             )
@@ -215,17 +230,21 @@ def score_variants(
             variants.close()
 
 
+def default_window(model_obj: object) -> int:
+    """The model's training length (made even), at most MAX_DEFAULT_WINDOW; that maximum when unknown."""
+    trained = getattr(model_obj, "default_window", None) or MAX_DEFAULT_WINDOW
+    return max(2, min(trained, MAX_DEFAULT_WINDOW) // 2 * 2)
+
+
 def _settings(
     score: list[Score] | None, probs: bool, window: int, flank: int, on_ref_mismatch: OnRefMismatch
 ) -> Settings:
-    check_window(window)
-    if flank < 0:
-        raise InputError(f"--emb-flank {flank}: must be 0 or more")
     scores = tuple(dict.fromkeys(s.value for s in (score or [Score.llr])))
     if flank >= window // 2 and {"emb-cos", "emb-l2"} & set(scores):
         log.warning(
             "--emb-flank %d reaches past the %d bp window: averaging over the whole window", flank, window
         )
+    log.info("scores %s, window %d bp", ", ".join(scores + (PROBS if probs else ())), window)
     return Settings(scores, probs, window, flank, on_ref_mismatch.value)
 
 
