@@ -157,6 +157,7 @@ def main() -> None:
     )
     parser.add_argument("--windows", default="128,256,512,1024,2048,4096")
     parser.add_argument("--rate-window", type=int, default=2048)
+    parser.add_argument("--no-rates", action="store_true", help="only the window table")
     parser.add_argument("--variants", type=int, default=200)
     parser.add_argument("--emb-flank", type=int, default=768)
     parser.add_argument("--fasta", default=None)
@@ -177,12 +178,14 @@ def main() -> None:
         write_snvs(vcf, contig, ids, args.variants, max(windows + [args.rate_window]) // 2, args.seed)
         model = args.model or str(default_model_path())
         window_table(f"model {model}", model, vcf, fasta, windows, args, folder)
-        rate_table(f"model {model}", model, vcf, fasta, args, folder)
+        if not args.no_rates:
+            rate_table(f"model {model}", model, vcf, fasta, args, folder)
         if args.published_size:
             big = published_size_checkpoint(folder)
             window_table("random published-size PH model (d_model 256, 16 layers)", big, vcf, fasta, windows, args,
                          folder)  # fmt: skip
-            rate_table("random published-size PH model", big, vcf, fasta, args, folder)
+            if not args.no_rates:
+                rate_table("random published-size PH model", big, vcf, fasta, args, folder)
 
 
 if __name__ == "__main__":
