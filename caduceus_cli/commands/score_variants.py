@@ -49,6 +49,7 @@ from caduceus_cli.io.atomic import atomic_output, check_writable_output, partial
 from caduceus_cli.io.contigs import name_sample, read_chrom_map
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.vcf import (
+    FLAGS,
     HtslibMessages,
     InfoField,
     Snv,
@@ -577,7 +578,7 @@ def _info_fields(settings: Settings, model_obj: object) -> list[InfoField]:
     }
     names = list(settings.scores) + (list(PROBS) if settings.probs else [])
     fields = [InfoField(INFO_KEYS[n], "Float", f"{per_score[n]}; model {model}; {rc}") for n in names]
-    reasons = "ref_mismatch (REF differs from the FASTA), indel, mnv, symbolic, not_acgt, contig_missing"
+    reasons = ", ".join(f"{flag} ({meaning})" for flag, meaning in FLAGS.items())
     fields.append(InfoField(FLAG_KEY, "String", f"Why the Caduceus scores of an ALT are missing: {reasons}"))
     return fields
 

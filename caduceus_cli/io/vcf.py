@@ -1,10 +1,11 @@
 """VCF / BCF in and out through pysam: streaming reads, allele classification, scored output.
 
 Records are never translated between headers: the score definitions are added to the input
-header before the first record is read, and the output is opened with a copy of that header,
-so records are written with the ids they were read with (as `bcftools view` does). Contigs and
-tags that a record uses without a header line are added by htslib on the fly; they are copied
-to the output header in the same order, so the ids keep agreeing.
+header before the first record is read, and each record is written under that same header.
+VCF text is what htslib formats for the record, so every field comes out as it came in, even
+tags and contigs the header never declared. BCF goes through a copy of the header; lines that
+htslib adds while reading (undeclared tags) are copied to it in the same order, so ids agree
+(as `bcftools view` relies on).
 
 htslib reports problems on file descriptor 2, out of Python's reach. `HtslibMessages` sends
 them to a temporary file instead, so they come back as one-line errors and deduplicated log
@@ -32,7 +33,15 @@ from caduceus_cli.errors import InputError
 
 log = logging.getLogger("caduceus")
 
-FLAGS = ("ref_mismatch", "indel", "mnv", "symbolic", "not_acgt", "contig_missing")
+# Why an ALT is not scored, in the order they are tested (the first that applies is reported).
+FLAGS = {
+    "contig_missing": "contig not in the FASTA",
+    "ref_mismatch": "REF differs from the FASTA",
+    "symbolic": "symbolic, * or breakend ALT",
+    "not_acgt": "a base other than A C G T",
+    "indel": "REF and ALT lengths differ",
+    "mnv": "several bases differ",
+}
 FORMATS = {"v": "w", "z": "wz", "b": "wb"}
 TBI_MAX_POSITION = 1 << 29  # positions a .tbi can hold (512 Mbp); beyond it the index must be CSI
 _ACGT = frozenset("ACGT")
