@@ -12,8 +12,8 @@ Sections (all by default; pick with --sections):
   e2e      `caduceus embed` on a generated FASTA (--precision float16), per-base and --bin 128, next
            to the engine's model-only rate (benchmarks/embed_throughput.py's runs)
   profile  torch.profiler kernel time of one forward pass, top kernels and groups (scan, matmul, ...)
-  error    bfloat16 vs float32 max abs error of embeddings and conjoined logits at --length; with
-           --cpu-length, also CUDA float32 vs the CPU float32 path
+  error    bfloat16 vs float32 max abs error of conjoined embeddings and logits at --length
+  cpu      one float32 pass on this device against the CPU float32 path at --cpu-length (slow)
 
 Without CUDA every section runs at toy sizes on the CPU (or says why it is skipped), so the script is
 known to work before it meets the GPU:
@@ -49,7 +49,7 @@ import embed_throughput  # noqa: E402
 import floor  # noqa: E402
 from model_speed import HEADER, SIZES, measure, median_seconds, random_ids, random_model, sync  # noqa: E402
 
-SECTIONS = ("rates", "floor", "model", "plain", "e2e", "profile", "error")
+SECTIONS = ("rates", "floor", "model", "plain", "e2e", "profile", "error", "cpu")
 TOY = {"size": (32, 2), "length": 256, "batches": [1, 2], "e2e_windows": 4}
 
 
@@ -427,33 +427,52 @@ def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def section_error(args, device: torch.device) -> None:
     d_model, n_layer = args.size
-    print(f"\n## Agreement at d {d_model}, {n_layer} layers, random weights, batch 1\n")
     print(
-        "| variant | compared | L | max abs err, embedding (max abs value) | max abs err, conjoined logits (max) |"
+        f"\n## bfloat16 vs float32 at d {d_model}, {n_layer} layers, random weights, batch 1, L {args.length:,}\n"
     )
-    print("| --- | --- | --- | --- | --- |")
+    print(
+        "| variant | max abs err, conjoined embedding (max abs value) | max abs err, conjoined logits (max) |"
+    )
+    print("| --- | --- | --- |")
+    ids = random_ids(1, args.length, device)
     for variant in args.variants:
-        reference = random_model(variant, d_model, n_layer, device, "float32")
-        comparisons = [("bfloat16 vs float32", device, "bfloat16", args.length)]
-        if args.cpu_length and device.type == "cuda":
-            comparisons.append(
-                ("CUDA float32 vs CPU float32", torch.device("cpu"), "float32", args.cpu_length)
-            )
-        for label, other_device, dtype, length in comparisons:
-            ids = random_ids(1, length, device)
-            with torch.inference_mode():
-                emb, logits = reference.embed(ids).float(), reference.logits_conjoined(ids).float()
-                other = random_model(variant, d_model, n_layer, other_device, dtype)
-                other_ids = ids.to(other_device)
-                emb_other = other.embed(other_ids).to(device)
-                logits_other = other.logits_conjoined(other_ids).to(device)
-            print(
-                f"| {variant.upper()} | {label} | {length:,} | {max_abs(emb, emb_other):.3g} ({emb.abs().max():.3g}) "
-                f"| {max_abs(logits, logits_other):.3g} ({logits.abs().max():.3g}) |",
-                flush=True,
-            )
-            del other
-            empty_cache(device)
+        with torch.inference_mode():
+            full = random_model(variant, d_model, n_layer, device, "float32")
+            emb, logits = full.embed(ids), full.logits_conjoined(ids)
+            del full
+            half = random_model(variant, d_model, n_layer, device, "bfloat16")
+            emb_half, logits_half = half.embed(ids), half.logits_conjoined(ids)
+            del half
+        print(
+            f"| {variant.upper()} | {max_abs(emb, emb_half):.3g} ({emb.abs().max():.3g}) "
+            f"| {max_abs(logits, logits_half):.3g} ({logits.abs().max():.3g}) |",
+            flush=True,
+        )
+        empty_cache(device)
+
+
+def section_cpu(args, device: torch.device) -> None:
+    """One forward pass on this device in float32 against the CPU float32 path (slow: keep L short)."""
+    d_model, n_layer = args.size
+    length = args.cpu_length
+    print(
+        f"\n## {device.type} float32 vs CPU float32, one pass, d {d_model}, {n_layer} layers, L {length:,}\n"
+    )
+    print("| variant | max abs err, hidden (max abs value) | max abs err, logits (max) | CPU bases/s |")
+    print("| --- | --- | --- | --- |")
+    ids = random_ids(1, length, "cpu")
+    for variant in args.variants:
+        with torch.inference_mode():
+            out = random_model(variant, d_model, n_layer, device, "float32")(ids.to(device))
+            started = time.perf_counter()
+            want = random_model(variant, d_model, n_layer, "cpu", "float32")(ids)
+            cpu_rate = length / (time.perf_counter() - started)
+        print(
+            f"| {variant.upper()} | {max_abs(out.hidden.cpu(), want.hidden):.3g} ({want.hidden.abs().max():.3g}) "
+            f"| {max_abs(out.logits.cpu(), want.logits):.3g} ({want.logits.abs().max():.3g}) | {cpu_rate:,.0f} |",
+            flush=True,
+        )
+        empty_cache(device)
 
 
 def empty_cache(device: torch.device) -> None:
@@ -476,16 +495,14 @@ def parse_args() -> argparse.Namespace:
         "--e2e-windows", type=int, default=16, help="genome size of the end-to-end runs, in windows"
     )
     parser.add_argument("--profile-batch", type=int, default=4)
-    parser.add_argument(
-        "--cpu-length", type=int, default=0, help="also compare with the CPU path at this L (0: no)"
-    )
+    parser.add_argument("--cpu-length", type=int, default=4096, help="L of the comparison with the CPU path")
     parser.add_argument("--threads", type=int, default=4, help="CPU threads of the end-to-end runs")
     args = parser.parse_args()
     args.size = SIZES[args.size]
     if args.dry_run or not torch.cuda.is_available():
         args.size, args.length, args.batches = TOY["size"], TOY["length"], TOY["batches"]
         args.e2e_windows, args.repeats, args.profile_batch = TOY["e2e_windows"], 1, 1
-        args.cpu_length = min(args.cpu_length, TOY["length"])
+        args.cpu_length = TOY["length"]
     return args
 
 
@@ -511,6 +528,8 @@ def main() -> None:
         section_profile(args, device, rates)
     if "e2e" in args.sections:
         section_e2e(args, device)
+    if "cpu" in args.sections:  # last: the CPU path is slow at the published size
+        section_cpu(args, device)
 
 
 if __name__ == "__main__":

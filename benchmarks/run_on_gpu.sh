@@ -46,7 +46,7 @@ run_tests() {
 }
 
 model_tables() {  # card rates, floor, our path model-only, bf16 error, profiler
-  timeout "${1:-270}" $PY benchmarks/gpu_throughput.py --sections rates floor model error profile \
+  timeout "${1:-270}" $PY benchmarks/gpu_throughput.py --sections rates floor model error profile cpu \
     --batches 1 4 --cpu-length 4096 2>"$OUT/model.log" | tee "$OUT/model.md"
 }
 
