@@ -78,6 +78,7 @@ log = logging.getLogger("caduceus")
 MAX_DEFAULT_WINDOW = 2048
 DEFAULT_FLANK = 768  # as in the Caduceus paper's variant-effect features (1,537 positions around the variant)
 CHUNK_RECORDS = 2048  # records per chunk: many full batches per chunk, little memory per chunk
+LOG_EVERY_S = 60  # progress lines in the log when stderr is not a terminal
 CHUNKS_AHEAD = 2  # chunks parsed ahead of the engine, and chunks waiting for the writer
 
 INFO_KEYS = {
@@ -322,9 +323,16 @@ class _Run:
         with progress_bar(self.quiet, "records") as progress, ThreadPoolExecutor(1) as write_pool:
             task = progress.add_task("score-variants", total=total, rate="-")
 
+            last_log = started
+
             def written(future: Future) -> None:
-                rate = self.tally.records / max(time.monotonic() - started, 1e-9)
+                nonlocal last_log
+                now = time.monotonic()
+                rate = self.tally.records / max(now - started, 1e-9)
                 progress.update(task, advance=future.result(), rate=f"{rate:,.0f}")
+                if progress.disable and now - last_log >= LOG_EVERY_S:  # no bar: a line now and then
+                    log.info("%d records written, %.0f records/s", self.tally.records, rate)
+                    last_log = now
 
             in_flight: list[Future] = []
             for chunk in _read_ahead(self._chunks(variants, shard_range), CHUNKS_AHEAD, self._stop):
