@@ -291,24 +291,42 @@ def section_model(args, device: torch.device) -> None:
     print(f"\n## Our path, model-only (L {args.length:,}, median of {args.repeats})\n")
     print(HEADER)
     d_model, n_layer = args.size
+    notes = []
     for variant in args.variants:
         for dtype in args.dtypes:
             model = random_model(variant, d_model, n_layer, device, dtype)
-            auto = default_batch_size(model, args.length)
+            notes.append(
+                f"{variant.upper()} {dtype}: engine's automatic batch size {default_batch_size(model, args.length)}"
+            )
             for batch in args.batches:
                 try:
                     row = measure(
                         model, f"d {d_model}, {n_layer} layers", dtype, args.length, batch, args.repeats, 1
                     )
-                    print(row.markdown(), flush=True)
                 except torch.cuda.OutOfMemoryError:
-                    torch.cuda.empty_cache()
+                    empty_cache(device)
                     print(
                         f"| d {d_model} | {variant.upper()} | {dtype} | {args.length:,} | {batch} | OOM | | |"
                     )
-            print(f"\n(engine's automatic batch size for {variant.upper()} {dtype}: {auto})\n")
+                    continue
+                print(row.markdown(), flush=True)
+                if row.peak is not None:
+                    notes.append(
+                        f"{variant.upper()} {dtype} batch {batch}: {engine_constant(model, row, batch)}"
+                    )
             del model
             empty_cache(device)
+    print("\n" + "\n".join(f"- {note}" for note in notes))
+
+
+def engine_constant(model: CaduceusForMaskedLM, row, batch: int) -> str:
+    """The measured peak per window in the units of engine._BYTES_PER_TOKEN_PER_CHANNEL (bytes per
+    token per d_inner channel, scaled to float32 elements, per strand pass), to recalibrate it."""
+    element = max(next(model.parameters()).element_size(), 4)
+    passes = 2  # embed(rc="auto"): PS both strands in one call, PH forward + RC pass
+    per_window = row.peak * 2**30 / batch
+    constant = per_window / (row.length * model.config.d_inner * passes) * 4 / element
+    return f"peak {per_window / 2**30:.2f} GiB per window = {constant:.1f} bytes per token per channel"
 
 
 def section_plain(args, device: torch.device) -> None:
