@@ -52,7 +52,7 @@ model_tables() {  # card rates, floor, our path model-only, bf16 error, profiler
 
 compare_tables() {  # the plain mamba-ssm path next to ours, then end to end
   timeout "${1:-240}" $PY benchmarks/gpu_throughput.py --sections plain e2e --batches 1 4 \
-    --e2e-windows 16 --threads 8 2>"$OUT/compare.log" | tee "$OUT/compare.md"
+    --e2e-windows 8 --threads 8 2>"$OUT/compare.log" | tee "$OUT/compare.md"
 }
 
 case "${1:-all}" in
@@ -69,9 +69,9 @@ case "${1:-all}" in
   all)
     install .whl/rest || exit 1
     environment
-    run_tests 150
-    model_tables 250
-    compare_tables 150
+    run_tests 100
+    model_tables 230
+    compare_tables 230
     ;;
   tests) install .whl/rest && environment && run_tests 500 ;;
   model) install .whl/rest && environment && model_tables 540 ;;
