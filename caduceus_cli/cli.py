@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from typing import Annotated
@@ -10,6 +11,7 @@ from typing import Annotated
 import typer
 
 from caduceus_cli import __version__
+from caduceus_cli.commands.common import log_to_file
 from caduceus_cli.commands.doctor import doctor
 from caduceus_cli.commands.embed import embed
 from caduceus_cli.commands.info import info
@@ -68,8 +70,11 @@ for _name, _command in [
 
 def main() -> None:
     """Entry point. Usage errors exit 2, as Typer/Click report them."""
+    # a closed stdout (`| head`) ends the process at once, as it does bcftools
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         app()
     except CaduceusError as err:
         print(f"caduceus: error: {err}", file=sys.stderr)
+        log_to_file(f"error: {err}")
         sys.exit(err.exit_code)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from caduceus_cli.errors import DeviceUnavailableError, InputError
+from caduceus_cli.errors import DeviceUnavailableError, UsageError
 
 DTYPES = {
     "float32": torch.float32,
@@ -21,7 +21,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise InputError(f"--device {name}: not a device name (use auto, cpu, cuda or cuda:N)") from err
+        raise UsageError(f"--device {name}: not a device name (use auto, cpu, cuda or cuda:N)") from err
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise DeviceUnavailableError(f"--device {name}: no usable CUDA GPU (torch {torch.__version__})")
@@ -32,7 +32,7 @@ def resolve_device(name: str = "auto") -> torch.device:
             )
         return torch.device("cuda", index)
     if device.type != "cpu":
-        raise InputError(f"--device {name}: unsupported device type {device.type!r} (use cpu or cuda)")
+        raise UsageError(f"--device {name}: unsupported device type {device.type!r} (use cpu or cuda)")
     return device
 
 
@@ -43,7 +43,7 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
             return torch.bfloat16
         return torch.float32
     if name not in DTYPES:
-        raise InputError(f"--dtype {name}: use one of auto, {', '.join(DTYPES)}")
+        raise UsageError(f"--dtype {name}: use one of auto, {', '.join(DTYPES)}")
     if device.type == "cpu" and DTYPES[name] in (torch.float16,):
-        raise InputError(f"--dtype {name}: not supported on the CPU; use float32, float64 or bfloat16")
+        raise UsageError(f"--dtype {name}: not supported on the CPU; use float32, float64 or bfloat16")
     return DTYPES[name]

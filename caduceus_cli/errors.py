@@ -3,7 +3,7 @@
 Exit codes (documented in the README):
   0  success
   1  input error: a missing or malformed file, record, region or checkpoint
-  2  usage error: bad options (raised by Typer/Click itself)
+  2  usage error: unknown options (Typer/Click) or invalid option values (UsageError)
   3  a CUDA device was asked for and none is usable
   4  out of GPU memory even at batch size 1
 """
@@ -16,7 +16,13 @@ class CaduceusError(Exception):
 
 
 class InputError(CaduceusError):
-    """A file, record, region or option value is unusable."""
+    """A file, record, region or checkpoint is unusable."""
+
+
+class UsageError(CaduceusError):
+    """An option value is invalid (the same exit code as Click's own usage errors)."""
+
+    exit_code = 2
 
 
 class CheckpointError(InputError):

@@ -228,11 +228,6 @@ BAD_OPTION_VALUES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="option values are checked in the command body and raise InputError (exit 1); errors.py documents "
-    "2 for bad options: raise a usage error (exit 2) from parse_shard and set_threads",
-)
 @pytest.mark.parametrize("case", sorted(BAD_OPTION_VALUES))
 @pytest.mark.parametrize("command", ["embed", "score-variants"])
 def test_bad_option_values_exit_2(command, case, data, capfd, tmp_path):
@@ -360,10 +355,6 @@ def test_log_file_gets_the_log(command, data, capfd, tmp_path):
     assert all(line in err for line in text.splitlines()), "the file holds what stderr showed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="main() prints the final error to stderr only; it should also log it (log.error) so --log-file has it",
-)
 def test_log_file_records_the_error_that_ended_the_run(data, capfd, tmp_path):
     log = tmp_path / "run.log"
     code, _, err = run(capfd, *score_args(data, "-m", tmp_path / "no_model", "--log-file", log))
@@ -371,12 +362,6 @@ def test_log_file_records_the_error_that_ended_the_run(data, capfd, tmp_path):
     assert "no_model" in log.read_text()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a closed stdout (`| head`) ends the run with exit 1 and no message, after the chunks in flight "
-    "are computed (Click turns EPIPE into exit 1); main() should restore SIGPIPE's default action so the "
-    "process ends at once, as bcftools does (exit 141 in a shell)",
-)
 def test_a_closed_stdout_ends_the_run_like_bcftools(data):
     reader = subprocess.Popen(
         [*CADUCEUS, *map(str, score_args(data))], stdout=subprocess.PIPE, stderr=subprocess.PIPE

@@ -22,7 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import UsageError
 
 log = logging.getLogger("caduceus")
 
@@ -56,6 +56,17 @@ ShardOpt = Annotated[
 stderr = Console(stderr=True)
 
 
+def log_to_file(message: str) -> None:
+    """Record the error that ended a run in --log-file too (stderr already shows it once)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.emit(
+                logging.makeLogRecord(
+                    {"name": "caduceus", "levelname": "ERROR", "levelno": 40, "msg": message}
+                )
+            )
+
+
 def setup_logging(quiet: bool, log_file: Path | None) -> None:
     """Log to stderr (rich on a terminal, plain text otherwise) and optionally to a file."""
     handlers: list[logging.Handler] = []
@@ -74,7 +85,7 @@ def setup_logging(quiet: bool, log_file: Path | None) -> None:
 
 def set_threads(threads: int) -> None:
     if threads < 1:
-        raise InputError(f"--threads {threads}: must be at least 1")
+        raise UsageError(f"--threads {threads}: must be at least 1")
     torch.set_num_threads(threads)
 
 
@@ -100,9 +111,9 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     try:
         index, count = (int(part) for part in text.split("/"))
     except ValueError as err:
-        raise InputError(f"--shard {text}: expected I/N, e.g. 2/8") from err
+        raise UsageError(f"--shard {text}: expected I/N, e.g. 2/8") from err
     if not 1 <= index <= count:
-        raise InputError(f"--shard {text}: need 1 <= I <= N")
+        raise UsageError(f"--shard {text}: need 1 <= I <= N")
     return index - 1, count
 
 

@@ -36,7 +36,7 @@ from caduceus_cli.commands.common import (
     setup_logging,
 )
 from caduceus_cli.engine import Engine, Window
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.atomic import atomic_output, check_writable_output, partial_path
 from caduceus_cli.io.contigs import read_chrom_map
 from caduceus_cli.io.fasta import Fasta
@@ -86,7 +86,7 @@ def parse_size(text: str) -> int:
     """'50G' -> bytes; suffixes K, M, G, T are powers of 1024 (a trailing B or iB is allowed)."""
     match = _SIZE.fullmatch(text.strip())
     if not match:
-        raise InputError(f"--max-output-size {text}: expected a size such as 500M, 50G or 2T")
+        raise UsageError(f"--max-output-size {text}: expected a size such as 500M, 50G or 2T")
     number, suffix = match.groups()
     return int(float(number) * 1024 ** " KMGT".index(suffix.upper() or " "))
 
@@ -171,7 +171,7 @@ def embed(
     shard_part = parse_shard(shard)
     max_bytes = parse_size(max_output_size)
     if no_per_base and pool is None and bin_size is None:
-        raise InputError("--no-per-base: nothing would be written; add --pool mean or --bin K")
+        raise UsageError("--no-per-base: nothing would be written; add --pool mean or --bin K")
     check_writable_output(output, force)
     if resume and not partial_path(output).exists():
         raise InputError(f"{partial_path(output)}: no partial file to resume; run without --resume")
@@ -180,12 +180,12 @@ def embed(
         model_obj = open_model(model, revision, device, dtype)
         window = window or model_obj.default_window
         if window is None:
-            raise InputError("--window: this model does not record its training length; give --window")
+            raise UsageError("--window: this model does not record its training length; give --window")
         overlap = default_overlap(window) if overlap is None else overlap
         try:
             check_tiling(window, overlap)
         except ValueError as err:
-            raise InputError(str(err)) from None
+            raise UsageError(str(err)) from None
         layout = Layout(
             d=model_obj.config.d_model,
             precision=precision.value,
