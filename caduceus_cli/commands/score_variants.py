@@ -271,8 +271,8 @@ def _score_to_file(
     with_index: bool,
 ) -> None:
     """Write under a temporary name (and index it) and rename on success; stale indexes of `path` go."""
-    temporary_index = Path(index_path(partial_path(path), csi=True))
-    with atomic_output(path) as temporary, removed_on_error(temporary_index):
+    partial_indexes = [index_path(partial_path(path), csi) for csi in (False, True)]
+    with atomic_output(path) as temporary, removed_on_error(*partial_indexes):
         writer = VcfWriter(
             str(temporary), fmt, variants.header, run.messages, threads, sorted_check=with_index
         )
@@ -301,13 +301,8 @@ class _Run:
         source: str,
         quiet: bool,
     ):
-        self.settings, self.engine, self.messages, self.source, self.quiet = (
-            settings,
-            engine,
-            messages,
-            source,
-            quiet,
-        )
+        self.settings, self.engine, self.messages = settings, engine, messages
+        self.source, self.quiet = source, quiet
         self.reader_fasta, self.window_fasta = reader_fasta, window_fasta
         self.tally = Tally()
         self._stop = threading.Event()
