@@ -24,6 +24,8 @@ except ImportError:  # pragma: no cover - depends on the machine
     _cuda_selective_scan = None
 
 CHUNK = 32
+# dtypes mamba-ssm's kernel takes for u, delta, B and C; float64 runs the chunked scan, on the GPU too
+_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Largest total log-decay allowed inside one chunk: 1/P_k = e^limit must stay well inside the
 # dtype's range. (P_k itself is computed in float64 and rounded once, so precision does not
 # depend on the limit.)
@@ -39,17 +41,24 @@ def selective_scan(
 ) -> torch.Tensor:
     """u, delta: (batch, L, E); A: (E, N); B, C: (batch, L, N); D: (E,). Returns y: (batch, L, E)
     in u's dtype. delta is already softplus-ed."""
-    if u.is_cuda and _cuda_selective_scan is not None:
-        y = _cuda_selective_scan(
-            u.transpose(1, 2).contiguous(),
-            delta.transpose(1, 2).contiguous(),
-            A.float(),
-            B.transpose(1, 2).contiguous(),
-            C.transpose(1, 2).contiguous(),
-            D.float(),
-        )
-        return y.transpose(1, 2).to(u.dtype)
+    if u.is_cuda and _cuda_selective_scan is not None and u.dtype in _KERNEL_DTYPES:
+        return _kernel_scan(u, delta, A, B, C, D)
     return chunked_scan(u, delta, A, B, C, D)
+
+
+def _kernel_scan(u, delta, A, B, C, D):
+    """mamba-ssm's kernel: (batch, channels, L) with L contiguous; u, delta, B, C in one dtype (it
+    checks), A and D in float32. delta comes in float32 (bias and softplus applied in float32); rather
+    than round it to u's dtype, u, B and C are raised to float32."""
+    compute = torch.promote_types(u.dtype, delta.dtype)
+
+    def channels_first(t: torch.Tensor) -> torch.Tensor:  # one copy: cast and layout together
+        return t.transpose(1, 2).to(compute, memory_format=torch.contiguous_format).contiguous()
+
+    y = _cuda_selective_scan(
+        channels_first(u), channels_first(delta), A.float(), channels_first(B), channels_first(C), D.float()
+    )
+    return y.transpose(1, 2).to(u.dtype)
 
 
 def chunked_scan(
@@ -61,7 +70,9 @@ def chunked_scan(
     D: torch.Tensor,
     chunk: int = CHUNK,
 ) -> torch.Tensor:
-    """Portable scan: loops over chunks of `chunk` positions, never over single positions."""
+    """Portable scan: loops over chunks of `chunk` positions, never over single positions. Computes in
+    at least float32 and returns y in u's dtype."""
+    out_dtype = u.dtype
     dtype = torch.promote_types(u.dtype, torch.float32)
     u, delta, A, B, C, D = (t.to(dtype) for t in (u, delta, A, B, C, D))
     batch, length, inner = u.shape
@@ -73,7 +84,7 @@ def chunked_scan(
         y, state = _scan_chunk(*parts[:2], A, *parts[2:], state)
         ys.append(y)
     y = torch.cat(ys, dim=1) if ys else u.new_zeros(batch, 0, inner)
-    return (y + u * D).to(u.dtype)
+    return (y + u * D).to(out_dtype)
 
 
 def _scan_chunk(u, delta, A, B, C, state):
