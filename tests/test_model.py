@@ -137,6 +137,15 @@ def test_chunked_scan_equals_position_by_position_scan_even_with_fast_decay(deca
     assert torch.allclose(chunked_scan(*inputs), _loop_scan(*inputs), rtol=0, atol=1e-12)
 
 
+def test_chunked_scan_gradients_equal_the_position_by_position_scan_for_training():
+    inputs = [t.requires_grad_() for t in _scan_inputs(1.0, length=100)]
+    weights = torch.randn(2, 100, 6, dtype=torch.float64)
+    grads = torch.autograd.grad((chunked_scan(*inputs) * weights).sum(), inputs)
+    want = torch.autograd.grad((_loop_scan(*inputs) * weights).sum(), inputs)
+    for got, expected in zip(grads, want, strict=True):
+        assert torch.allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
 def test_chunked_scan_float32_stays_within_float32_rounding():
     inputs64 = _scan_inputs(1.0)
     got = chunked_scan(*(t.float() for t in inputs64)).double()
@@ -190,3 +199,12 @@ def test_rc_mode_is_validated(ph_checkpoint):
     model = load_model(ph_checkpoint)
     with pytest.raises(ValueError, match="rc must be"):
         model.embed(torch.full((1, 4), 7), rc="both")
+
+
+def test_bfloat16_model_runs_on_the_cpu_close_to_float32(checkpoint):
+    ids = torch.from_numpy(np.random.default_rng(12).integers(7, 12, size=(1, 70)))
+    with torch.no_grad():
+        full = load_model(checkpoint).embed(ids)
+        half = load_model(checkpoint, dtype="bfloat16").embed(ids)
+    assert half.dtype == torch.bfloat16
+    assert (half.float() - full).abs().max() < 0.05 * full.abs().max()

@@ -6,10 +6,9 @@ import numpy as np
 import torch
 
 from caduceus_cli.model.load import load_model
-from caduceus_cli.model.scan import chunked_scan
 from caduceus_cli.tokens import MASK_ID, N_ID, NUCLEOTIDE_IDS
 from weights.data import IGNORE, mask_for_mlm, tile
-from weights.train import TrainConfig, train, training_scan
+from weights.train import TrainConfig, train
 
 
 def repetitive_sequence(length: int, seed: int = 0) -> np.ndarray:
@@ -42,17 +41,6 @@ def test_tiles_cover_every_position_exactly_once():
             assert start + length <= total
             covered[start + first_new : start + length] += 1
         assert (covered == 1).all()
-
-
-def test_training_scan_matches_the_inference_scan():
-    gen = torch.Generator().manual_seed(0)
-    batch, length, inner, state = 2, 300, 8, 4
-    u = torch.randn(batch, length, inner, generator=gen)
-    delta = torch.nn.functional.softplus(torch.randn(batch, length, inner, generator=gen))
-    A = -torch.rand(inner, state, generator=gen) * 20  # fast decays exercise the chunk halving
-    B, C = (torch.randn(batch, length, state, generator=gen) for _ in range(2))
-    D = torch.randn(inner, generator=gen)
-    torch.testing.assert_close(training_scan(u, delta, A, B, C, D), chunked_scan(u, delta, A, B, C, D))
 
 
 def test_a_short_training_run_lowers_the_loss_and_saves_a_loadable_checkpoint(tmp_path):

@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from caduceus_cli.model import caduceus as caduceus_module
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 from caduceus_cli.model.config import CaduceusConfig
 from caduceus_cli.model.load import save_checkpoint
@@ -35,10 +34,6 @@ from caduceus_cli.tokens import COMPLEMENT, NUCLEOTIDE_IDS, reverse_complement
 from weights.data import IGNORE, mask_for_mlm, sample_windows, training_segments
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
-SCAN_CHUNK = 32
-# Largest log-decay inside one scan chunk before it is halved: e^60 is far from float32 overflow,
-# and training does not need the ~1e-6 agreement with the original that inference keeps (limit 12).
-SCAN_DECAY_LIMIT = 60.0
 
 
 @dataclass
@@ -130,36 +125,6 @@ def initialise(model: CaduceusForMaskedLM, generator: torch.Generator) -> None:
                     module.bias.zero_()
 
 
-def training_scan(
-    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
-) -> torch.Tensor:
-    """The selective scan of caduceus_cli.model.scan (same recurrence and chunked cumulative-sum form),
-    arranged for autograd on CPU: chunks come from torch.split, whose backward is one concatenation,
-    where slicing the full-length tensors costs a full-size zero gradient per chunk (quadratic)."""
-    dtype = torch.promote_types(u.dtype, torch.float32)
-    u, delta, A, B, C, D = (t.to(dtype) for t in (u, delta, A, B, C, D))
-    state = u.new_zeros(u.shape[0], u.shape[2], A.shape[1])
-    ys = []
-    for parts in zip(*(t.split(SCAN_CHUNK, dim=1) for t in (u, delta, B, C)), strict=True):
-        y, state = _training_chunk(*parts, A, state)
-        ys.append(y)
-    return (torch.cat(ys, dim=1) + u * D).to(u.dtype)
-
-
-def _training_chunk(u, delta, B, C, A, state):
-    log_decay = torch.cumsum(delta.unsqueeze(-1) * A, dim=1)  # (batch, T, E, N), <= 0
-    if u.shape[1] > 1 and -log_decay[:, -1].min() > SCAN_DECAY_LIMIT:
-        ys = []
-        for parts in zip(*(t.split((u.shape[1] + 1) // 2, dim=1) for t in (u, delta, B, C)), strict=True):
-            y, state = _training_chunk(*parts, A, state)
-            ys.append(y)
-        return torch.cat(ys, dim=1), state
-    inputs = (delta * u).unsqueeze(-1) * B.unsqueeze(2)
-    # exp(-log_decay) rather than a division by exp(log_decay), whose gradient (1/decay^2) overflows
-    states = torch.exp(log_decay) * (state.unsqueeze(1) + torch.cumsum(inputs * torch.exp(-log_decay), dim=1))
-    return torch.einsum("bten,btn->bte", states, C), states[:, -1]
-
-
 def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
     """Linear warmup over cfg.warmup steps, then cosine from lr to lr * min_lr_ratio as progress -> 1."""
     if step < cfg.warmup:
@@ -210,13 +175,7 @@ def train(
     model = CaduceusForMaskedLM(model_config(cfg))
     initialise(model, torch.Generator().manual_seed(cfg.seed))
     model.to(device).train()
-    inference_scan = caduceus_module.selective_scan
-    if device.type == "cpu":  # the module looks the scan up at call time
-        caduceus_module.selective_scan = training_scan
-    try:
-        losses = _optimise(model, cfg, segments, out_dir)
-    finally:
-        caduceus_module.selective_scan = inference_scan
+    losses = _optimise(model, cfg, segments, out_dir)
     if out_dir is not None:
         save_checkpoint(model.eval(), out_dir, max_length=cfg.seq_len)
     return model.eval(), losses

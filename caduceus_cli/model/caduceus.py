@@ -97,11 +97,10 @@ class Mamba(nn.Module):
         x = F.silu(self.causal_conv(x))
         dt_low, B, C = self.x_proj(x).split([self.rank, self.d_state, self.d_state], dim=-1)
         scan_dtype = torch.promote_types(x.dtype, torch.float32)
-        # mamba-ssm adds the dt bias and applies softplus in float32 inside its kernel
-        dt = F.linear(dt_low, self.dt_proj.weight).to(scan_dtype) + self.dt_proj.bias.to(scan_dtype)
         A = -torch.exp(self.A_log.to(scan_dtype))  # (E, N)
-        y = selective_scan(x, F.softplus(dt), A, B, C, self.D.to(scan_dtype))
-        return y * F.silu(z)
+        # the dt bias, softplus and gate are applied inside the scan, as in mamba-ssm's kernel
+        dt = F.linear(dt_low, self.dt_proj.weight)
+        return selective_scan(x, dt, A, B, C, self.D.to(scan_dtype), self.dt_proj.bias, z)
 
 
 class BiMamba(nn.Module):

@@ -17,6 +17,7 @@ rounding of the dtype. The scan always runs in at least float32, as mamba-ssm do
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 try:  # the CUDA kernel; optional
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_selective_scan
@@ -37,28 +38,43 @@ def cuda_kernel_available() -> bool:
 
 
 def selective_scan(
-    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor
+    u: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor,
+    dt_bias: torch.Tensor,
+    z: torch.Tensor,
 ) -> torch.Tensor:
-    """u, delta: (batch, L, E); A: (E, N); B, C: (batch, L, N); D: (E,). Returns y: (batch, L, E)
-    in u's dtype. delta is already softplus-ed."""
+    """The gated scan y * silu(z) with delta = softplus(dt + dt_bias). u, dt, z: (batch, L, E) in the
+    model dtype (dt before its bias); A: (E, N); B, C: (batch, L, N); D, dt_bias: (E,). Returns
+    (batch, L, E) in u's dtype. Bias and softplus are applied in at least float32, as mamba-ssm's
+    kernel does inside (which on CUDA also applies the gate, saving two passes over E channels)."""
     if u.is_cuda and _cuda_selective_scan is not None and u.dtype in _KERNEL_DTYPES:
-        return _kernel_scan(u, delta, A, B, C, D)
-    return chunked_scan(u, delta, A, B, C, D)
+        return _kernel_scan(u, dt, A, B, C, D, dt_bias, z)
+    compute = torch.promote_types(u.dtype, torch.float32)
+    delta = F.softplus(dt.to(compute) + dt_bias.to(compute))
+    return chunked_scan(u, delta, A, B, C, D) * F.silu(z)
 
 
-def _kernel_scan(u, delta, A, B, C, D):
-    """mamba-ssm's kernel: (batch, channels, L) with L contiguous; u, delta, B, C in one dtype (it
-    checks), A and D in float32. delta comes in float32 (bias and softplus applied in float32); rather
-    than round it to u's dtype, u, B and C are raised to float32."""
-    compute = torch.promote_types(u.dtype, delta.dtype)
+def _kernel_scan(u, dt, A, B, C, D, dt_bias, z):
+    """mamba-ssm's kernel: (batch, channels, L) with L contiguous; u, delta, B, C, z in one dtype (it
+    checks), A, D and the delta bias in float32."""
 
     def channels_first(t: torch.Tensor) -> torch.Tensor:  # one copy: cast and layout together
-        return t.transpose(1, 2).to(compute, memory_format=torch.contiguous_format).contiguous()
+        return t.transpose(1, 2).to(u.dtype, memory_format=torch.contiguous_format).contiguous()
 
     y = _cuda_selective_scan(
-        channels_first(u), channels_first(delta), A.float(), channels_first(B), channels_first(C), D.float()
+        *(channels_first(t) for t in (u, dt)),
+        A.float(),
+        *(channels_first(t) for t in (B, C)),
+        D.float(),
+        z=channels_first(z),
+        delta_bias=dt_bias.float(),
+        delta_softplus=True,
     )
-    return y.transpose(1, 2).to(u.dtype)
+    return y.transpose(1, 2)
 
 
 def chunked_scan(
