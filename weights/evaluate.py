@@ -162,9 +162,9 @@ def separation(scores: np.ndarray, snvs: list[Snv]) -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=str(Path(__file__).resolve().parent / "caduceus-ph-tair10"))
-    p.add_argument("--max-windows", type=int, default=300, help="held-out windows to score (0: all)")
+    p.add_argument("--max-windows", type=int, default=200, help="held-out windows to score (0: all)")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--codons", type=int, default=150, help="codons whose 9 SNVs are scored zero-shot")
+    p.add_argument("--codons", type=int, default=120, help="codons whose 9 SNVs are scored zero-shot")
     p.add_argument(
         "--window", type=int, default=None, help="score-variants window (default: training length)"
     )
