@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 
 example: $(VENV)/.installed
 	$(BIN)/caduceus score-variants examples/example.vcf --fasta examples/example.fa \
-		--score llr --probs -o example.scored.vcf.gz --write-index --force
+		--score llr-unmasked --probs -o example.scored.vcf.gz --write-index --force
 	$(BIN)/caduceus embed examples/example.fa --regions examples/genes.bed --bin 128 --pool mean \
 		-o example.h5 --force
 	@echo "wrote example.scored.vcf.gz (+ .tbi) and example.h5"
