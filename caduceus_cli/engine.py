@@ -33,15 +33,17 @@ _GPU_MEMORY_FRACTION = 0.6
 _READ_AHEAD_BATCHES = 4
 
 
-def read_ahead(items: Iterable[T], depth: int, name: str = "caduceus-reader") -> Iterator[T]:
+def read_ahead(
+    items: Iterable[T], depth: int, name: str = "caduceus-reader", stop: threading.Event | None = None
+) -> Iterator[T]:
     """Iterate `items` on a background thread, at most `depth` items ahead of the consumer.
 
-    An exception raised by `items` re-raises in the consumer. When the consumer stops early, the
-    producer stops at its next item; a producer blocked inside `items` (a silent stdin) is left
-    behind as a daemon thread.
+    An exception raised by `items` re-raises in the consumer. When the consumer stops early, `stop`
+    is set and the producer stops at its next item (`items` may check the same event to stop
+    sooner); a producer blocked inside `items` (a silent stdin) is left behind as a daemon thread.
     """
     buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    stop = stop if stop is not None else threading.Event()
     end = object()
 
     def put(item: object) -> None:

@@ -9,7 +9,6 @@ input order. At most a few chunks are in memory at any time, whatever the size o
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import Counter
@@ -43,7 +42,7 @@ from caduceus_cli.commands.common import (
     set_threads,
     setup_logging,
 )
-from caduceus_cli.engine import Engine, Window
+from caduceus_cli.engine import Engine, Window, read_ahead
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.atomic import atomic_output, check_writable_output, partial_path
 from caduceus_cli.io.contigs import name_sample, read_chrom_map
@@ -330,7 +329,7 @@ class _Run:
                     last_log = now
 
             in_flight: list[Future] = []
-            for chunk in _read_ahead(self._chunks(variants, shard_range), CHUNKS_AHEAD, self._stop):
+            for chunk in read_ahead(self._chunks(variants, shard_range), CHUNKS_AHEAD, "caduceus-vcf-reader", self._stop):
                 self._run_engine(chunk.plan)
                 in_flight.append(write_pool.submit(self._write_chunk, chunk, writer))
                 if len(in_flight) > CHUNKS_AHEAD:
@@ -464,48 +463,6 @@ def _set_info(
         record.info[FLAG_KEY] = flags
     elif FLAG_KEY in record.info:
         del record.info[FLAG_KEY]
-
-
-def _read_ahead(items: Iterator[Chunk], depth: int, stop: threading.Event) -> Iterator[Chunk]:
-    """Run `items` in a background thread, at most `depth` ahead; its exceptions re-raise here.
-
-    When the consumer stops early, `stop` is set (the producer checks it between records) and
-    the thread is given time to finish, so no file is closed under a thread still reading it;
-    a producer blocked on a silent stdin is left behind (it is a daemon thread).
-    """
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    end = object()
-
-    def put(item: object) -> None:
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def produce() -> None:
-        try:
-            for item in items:
-                put(item)
-            put(end)
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            put(error)
-
-    thread = threading.Thread(target=produce, name="caduceus-vcf-reader", daemon=True)
-    thread.start()
-    try:
-        while (item := buffer.get()) is not end:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-
-
-# ---------------------------------------------------------------------------------------------
-# options, header text, checks
 
 
 def _shard_range(
