@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import io
 import os
 import stat
-import sys
 import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -21,6 +19,7 @@ import pysam
 
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import ContigMatcher
+from caduceus_cli.io.htslib import HtslibMessages
 
 _SCAN_CHUNK = 8 << 20  # bytes read at a time when scanning headers: bounded memory on any genome
 _SNIFF_BYTES = 64 << 10
@@ -143,11 +142,12 @@ def _build_index(path: str, index_paths: list[str], bgzipped: bool) -> None:
             temporary.append(_temporary_beside(index, folder, path))
         _check_headers(path, bgzipped)
         options = ["--fai-idx", temporary[0]] + (["--gzi-idx", temporary[1]] if bgzipped else [])
-        try:
-            with _stderr_captured() as messages:
+        with HtslibMessages() as messages:
+            try:
                 pysam.faidx(path, *options)
-        except pysam.SamtoolsError:
-            raise InputError(f"{path}: cannot index FASTA: {_htslib_reason(messages.getvalue())}") from None
+            except pysam.SamtoolsError:
+                reason = messages.reason("malformed FASTA (lines within a sequence must have equal lengths)")
+                raise InputError(f"{path}: cannot index FASTA: {reason}") from None
         # mkstemp makes owner-only files; whoever may read the FASTA may read its index.
         mode = stat.S_IMODE(os.stat(path).st_mode) & 0o666
         for temp, index in zip(temporary, index_paths, strict=True):
@@ -157,32 +157,6 @@ def _build_index(path: str, index_paths: list[str], bgzipped: bool) -> None:
         for temp in temporary:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(temp)
-
-
-@contextlib.contextmanager
-def _stderr_captured() -> Iterator[io.StringIO]:
-    """Collect what htslib writes to file descriptor 2, which Python's sys.stderr cannot see.
-
-    Only used while building an index, before any worker thread exists.
-    """
-    messages = io.StringIO()
-    sys.stderr.flush()  # so that nothing Python wrote earlier lands among htslib's messages
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield messages
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            messages.write(sink.read().decode(errors="replace"))
-
-
-def _htslib_reason(messages: str) -> str:
-    """htslib's error lines without their '[E::function]' tags, or a generic reason."""
-    errors = [line.split("] ", 1)[-1] for line in messages.splitlines() if line.startswith("[E::")]
-    return "; ".join(errors) or "malformed FASTA (lines within a sequence must have equal lengths)"
 
 
 def _temporary_beside(index: str, folder: str, path: str) -> str:
