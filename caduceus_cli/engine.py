@@ -26,10 +26,13 @@ T = TypeVar("T")
 
 OUTPUTS = ("embed", "logits")
 # Bytes of activations per token per unit of d_inner at float32, measured peak of the unfused
-# PyTorch path with a margin; the budget below is a fraction of free memory.
+# PyTorch path with a margin; the GPU budget is a fraction of free memory.
 _BYTES_PER_TOKEN_PER_CHANNEL = 64
-_CPU_MEMORY_BUDGET = 2 << 30
 _GPU_MEMORY_FRACTION = 0.6
+# On the CPU a batch buys no speed (the compiled kernels run one sequence per thread and block of
+# channels; benchmarks/cpu_throughput.py measured batches of 1-16 windows of 1,024 within noise of
+# each other) and costs memory, so batches stay small: about this many tokens.
+_CPU_TOKENS_PER_BATCH = 8192
 _READ_AHEAD_BATCHES = 4
 
 
@@ -84,13 +87,13 @@ class Window:
 
 
 def default_batch_size(model: CaduceusForMaskedLM, length: int, rc: str = "auto") -> int:
-    """Windows per batch that fit the memory budget: free GPU memory on CUDA, a fixed budget on the CPU."""
+    """Windows per batch: on CUDA as many as fit in a fraction of free memory; on the CPU about
+    _CPU_TOKENS_PER_BATCH tokens."""
     device = next(model.parameters()).device
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        budget = free * _GPU_MEMORY_FRACTION
-    else:
-        budget = _CPU_MEMORY_BUDGET
+    if device.type != "cuda":
+        return max(1, _CPU_TOKENS_PER_BATCH // max(length, 1))
+    free, _ = torch.cuda.mem_get_info(device)
+    budget = free * _GPU_MEMORY_FRACTION
     element = max(torch.finfo(next(model.parameters()).dtype).bits // 8, 4)
     passes = 2 if model.config.rcps or rc == "average" or rc == "auto" else 1  # PS: both strands per call
     per_window = length * model.config.d_inner * _BYTES_PER_TOKEN_PER_CHANNEL * element // 4 * passes

@@ -39,7 +39,8 @@ def test_info_describes_a_checkpoint(ps_checkpoint):
 def test_doctor_runs_a_forward_pass_on_the_cpu():
     result = run("doctor", "--device", "cpu")
     assert result.returncode == 0, result.stderr
-    assert "scan backend        PyTorch chunked scan on the CPU" in result.stdout
+    threads = len(os.sched_getaffinity(0))
+    assert f"scan backend        compiled scan (numba, {threads} threads) on the CPU" in result.stdout
     assert "forward pass        ok" in result.stdout
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -41,7 +42,10 @@ DtypeOpt = Annotated[
     ),
 ]
 ThreadsOpt = Annotated[
-    int, typer.Option("--threads", "-@", help="CPU threads for reading and the CPU model.")
+    int | None,
+    typer.Option(
+        "--threads", "-@", help="CPU threads for reading and the CPU model. Default: the CPUs this process may use."
+    ),
 ]
 BatchSizeOpt = Annotated[
     int | None, typer.Option("--batch-size", help="Windows per forward pass. Default: from free GPU memory.")
@@ -83,10 +87,15 @@ def setup_logging(quiet: bool, log_file: Path | None) -> None:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=handlers, force=True)
 
 
-def set_threads(threads: int) -> None:
+def set_threads(threads: int | None) -> int:
+    """Apply --threads, by default every CPU this process may use (its affinity mask: a cluster job's
+    allocation, not the node's cores); returns the count."""
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if threads < 1:
         raise UsageError(f"--threads {threads}: must be at least 1")
     torch.set_num_threads(threads)
+    return threads
 
 
 def progress_bar(quiet: bool, unit: str) -> Progress:

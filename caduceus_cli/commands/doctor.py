@@ -11,8 +11,9 @@ import torch
 import typer
 
 from caduceus_cli import __version__
-from caduceus_cli.commands.common import DeviceOpt, DtypeOpt
+from caduceus_cli.commands.common import DeviceOpt, DtypeOpt, set_threads
 from caduceus_cli.device import resolve_device, resolve_dtype
+from caduceus_cli.model import compiled
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 from caduceus_cli.model.config import CaduceusConfig
 from caduceus_cli.model.scan import cuda_kernel_available
@@ -28,6 +29,7 @@ def _version_of(package: str) -> str:
 
 def doctor(device: DeviceOpt = "auto", dtype: DtypeOpt = "auto") -> None:
     """Report versions, the backend `--device auto` would use, and run a tiny model on it."""
+    set_threads(None)  # the default of every command, so the thread count shown is the one they use
     rows = [
         ("caduceus-cli", __version__),
         ("python", platform.python_version()),
@@ -37,6 +39,7 @@ def doctor(device: DeviceOpt = "auto", dtype: DtypeOpt = "auto") -> None:
             "GPUs visible",
             ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())) or "none",
         ),
+        ("numba", _version_of("numba")),
         ("mamba-ssm", _version_of("mamba-ssm")),
         ("causal-conv1d", _version_of("causal-conv1d")),
     ]
@@ -49,7 +52,7 @@ def doctor(device: DeviceOpt = "auto", dtype: DtypeOpt = "auto") -> None:
             else "PyTorch chunked scan on the GPU (install caduceus-cli[cuda] for mamba-ssm's kernel)"
         )
     else:
-        scan = f"PyTorch chunked scan on the CPU ({torch.get_num_threads()} threads)"
+        scan = f"{compiled.describe()} on the CPU"
     rows += [
         ("device", str(torch_device)),
         ("dtype", str(torch_dtype).removeprefix("torch.")),

@@ -161,7 +161,7 @@ def embed(
     revision: RevisionOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
-    threads: ThreadsOpt = 1,
+    threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
     log_file: LogFileOpt = None,
 ) -> None:

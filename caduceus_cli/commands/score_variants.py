@@ -189,7 +189,7 @@ def score_variants(
     batch_size: BatchSizeOpt = None,
     quiet: QuietOpt = False,
     log_file: LogFileOpt = None,
-    threads: ThreadsOpt = 1,
+    threads: ThreadsOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     model: ModelOpt = None,
@@ -199,7 +199,7 @@ def score_variants(
     """Score every variant of a VCF/BCF with the model; every record is written back, in order."""
     with HtslibMessages() as messages:
         setup_logging(quiet, log_file)
-        set_threads(threads)
+        threads = set_threads(threads)
         if window is not None:
             check_window(window)
         if emb_flank < 0:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from caduceus_cli.model import compiled
 from caduceus_cli.model.config import CaduceusConfig
 from caduceus_cli.model.scan import selective_scan
 
@@ -82,25 +83,36 @@ class Mamba(nn.Module):
             self.out_proj = nn.Linear(inner, d, bias=config.proj_bias)
         self.rank, self.d_state = rank, n
 
-    def causal_conv(self, x: torch.Tensor) -> torch.Tensor:
-        """Depthwise causal conv along L: out[t] = bias + sum_k w[k] * x[t - (K-1) + k], zeros before the start.
-        Written as K shifted multiply-adds on (B, L, E): no transposes, and fast in every dtype on the CPU."""
+    def causal_conv(self, x: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+        """Depthwise causal conv along L: out[t] = bias + sum_k w[k] * x[t - (K-1) + k], zeros before the start;
+        `reverse` is the same conv run from the end (x[t + (K-1) - k], zeros after the end), which is the
+        causal conv of the flipped sequence, flipped back. Written as K shifted multiply-adds on (B, L, E):
+        no transposes, and fast in every dtype on the CPU."""
         kernel = self.conv1d.weight[:, 0, :]  # (E, K)
-        size = kernel.shape[1]
-        padded = F.pad(x, (0, 0, size - 1, 0))
-        out = sum(padded[:, k : k + x.shape[1]] * kernel[:, k] for k in range(size))
+        size, length = kernel.shape[1], x.shape[1]
+        if reverse:
+            padded = F.pad(x, (0, 0, 0, size - 1))
+            out = sum(padded[:, size - 1 - k : size - 1 - k + length] * kernel[:, k] for k in range(size))
+        else:
+            padded = F.pad(x, (0, 0, size - 1, 0))
+            out = sum(padded[:, k : k + length] * kernel[:, k] for k in range(size))
         return out if self.conv1d.bias is None else out + self.conv1d.bias
 
-    def gated_ssm(self, xz: torch.Tensor) -> torch.Tensor:
-        """xz: (B, L, 2E) in_proj output -> gated SSM output y * silu(z): (B, L, E), before out_proj."""
+    def gated_ssm(self, xz: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+        """xz: (B, L, 2E) in_proj output -> gated SSM output y * silu(z): (B, L, E), before out_proj.
+        `reverse` runs this direction from the last position to the first, in forward coordinates
+        (equal to running it on the flipped sequence and flipping the result, without the copies)."""
         x, z = xz.chunk(2, dim=-1)
-        x = F.silu(self.causal_conv(x))
+        if compiled.serves(xz) and not torch.is_grad_enabled():  # one pass instead of 2K + 1
+            x = compiled.conv_silu(xz, self.conv1d.weight[:, 0, :], self.conv1d.bias, reverse)
+        else:
+            x = F.silu(self.causal_conv(x, reverse))
         dt_low, B, C = self.x_proj(x).split([self.rank, self.d_state, self.d_state], dim=-1)
         scan_dtype = torch.promote_types(x.dtype, torch.float32)
         A = -torch.exp(self.A_log.to(scan_dtype))  # (E, N)
         # the dt bias, softplus and gate are applied inside the scan, as in mamba-ssm's kernel
         dt = F.linear(dt_low, self.dt_proj.weight)
-        return selective_scan(x, dt, A, B, C, self.D.to(scan_dtype), self.dt_proj.bias, z)
+        return selective_scan(x, dt, A, B, C, self.D.to(scan_dtype), self.dt_proj.bias, z, reverse)
 
 
 class BiMamba(nn.Module):
@@ -122,10 +134,10 @@ class BiMamba(nn.Module):
         if not self.bidirectional:
             return fwd.out_proj(y_fwd)
         rev = self.mamba_rev
-        # Both projections are linear and per position, so with tied weights the reverse direction's
-        # in_proj output is the flipped forward one, and one out_proj serves the sum of both directions.
-        xz_rev = xz.flip(1) if self.tied else rev.in_proj(h.flip(1))
-        y_rev = rev.gated_ssm(xz_rev).flip(1)
+        # The reverse direction runs on the flipped sequence; its projections are per position, so it
+        # runs in forward coordinates instead (no flips), with tied weights on the forward direction's
+        # in_proj output, and one out_proj serves the sum of both directions.
+        y_rev = rev.gated_ssm(xz if self.tied else rev.in_proj(h), reverse=True)
         rev_out_proj = fwd.out_proj if self.tied else rev.out_proj
         if self.strategy == "add" and self.tied:
             out = fwd.out_proj(y_fwd + y_rev)

@@ -1,23 +1,36 @@
-"""The selective scan of Mamba-1, the one recurrence in the model.
+"""The selective scan of Mamba-1, the one recurrence in the model, with its gate.
 
+    delta_t = softplus(dt_t + dt_bias)
     s_t = exp(delta_t * A) * s_{t-1} + (delta_t * u_t) B_t        s: (E, N) per sequence
-    y_t = s_t . C_t + D * u_t
+    y_t = (s_t . C_t + D * u_t) * silu(z_t)
 
-On CUDA with mamba-ssm installed its fused kernel runs it. Everywhere else a chunked PyTorch
-formulation does: within a chunk of T positions the states are a cumulative sum,
+`selective_scan` is the one entry point. By device and dtype it runs:
 
-    s_t = P_t * (s_0 + sum_{k<=t} (delta_k u_k B_k) / P_k),    P_t = exp(cumsum_{k<=t} delta_k A),
+- CUDA, float32 / half precision, mamba-ssm installed: mamba-ssm's fused kernel.
+- CPU, float32 / bfloat16: the compiled kernels (compiled.py, cpu_kernels.py: numba, SIMD over
+  channels, blocks of channels on `torch.get_num_threads()` threads, forward and backward),
+  computing in float32.
+- everything else (float64, or where the compiled kernels cannot load): the chunked PyTorch
+  formulation below, the exact reference. Within a chunk of T positions the states are a
+  cumulative sum,
 
-so a chunk is a handful of whole-tensor operations and only chunks are looped over in Python.
-1/P_k grows as the state decays, so a chunk whose total decay would cost precision is scanned by
-recursive doubling instead, which never divides by a decay. Either way the result is exact to the
-rounding of the dtype. The scan always runs in at least float32, as mamba-ssm does.
+      s_t = P_t * (s_0 + sum_{k<=t} (delta_k u_k B_k) / P_k),    P_t = exp(cumsum_{k<=t} delta_k A),
+
+  so a chunk is a handful of whole-tensor operations and only chunks are looped over in Python.
+  1/P_k grows as the state decays, so a chunk whose total decay would cost precision is scanned by
+  recursive doubling instead, which never divides by a decay.
+
+`reverse` runs the recurrence from the last position to the first (the reverse direction of a
+BiMamba) in forward coordinates: the compiled kernel reads its inputs backwards, the other paths
+flip them.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from caduceus_cli.model import compiled
 
 try:  # the CUDA kernel; optional
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_selective_scan
@@ -46,16 +59,32 @@ def selective_scan(
     D: torch.Tensor,
     dt_bias: torch.Tensor,
     z: torch.Tensor,
+    reverse: bool = False,
 ) -> torch.Tensor:
     """The gated scan y * silu(z) with delta = softplus(dt + dt_bias). u, dt, z: (batch, L, E) in the
     model dtype (dt before its bias); A: (E, N); B, C: (batch, L, N); D, dt_bias: (E,). Returns
-    (batch, L, E) in u's dtype. Bias and softplus are applied in at least float32, as mamba-ssm's
-    kernel does inside (which on CUDA also applies the gate, saving two passes over E channels)."""
+    (batch, L, E) in u's dtype. `reverse` scans from the last position to the first. Bias, softplus
+    and gate are applied in at least float32, as mamba-ssm's kernel does inside."""
     if u.is_cuda and _cuda_selective_scan is not None and u.dtype in _KERNEL_DTYPES:
-        return _kernel_scan(u, dt, A, B, C, D, dt_bias, z)
+        return _flipped(_kernel_scan, reverse, u, dt, A, B, C, D, dt_bias, z)
+    if compiled.serves(u):
+        return compiled.scan(u, dt, A, B, C, D, dt_bias, z, reverse)
+    return _flipped(reference_scan, reverse, u, dt, A, B, C, D, dt_bias, z)
+
+
+def reference_scan(u, dt, A, B, C, D, dt_bias, z):
+    """The exact PyTorch path, forward direction: bias and softplus, the chunked scan, the gate."""
     compute = torch.promote_types(u.dtype, torch.float32)
     delta = F.softplus(dt.to(compute) + dt_bias.to(compute))
     return chunked_scan(u, delta, A, B, C, D) * F.silu(z)
+
+
+def _flipped(scan, reverse, u, dt, A, B, C, D, dt_bias, z):
+    """A forward-only scan, run in reverse by flipping its sequence inputs and its output."""
+    if not reverse:
+        return scan(u, dt, A, B, C, D, dt_bias, z)
+    u, dt, B, C, z = (t.flip(1) for t in (u, dt, B, C, z))
+    return scan(u, dt, A, B, C, D, dt_bias, z).flip(1)
 
 
 def _kernel_scan(u, dt, A, B, C, D, dt_bias, z):

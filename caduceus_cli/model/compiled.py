@@ -1,0 +1,176 @@
+"""The compiled CPU kernels (cpu_kernels.py) seen from PyTorch: loading, threads, autograd.
+
+Each kernel call handles one sequence and one block of channels; the blocks of a call are shared
+out over `torch.get_num_threads()` threads (the calling thread included), since the kernels release
+the GIL. They serve float32 and bfloat16 CPU tensors (computing in float32); float64 runs the
+exact PyTorch reference instead, and so does everything when the kernels cannot load (one warning)
+or when CADUCEUS_CPU_SCAN=reference (or `use_cpu_scan("reference")`) asks for it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
+
+import torch
+
+log = logging.getLogger("caduceus")
+
+CPU_SCANS = ("compiled", "reference")
+_SERVED_DTYPES = (torch.float32, torch.bfloat16)
+# Channels per kernel call: a 16 x 128 float32 state and the block's parameters stay in L1
+# (measured at E = 512: 128 beat 64 and 256). Positions per recomputed chunk in the backward.
+_BLOCK = 128
+_BACKWARD_CHUNK = 64
+
+_choice = os.environ.get("CADUCEUS_CPU_SCAN", "compiled")
+_kernels: ModuleType | bool | None = None  # the cpu_kernels module once loaded; False if it cannot load
+_pool: ThreadPoolExecutor | None = None
+
+
+def use_cpu_scan(name: str) -> str:
+    """Choose the CPU path, "compiled" or "reference"; returns the previous choice."""
+    global _choice
+    if name not in CPU_SCANS:
+        raise ValueError(f"CPU scan must be one of {CPU_SCANS}, got {name!r}")
+    previous, _choice = _choice, name
+    return previous
+
+
+def kernels() -> ModuleType | None:
+    """The cpu_kernels module, or None where it was not chosen or cannot load."""
+    global _kernels
+    if _choice != "compiled":
+        return None
+    if _kernels is None:
+        try:
+            from caduceus_cli.model import cpu_kernels
+
+            _kernels = cpu_kernels
+        except Exception as err:  # any failure to load falls back to the reference, never crashes
+            log.warning("compiled CPU kernels unavailable (%s: %s); using the slower PyTorch scan",
+                        type(err).__name__, err)
+            _kernels = False
+    return _kernels or None
+
+
+def serves(x: torch.Tensor) -> bool:
+    """Whether the compiled kernels run for this CPU tensor."""
+    return not x.is_cuda and x.dtype in _SERVED_DTYPES and kernels() is not None
+
+
+def describe() -> str:
+    """What runs the scan on the CPU, for `caduceus doctor` and logs."""
+    if kernels() is None:
+        return f"PyTorch chunked scan (reference, {torch.get_num_threads()} threads)"
+    return f"compiled scan (numba, {torch.get_num_threads()} threads)"
+
+
+# --- work items and threads ----------------------------------------------------------------------
+def _blocks(batch: int, inner: int) -> list[tuple[int, int, int]]:
+    """(sequence, first channel, end channel) work items: blocks of _BLOCK channels, narrower while
+    there would be fewer items than threads."""
+    threads = torch.get_num_threads()
+    width = min(_BLOCK, inner)
+    while width > 16 and batch * -(-inner // width) < threads:
+        width //= 2
+    return [(b, e0, min(inner, e0 + width)) for b in range(batch) for e0 in range(0, inner, width)]
+
+
+def _run_parallel(work, items: list) -> None:
+    """work(index, item) for every item, shared out over torch.get_num_threads() threads."""
+    global _pool
+    threads = min(torch.get_num_threads(), len(items))
+    shares = [range(first, len(items), threads) for first in range(threads)]
+
+    def run(indices: range) -> None:
+        for i in indices:
+            work(i, items[i])
+
+    if threads > 1 and (_pool is None or _pool._max_workers < threads - 1):
+        _pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="caduceus-kernel")
+    futures = [_pool.submit(run, share) for share in shares[1:]]
+    run(shares[0])
+    for future in futures:
+        future.result()
+
+
+# --- the causal conv + SiLU (inference) ----------------------------------------------------------
+def conv_silu(xz: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, reverse: bool) -> torch.Tensor:
+    """silu(causal depthwise conv) of x = xz[..., :E], read in place from the (B, L, 2E) in_proj output.
+    weight: (E, K). No autograd: training runs the PyTorch formulation."""
+    inner = weight.shape[0]
+    xz32 = xz.detach().float().contiguous()
+    weight_t = weight.detach().float().t().contiguous()
+    bias32 = torch.zeros(inner) if bias is None else bias.detach().float()
+    out = torch.empty(xz.shape[0], xz.shape[1], inner)
+    arrays = [t.numpy() for t in (xz32, weight_t, bias32, out)]
+    kernel = kernels().conv_silu_block
+    _run_parallel(lambda _, item: kernel(*arrays, *item, reverse), _blocks(xz.shape[0], inner))
+    return out.to(xz.dtype)
+
+
+# --- the gated selective scan, with autograd ------------------------------------------------------
+def scan(u, dt, A, B, C, D, dt_bias, z, reverse: bool = False) -> torch.Tensor:
+    """scan.selective_scan through the compiled kernels, with autograd. Computes in float32, or in
+    float64 for float64 inputs (how its gradients are checked against the reference)."""
+    return _CompiledScan.apply(u, dt, A, B, C, D, dt_bias, z, reverse)
+
+
+def _kernel_inputs(u, dt, A, B, C, D, dt_bias, z) -> list[torch.Tensor]:
+    """Contiguous tensors in the kernels' argument order and compute dtype, A transposed to (N, E)."""
+    compute = torch.promote_types(u.dtype, torch.float32)
+    return [t.detach().to(compute).contiguous() for t in (u, dt, z, B, C, A.t(), D, dt_bias)]
+
+
+class _CompiledScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, dt, A, B, C, D, dt_bias, z, reverse):
+        inputs = _kernel_inputs(u, dt, A, B, C, D, dt_bias, z)
+        out = torch.empty_like(inputs[0])
+        arrays = [t.numpy() for t in (*inputs, out)]
+        kernel = kernels().scan_block
+        _run_parallel(lambda _, item: kernel(*arrays, *item, reverse), _blocks(u.shape[0], u.shape[2]))
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(*inputs)
+            ctx.reverse = reverse
+            ctx.dtypes = [t.dtype for t in (u, dt, A, B, C, D, dt_bias, z)]
+        return out.to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        inputs = ctx.saved_tensors
+        batch, length, inner = inputs[0].shape
+        n_state = inputs[3].shape[2]
+        zeros = functools.partial(torch.zeros, dtype=inputs[0].dtype)
+        du, ddt, dz = (torch.empty_like(inputs[0]) for _ in range(3))
+        items = _blocks(batch, inner)
+        # each item's own partial sums: B and C gradients sum over channels, the parameters' over sequences
+        dB, dC = (zeros(len(items), length, n_state) for _ in range(2))
+        dA = [zeros(n_state, e1 - e0) for _, e0, e1 in items]
+        dD, dbias = ([zeros(e1 - e0) for _, e0, e1 in items] for _ in range(2))
+        grad = grad_out.to(inputs[0].dtype).contiguous()
+        arrays = [t.numpy() for t in (*inputs, grad, du, ddt, dz)]
+        kernel = kernels().scan_block_backward
+
+        def work(i, item):
+            parts = (dB[i].numpy(), dC[i].numpy(), dA[i].numpy(), dD[i].numpy(), dbias[i].numpy())
+            kernel(*arrays, *parts, *item, ctx.reverse, _BACKWARD_CHUNK)
+
+        _run_parallel(work, items)
+        sequence = torch.tensor([b for b, _, _ in items])
+        grad_B, grad_C = (zeros(batch, length, n_state).index_add_(0, sequence, p) for p in (dB, dC))
+        grad_A, grad_D, grad_bias = (_join_channels(parts, items, inner) for parts in (dA, dD, dbias))
+        grads = (du, ddt, grad_A.t(), grad_B, grad_C, grad_D, grad_bias, dz)
+        return (*(g.to(dtype) for g, dtype in zip(grads, ctx.dtypes, strict=True)), None)
+
+
+def _join_channels(parts: list[torch.Tensor], items, inner: int) -> torch.Tensor:
+    """Per-item (..., W) partial sums -> (..., E), summed over sequences."""
+    total = parts[0].new_zeros(*parts[0].shape[:-1], inner)
+    for part, (_, e0, e1) in zip(parts, items, strict=True):
+        total[..., e0:e1] += part
+    return total

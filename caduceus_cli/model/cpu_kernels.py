@@ -1,0 +1,290 @@
+"""The model's hot loops compiled for the CPU (numba), one sequence and one block of channels per call:
+the gated selective scan (forward and backward) and the causal depthwise conv with its SiLU.
+
+The scan, for a block of W channels, position by position (backwards for `reverse`):
+
+    delta = softplus(dt + dt_bias)                                  (W,)
+    s[n]  = exp(delta * A[:, n]) * s[n] + delta * u * B[n]          (N, W) state, kept in L1
+    y     = (sum_n s[n] * C[n] + D * u) * silu(z)                   (W,)
+
+The innermost loops run over the W channels, which are contiguous in the model's (batch, L, E)
+layout, so the compiler turns them into SIMD code (AVX2 / AVX-512) with no transposes. In float32
+exp and log1p are written out below as polynomials, because a call into libm stops that
+vectorisation; both are within a few float32 ulps of libm on the ranges the scan uses. In float64
+(used to check gradients) they are libm's.
+
+The kernels release the GIL; compiled.py runs channel blocks on its own threads, so no second
+OpenMP runtime competes with PyTorch's. Compiled code is cached on disk (numba's cache, in the user cache
+folder unless NUMBA_CACHE_DIR says otherwise), so only the first run on a machine compiles.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+if "NUMBA_CACHE_DIR" not in os.environ:  # read when the decorators below run
+    _cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    numba.config.CACHE_DIR = str(_cache_home / "caduceus-cli" / "numba")
+
+# every kernel: SIMD-friendly float rules, and no Python ZeroDivisionError branch, which would
+# stop the vectorisation of every loop that divides
+_JIT = {"fastmath": True, "error_model": "numpy", "cache": True}
+
+_F = np.float32
+_LOG2E = _F(1.4426950408889634)
+_LN2_HI = _F(0.693145751953125)  # ln 2 in two parts, so that k * _LN2_HI is exact for |k| < 2^9
+_LN2_LO = _F(1.4286068203094173e-06)
+_LN2 = _F(0.6931471805599453)
+_SQRT2_M1 = _F(0.41421356237309503)
+_EXP_MIN = _F(-87.0)  # below: exp is 0 (no denormals: they are slow)
+_EXP_MAX = _F(88.0)
+SOFTPLUS_THRESHOLD = 20.0  # torch's: softplus(x) = x above it
+_THRESHOLD32 = _F(SOFTPLUS_THRESHOLD)
+
+
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    """Reinterpret an int32 as the float32 with the same bits (how 2**k is built)."""
+    signature = types.float32(types.int32)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return signature, codegen
+
+
+@njit(**_JIT)
+def _exp32(x):
+    """exp(x) in float32: x = k ln2 + r with |r| <= ln2 / 2, exp(r) by its degree-7 Taylor polynomial
+    (truncation below 5e-9 relative), times 2**k built from its exponent bits. 0 below -87."""
+    x = min(max(x, _EXP_MIN), _EXP_MAX)
+    k = np.floor(x * _LOG2E + _F(0.5))  # float32 (math.floor would give an int64 and float64 math)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    p = _F(1.0 / 5040.0)
+    p = p * r + _F(1.0 / 720.0)
+    p = p * r + _F(1.0 / 120.0)
+    p = p * r + _F(1.0 / 24.0)
+    p = p * r + _F(1.0 / 6.0)
+    p = p * r + _F(0.5)
+    p = p * r + _F(1.0)
+    p = p * r + _F(1.0)
+    scale = _float_from_bits((np.int32(k) + np.int32(127)) << np.int32(23))
+    return _F(0.0) if x <= _EXP_MIN else p * scale
+
+
+@njit(**_JIT)
+def _log1p_unit32(y):
+    """log(1 + y) for 0 <= y <= 1 as 2 atanh(s): s = y / (2 + y) below sqrt(2) - 1, else
+    (y - 1) / (y + 3) plus ln 2; |s| <= 0.172, so the odd series to s^9 is within 1e-9 relative."""
+    upper = y > _SQRT2_M1
+    s = (y - _F(1.0)) / (y + _F(3.0)) if upper else y / (_F(2.0) + y)
+    s2 = s * s
+    series = _F(1.0 / 9.0)
+    series = series * s2 + _F(1.0 / 7.0)
+    series = series * s2 + _F(1.0 / 5.0)
+    series = series * s2 + _F(1.0 / 3.0)
+    series = series * s2 + _F(1.0)
+    return _F(2.0) * s * series + (_LN2 if upper else _F(0.0))
+
+
+def fast_exp(x):
+    """exp: the polynomial in float32, libm's in float64 (compiled code only)."""
+    raise NotImplementedError
+
+
+def softplus(x):
+    """log(1 + e^x), x itself above torch's threshold (compiled code only)."""
+    raise NotImplementedError
+
+
+@overload(fast_exp)
+def _fast_exp_for(x):
+    if x == types.float32:
+        return lambda x: _exp32(x)
+    return lambda x: math.exp(x)
+
+
+@overload(softplus)
+def _softplus_for(x):
+    if x == types.float32:
+        return lambda x: x if x > _THRESHOLD32 else max(x, _F(0.0)) + _log1p_unit32(_exp32(-abs(x)))
+    return lambda x: x if x > SOFTPLUS_THRESHOLD else max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+@njit(**_JIT)
+def _block_params(A_t, D, dt_bias, e0, e1):
+    """The block's parameters as contiguous arrays indexed from 0: every inner loop then reads
+    consecutive floats (an offset index costs a wrap-around check per lane and stops SIMD)."""
+    return (
+        np.ascontiguousarray(A_t[:, e0:e1]),
+        np.ascontiguousarray(D[e0:e1]),
+        np.ascontiguousarray(dt_bias[e0:e1]),
+    )
+
+
+@njit(**_JIT)
+def _step_inputs(u_t, dt_t, bias, delta, delta_u):
+    """delta = softplus(dt + bias) and delta * u of one position."""
+    for j in range(delta.shape[0]):
+        d = softplus(dt_t[j] + bias[j])
+        delta[j] = d
+        delta_u[j] = d * u_t[j]
+
+
+@njit(nogil=True, **_JIT)
+def scan_block(u, dt, z, B, C, A_t, D, dt_bias, out, b, e0, e1, reverse):
+    """Gated scan of sequence b, channels e0:e1, into out[b, :, e0:e1].
+
+    u, dt, z, out: (batch, L, E); B, C: (batch, L, N); A_t: (N, E) (A transposed, so a state's row of
+    channels is contiguous); D, dt_bias: (E,). All C-contiguous, one float dtype."""
+    length, n_state, width = u.shape[1], B.shape[2], e1 - e0
+    a, skip, bias = _block_params(A_t, D, dt_bias, e0, e1)
+    zero, one = u.dtype.type(0), u.dtype.type(1)  # typed: an int literal would promote float32 math to float64
+    state = np.zeros((n_state, width), u.dtype)
+    delta = np.empty(width, u.dtype)
+    delta_u = np.empty(width, u.dtype)
+    y = np.empty(width, u.dtype)
+    for step in range(length):
+        t = length - 1 - step if reverse else step
+        u_t, z_t, out_t = u[b, t, e0:e1], z[b, t, e0:e1], out[b, t, e0:e1]
+        _step_inputs(u_t, dt[b, t, e0:e1], bias, delta, delta_u)
+        y[:] = zero
+        for n in range(n_state):
+            b_n, c_n, a_n, s_n = B[b, t, n], C[b, t, n], a[n], state[n]
+            for j in range(width):
+                s = fast_exp(delta[j] * a_n[j]) * s_n[j] + delta_u[j] * b_n
+                s_n[j] = s
+                y[j] += s * c_n
+        for j in range(width):
+            gate = z_t[j]
+            out_t[j] = (y[j] + skip[j] * u_t[j]) * gate / (one + fast_exp(-gate))
+
+
+@njit(nogil=True, **_JIT)
+def scan_block_backward(
+    u, dt, z, B, C, A_t, D, dt_bias, grad_out,
+    du, ddt, dz, dB, dC, dA, dD, dbias,
+    b, e0, e1, reverse, chunk,
+):  # fmt: skip
+    """Gradients of scan_block's output for sequence b, channels e0:e1, given grad_out.
+
+    du, ddt, dz: (batch, L, E), their block written. dB, dC: (L, N), dA: (N, W), dD, dbias: (W,) are
+    this block's own partial sums, added into (the caller gives each block its own, then sums).
+    The forward states are recomputed: once to keep the state at the start of every `chunk`
+    positions, then chunk by chunk backwards, so memory is (L / chunk + chunk) x N x W per block,
+    not L x N x W."""
+    length, n_state, width = u.shape[1], B.shape[2], e1 - e0
+    a, skip, bias = _block_params(A_t, D, dt_bias, e0, e1)
+    zero, one = u.dtype.type(0), u.dtype.type(1)
+    n_chunks = (length + chunk - 1) // chunk
+    starts = np.empty((n_chunks, n_state, width), u.dtype)  # state before each chunk
+    states = np.empty((chunk, n_state, width), u.dtype)  # states inside the current chunk
+    deltas = np.empty((chunk, width), u.dtype)
+    delta_u = np.empty(width, u.dtype)
+    state = np.zeros((n_state, width), u.dtype)
+    for step in range(length):
+        t = length - 1 - step if reverse else step
+        if step % chunk == 0:
+            starts[step // chunk] = state
+        _step_inputs(u[b, t, e0:e1], dt[b, t, e0:e1], bias, deltas[0], delta_u)
+        for n in range(n_state):
+            a_n, s_n, b_n = a[n], state[n], B[b, t, n]
+            for j in range(width):
+                s_n[j] = fast_exp(deltas[0, j] * a_n[j]) * s_n[j] + delta_u[j] * b_n
+
+    grad_state = np.zeros((n_state, width), u.dtype)  # dL/ds of the step after the current one
+    gy = np.empty(width, u.dtype)
+    grad_delta_u = np.empty(width, u.dtype)
+    grad_delta = np.empty(width, u.dtype)
+    for k in range(n_chunks - 1, -1, -1):
+        first, last = k * chunk, min(length, (k + 1) * chunk)
+        state[:] = starts[k]
+        for step in range(first, last):  # the chunk's states again
+            t = length - 1 - step if reverse else step
+            i = step - first
+            _step_inputs(u[b, t, e0:e1], dt[b, t, e0:e1], bias, deltas[i], delta_u)
+            for n in range(n_state):
+                a_n, s_n, b_n, kept = a[n], state[n], B[b, t, n], states[i, n]
+                for j in range(width):
+                    s = fast_exp(deltas[i, j] * a_n[j]) * s_n[j] + delta_u[j] * b_n
+                    s_n[j] = s
+                    kept[j] = s
+        for step in range(last - 1, first - 1, -1):
+            t = length - 1 - step if reverse else step
+            i = step - first
+            u_t, z_t, g_t, delta = u[b, t, e0:e1], z[b, t, e0:e1], grad_out[b, t, e0:e1], deltas[i]
+            # the gate: out = y * silu(z), y = sum_n s[n] C[n] + D u
+            for j in range(width):
+                gy[j] = skip[j] * u_t[j]
+            for n in range(n_state):
+                c_n, s_n = C[b, t, n], states[i, n]
+                for j in range(width):
+                    gy[j] += s_n[j] * c_n
+            dz_t = dz[b, t, e0:e1]
+            for j in range(width):
+                gate = z_t[j]
+                sig = one / (one + fast_exp(-gate))
+                dz_t[j] = g_t[j] * gy[j] * sig * (one + gate * (one - sig))
+                gy[j] = g_t[j] * gate * sig  # from here on: dL/dy
+                dD[j] += gy[j] * u_t[j]
+                grad_delta_u[j] = zero
+                grad_delta[j] = zero
+            # the states: dL/ds_t = gy C_t + exp(delta_{t+1} A) dL/ds_{t+1} (the last term carried in)
+            for n in range(n_state):
+                c_n, b_n, a_n, g_n = C[b, t, n], B[b, t, n], a[n], grad_state[n]
+                s_n = states[i, n]
+                previous = states[i - 1, n] if i > 0 else starts[k, n]
+                dC_sum = zero
+                dB_sum = zero
+                dA_n = dA[n]
+                for j in range(width):
+                    h = g_n[j] + gy[j] * c_n
+                    dC_sum += gy[j] * s_n[j]
+                    dB_sum += h * delta[j] * u_t[j]
+                    grad_delta_u[j] += h * b_n
+                    decay = fast_exp(delta[j] * a_n[j])
+                    through_decay = h * previous[j] * decay
+                    grad_delta[j] += through_decay * a_n[j]
+                    dA_n[j] += through_decay * delta[j]
+                    g_n[j] = h * decay
+                dC[t, n] += dC_sum
+                dB[t, n] += dB_sum
+            du_t, ddt_t, dt_t = du[b, t, e0:e1], ddt[b, t, e0:e1], dt[b, t, e0:e1]
+            for j in range(width):
+                du_t[j] = grad_delta_u[j] * delta[j] + gy[j] * skip[j]
+                x = dt_t[j] + bias[j]
+                slope = one if x > SOFTPLUS_THRESHOLD else one / (one + fast_exp(-x))  # softplus' = sigmoid
+                g = (grad_delta[j] + grad_delta_u[j] * u_t[j]) * slope
+                ddt_t[j] = g
+                dbias[j] += g
+
+
+@njit(nogil=True, **_JIT)
+def conv_silu_block(xz, weight_t, conv_bias, out, b, e0, e1, reverse):
+    """out[b, :, e0:e1] = silu(causal depthwise conv of x), x = xz[b, :, :E] (the first half of the
+    in_proj output, read in place). weight_t: (K, E); conv_bias: (E,). out[t] = bias + sum_k w[k] x[t - (K-1) + k],
+    zeros before the start; `reverse`: x[t + (K-1) - k], zeros after the end."""
+    length, size, width = xz.shape[1], weight_t.shape[0], e1 - e0
+    one = xz.dtype.type(1)
+    weight = np.ascontiguousarray(weight_t[:, e0:e1])
+    bias = np.ascontiguousarray(conv_bias[e0:e1])
+    acc = np.empty(width, xz.dtype)
+    for t in range(length):
+        acc[:] = bias
+        for k in range(size):
+            source = t + (size - 1 - k if reverse else k - (size - 1))
+            if 0 <= source < length:
+                x_s, w_k = xz[b, source, e0:e1], weight[k]
+                for j in range(width):
+                    acc[j] += x_s[j] * w_k[j]
+        out_t = out[b, t, e0:e1]
+        for j in range(width):
+            out_t[j] = acc[j] / (one + fast_exp(-acc[j]))
