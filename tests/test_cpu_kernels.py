@@ -53,7 +53,7 @@ def test_compiled_scan_equals_the_float64_reference_to_float32_rounding(reverse,
 
 @pytest.mark.parametrize("reverse", [False, True])
 def test_compiled_scan_in_float64_equals_the_reference_and_passes_gradcheck(reverse):
-    # 150 positions: the backward recomputes the states in chunks of 64, so this crosses two boundaries
+    # 150 positions: the backward recomputes the states in chunks of 32, so this crosses four boundaries
     inputs = [t.requires_grad_() for t in _scan_inputs(length=150, inner=5, n_state=3, dt_shift=1.0, dtype=torch.float64)]
     got = compiled.scan(*inputs, reverse=reverse)
     assert (got - _reference(inputs, reverse)).abs().max().item() < 1e-12

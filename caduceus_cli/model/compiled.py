@@ -22,9 +22,10 @@ log = logging.getLogger("caduceus")
 CPU_SCANS = ("compiled", "reference")
 _SERVED_DTYPES = (torch.float32, torch.bfloat16)
 # Channels per kernel call: a 16 x 128 float32 state and the block's parameters stay in L1
-# (measured at E = 512: 128 beat 64 and 256). Positions per recomputed chunk in the backward.
+# (measured at E = 512: 128 beat 64 and 256). Positions per recomputed chunk in the backward: its
+# states and decays, 2 x 32 x 16 x 128 floats, fit in L2.
 _BLOCK = 128
-_BACKWARD_CHUNK = 64
+_BACKWARD_CHUNK = 32
 
 _choice = os.environ.get("CADUCEUS_CPU_SCAN", "compiled")
 _kernels: ModuleType | bool | None = None  # the cpu_kernels module once loaded; False if it cannot load

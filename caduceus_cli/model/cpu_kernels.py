@@ -179,14 +179,15 @@ def scan_block_backward(
     du, ddt, dz: (batch, L, E), their block written. dB, dC: (L, N), dA: (N, W), dD, dbias: (W,) are
     this block's own partial sums, added into (the caller gives each block its own, then sums).
     The forward states are recomputed: once to keep the state at the start of every `chunk`
-    positions, then chunk by chunk backwards, so memory is (L / chunk + chunk) x N x W per block,
-    not L x N x W."""
+    positions, then chunk by chunk backwards (keeping the chunk's states and decays), so memory is
+    (L / chunk + 2 chunk) x N x W per block, not L x N x W."""
     length, n_state, width = u.shape[1], B.shape[2], e1 - e0
     a, skip, bias = _block_params(A_t, D, dt_bias, e0, e1)
     zero, one = u.dtype.type(0), u.dtype.type(1)
     n_chunks = (length + chunk - 1) // chunk
     starts = np.empty((n_chunks, n_state, width), u.dtype)  # state before each chunk
     states = np.empty((chunk, n_state, width), u.dtype)  # states inside the current chunk
+    decays = np.empty((chunk, n_state, width), u.dtype)  # and their exp(delta A), not computed twice
     deltas = np.empty((chunk, width), u.dtype)
     delta_u = np.empty(width, u.dtype)
     state = np.zeros((n_state, width), u.dtype)
@@ -212,11 +213,13 @@ def scan_block_backward(
             i = step - first
             _step_inputs(u[b, t, e0:e1], dt[b, t, e0:e1], bias, deltas[i], delta_u)
             for n in range(n_state):
-                a_n, s_n, b_n, kept = a[n], state[n], B[b, t, n], states[i, n]
+                a_n, s_n, b_n, kept, kept_decay = a[n], state[n], B[b, t, n], states[i, n], decays[i, n]
                 for j in range(width):
-                    s = fast_exp(deltas[i, j] * a_n[j]) * s_n[j] + delta_u[j] * b_n
+                    decay = fast_exp(deltas[i, j] * a_n[j])
+                    s = decay * s_n[j] + delta_u[j] * b_n
                     s_n[j] = s
                     kept[j] = s
+                    kept_decay[j] = decay
         for step in range(last - 1, first - 1, -1):
             t = length - 1 - step if reverse else step
             i = step - first
@@ -240,7 +243,7 @@ def scan_block_backward(
             # the states: dL/ds_t = gy C_t + exp(delta_{t+1} A) dL/ds_{t+1} (the last term carried in)
             for n in range(n_state):
                 c_n, b_n, a_n, g_n = C[b, t, n], B[b, t, n], a[n], grad_state[n]
-                s_n = states[i, n]
+                s_n, decay_n = states[i, n], decays[i, n]
                 previous = states[i - 1, n] if i > 0 else starts[k, n]
                 dC_sum = zero
                 dB_sum = zero
@@ -250,11 +253,10 @@ def scan_block_backward(
                     dC_sum += gy[j] * s_n[j]
                     dB_sum += h * delta[j] * u_t[j]
                     grad_delta_u[j] += h * b_n
-                    decay = fast_exp(delta[j] * a_n[j])
-                    through_decay = h * previous[j] * decay
+                    through_decay = h * previous[j] * decay_n[j]
                     grad_delta[j] += through_decay * a_n[j]
                     dA_n[j] += through_decay * delta[j]
-                    g_n[j] = h * decay
+                    g_n[j] = h * decay_n[j]
                 dC[t, n] += dC_sum
                 dB[t, n] += dB_sum
             du_t, ddt_t, dt_t = du[b, t, e0:e1], ddt[b, t, e0:e1], dt[b, t, e0:e1]

@@ -1,0 +1,475 @@
+"""The CPU engine against the machine's floor and against the reference path, in one run.
+
+Every rate is measured twice in the same process, on the same inputs: with the compiled kernels
+("compiled", the default path) and with `CADUCEUS_CPU_SCAN=reference` ("reference": the chunked
+PyTorch scan and the PyTorch conv, which is the path before the compiled kernels; with its former
+default CPU batch of a 2 GiB budget in the end-to-end rows). Conjoined bases/s counts each base
+once, for the forward and reverse-complement passes together (PS: one pass over both strands).
+
+Sections (`--sections`, default all):
+  rates    the machine: our vectorised exp (the polynomial of cpu_kernels.py), torch.exp, fp32 matmul
+           at the model's shapes, copy bandwidth; per thread count
+  floor    per conjoined base: linear-layer FLOPs and scan state updates (one exp each) counted from
+           the config, and the bases/s they allow at the measured matmul and exp rates
+  scan     the gated scan alone: state updates/s
+  model    model-only conjoined bases/s (`model.embed(ids)`), batch 1, random weights (published size)
+           or the shipped model
+  e2e      `caduceus embed` in-process (FASTA in, HDF5 out), default options but --threads
+  variants `caduceus score-variants` masked LLR at its default window, the example SNVs
+  train    weights/train.py's step (forward, backward, AdamW) on random windows, tokens/s
+
+    python benchmarks/cpu_throughput.py                         # everything, 1 and 2 threads
+    python benchmarks/cpu_throughput.py --sections scan model --threads 2 --lengths 1024
+
+Medians of --repeats timed calls after one warm-up call (the reference path at the published size:
+one call, it takes seconds to minutes). Markdown tables on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.model_speed import random_ids, random_model
+from caduceus_cli import load_model
+from caduceus_cli.cli import main as caduceus_main
+from caduceus_cli.model import compiled
+from caduceus_cli.model.caduceus import CaduceusForMaskedLM
+from caduceus_cli.model.load import save_checkpoint
+from caduceus_cli.model.scan import selective_scan
+from weights.data import mask_for_mlm
+from weights.train import TrainConfig, make_optimizer, masked_loss, model_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "weights" / "caduceus-ph-tair10"
+EXAMPLE_FASTA = ROOT / "examples" / "example.fa"
+EXAMPLE_VCF = ROOT / "examples" / "example.vcf"
+PATHS = ("reference", "compiled")
+_OLD_CPU_BUDGET = 2 << 30  # the former default CPU batch: a 2 GiB activation budget
+
+
+@contextlib.contextmanager
+def cpu_path(name: str) -> Iterator[None]:
+    previous = compiled.use_cpu_scan(name)
+    try:
+        yield
+    finally:
+        compiled.use_cpu_scan(previous)
+
+
+@contextlib.contextmanager
+def threads(count: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def median_seconds(call: Callable[[], object], repeats: int) -> float:
+    call()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def table(header: list[str], rows: list[list[str]]) -> None:
+    print("| " + " | ".join(header) + " |")
+    print("|" + " --- |" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |", flush=True)
+    print()
+
+
+# --- the models --------------------------------------------------------------------------------
+@dataclass
+class Subject:
+    name: str
+    model: CaduceusForMaskedLM
+
+    @property
+    def updates_per_base(self) -> int:
+        """Scan state updates per conjoined base: two sequences (PH: forward and RC passes; PS: both
+        strands in one pass) x layers x two directions x d_inner x d_state."""
+        c = self.model.config
+        return 2 * c.n_layer * 2 * c.d_inner * c.d_state
+
+    @property
+    def flops_per_base(self) -> int:
+        """Linear-layer FLOPs per conjoined base (2 per multiply-add): in_proj, x_proj and dt_proj per
+        direction, one out_proj for the tied sum of both directions, the LM head; two sequences."""
+        c = self.model.config
+        per_layer = 2 * (
+            c.d_model * 2 * c.d_inner
+            + 2 * c.d_inner * (c.dt_rank + 2 * c.d_state)
+            + 2 * c.dt_rank * c.d_inner
+            + c.d_inner * c.d_model
+        )
+        return 2 * (c.n_layer * per_layer + 2 * c.d_model * c.padded_vocab_size)
+
+
+def subjects(names: list[str]) -> list[Subject]:
+    made = {
+        "shipped": lambda: load_model(SHIPPED),
+        "published PH": lambda: random_model("ph", 256, 16),
+        "published PS": lambda: random_model("ps", 256, 16),
+    }
+    return [Subject(name, made[name]()) for name in names]
+
+
+# --- rates -------------------------------------------------------------------------------------
+def exp_rate(count: int) -> float:
+    """Our vectorised exp over 2^22 floats, split over `count` threads as the scan is: exps/s."""
+    from numba import njit
+
+    from caduceus_cli.model import cpu_kernels
+
+    @njit(nogil=True, fastmath=True, error_model="numpy")
+    def exps(x, out, first, last):
+        x, out = x[first:last], out[first:last]  # indexed from 0: no wrap-around checks, so SIMD
+        for i in range(x.shape[0]):
+            out[i] = cpu_kernels.fast_exp(x[i])
+
+    x = np.random.default_rng(0).uniform(-20, 0, 1 << 22).astype(np.float32)
+    out = np.empty_like(x)
+    size = len(x)
+    with threads(count):
+        items = [(i * size // count, (i + 1) * size // count) for i in range(count)]
+        seconds = median_seconds(lambda: compiled._run_parallel(lambda _, it: exps(x, out, *it), items), 5)
+    return size / seconds
+
+
+def torch_exp_rate(count: int) -> float:
+    x = torch.empty(1 << 22).uniform_(-20, 0)
+    out = torch.empty_like(x)
+    with threads(count):
+        return x.numel() / median_seconds(lambda: torch.exp(x, out=out), 5)
+
+
+def matmul_rate(count: int, model: CaduceusForMaskedLM) -> float:
+    """fp32 FLOP/s of the model's linear layers on 2,048 tokens (two sequences of 1,024)."""
+    c = model.config
+    shapes = [
+        (c.d_model, 2 * c.d_inner),
+        (c.d_inner, c.dt_rank + 2 * c.d_state),
+        (c.dt_rank, c.d_inner),
+        (c.d_inner, c.d_model),
+    ]
+    weights = [torch.randn(n, k) for k, n in shapes]
+    inputs = [torch.randn(2048, k) for k, _ in shapes]
+    flops = sum(2 * 2048 * k * n for k, n in shapes)
+    with threads(count), torch.inference_mode():
+        seconds = median_seconds(
+            lambda: [torch.nn.functional.linear(x, w) for x, w in zip(inputs, weights, strict=True)], 9
+        )
+    return flops / seconds
+
+
+def copy_bandwidth(count: int) -> float:
+    """Bytes/s of a 256 MiB copy, read and write counted."""
+    source = torch.empty(1 << 26)
+    target = torch.empty_like(source)
+    with threads(count):
+        return 2 * source.numel() * 4 / median_seconds(lambda: target.copy_(source), 5)
+
+
+@dataclass
+class Rates:
+    exp: float
+    torch_exp: float
+    matmul: float
+    bandwidth: float
+
+
+def measure_rates(counts: list[int], model: CaduceusForMaskedLM) -> dict[int, Rates]:
+    rates = {
+        n: Rates(exp_rate(n), torch_exp_rate(n), matmul_rate(n, model), copy_bandwidth(n)) for n in counts
+    }
+    table(
+        ["threads", "our exp, G/s", "torch.exp, G/s", "fp32 matmul (model shapes), GFLOP/s", "copy, GB/s"],
+        [
+            [
+                str(n),
+                f"{r.exp / 1e9:.2f}",
+                f"{r.torch_exp / 1e9:.2f}",
+                f"{r.matmul / 1e9:.0f}",
+                f"{r.bandwidth / 1e9:.1f}",
+            ]
+            for n, r in rates.items()
+        ],
+    )
+    return rates
+
+
+def floor_bases(subject: Subject, rates: Rates) -> float:
+    """Conjoined bases/s if the linear layers ran at the matmul rate and every state update cost one
+    exp at our exp rate, nothing else costing anything."""
+    return 1 / (subject.flops_per_base / rates.matmul + subject.updates_per_base / rates.exp)
+
+
+def print_floor(models: list[Subject], rates: dict[int, Rates]) -> None:
+    table(
+        ["model", "MFLOP / base", "scan updates / base", *(f"floor bases/s, {n} thr" for n in rates)],
+        [
+            [
+                s.name,
+                f"{s.flops_per_base / 1e6:.2f}",
+                f"{s.updates_per_base:,}",
+                *(f"{floor_bases(s, r):,.0f}" for r in rates.values()),
+            ]
+            for s in models
+        ],
+    )
+
+
+# --- scan and model ----------------------------------------------------------------------------
+def scan_rates(models: list[Subject], counts: list[int], repeats: int) -> None:
+    rows = []
+    for subject in models:
+        mamba = subject.model.caduceus.backbone.layers[0].mixer
+        mamba = getattr(mamba, "submodule", mamba).mamba_fwd
+        inner, n_state = subject.model.config.d_inner, subject.model.config.d_state
+        g = torch.Generator().manual_seed(0)
+        u, dt, z = (torch.randn(2, 1024, inner, generator=g) for _ in range(3))
+        B, C = (torch.randn(2, 1024, n_state, generator=g) for _ in range(2))
+        args = (
+            u,
+            dt - 2,
+            -torch.exp(mamba.A_log.detach()),
+            B,
+            C,
+            mamba.D.detach(),
+            mamba.dt_proj.bias.detach(),
+            z,
+        )
+        updates = 2 * 1024 * inner * n_state
+        for n in counts:
+            row = [subject.name, "2 x 1,024", str(n)]
+            for path in PATHS:
+                with cpu_path(path), threads(n), torch.inference_mode():
+                    row.append(
+                        f"{updates / median_seconds(lambda args=args: selective_scan(*args), repeats) / 1e9:.3f}"
+                    )
+            rows.append(row)
+    table(["model shapes", "batch x L", "threads", *(f"{p}, G updates/s" for p in PATHS)], rows)
+
+
+def model_rates(models, counts, lengths, repeats, rates: dict[int, Rates]) -> None:
+    rows = []
+    for subject in models:
+        for length in lengths:
+            ids = random_ids(1, length, "cpu")
+            for n in counts:
+                row = [subject.name, f"{length:,}", str(n)]
+                speeds = {}
+                for path in PATHS:
+                    slow = path == "reference" and subject.name != "shipped"
+                    with cpu_path(path), threads(n), torch.inference_mode():
+                        seconds = median_seconds(
+                            lambda model=subject.model, ids=ids: model.embed(ids), 1 if slow else repeats
+                        )
+                    speeds[path] = length / seconds
+                    row.append(f"{speeds[path]:,.0f}")
+                floor = floor_bases(subject, rates[n]) if n in rates else float("nan")
+                row += [
+                    f"{speeds['compiled'] / speeds['reference']:.1f}x",
+                    f"{floor:,.0f}",
+                    f"{floor / speeds['compiled']:.2f}",
+                ]
+                rows.append(row)
+    table(
+        [
+            "model",
+            "L",
+            "threads",
+            "reference bases/s",
+            "compiled bases/s",
+            "speed-up",
+            "floor bases/s",
+            "floor / compiled",
+        ],
+        rows,
+    )
+
+
+# --- end to end --------------------------------------------------------------------------------
+def run_cli(argv: list[str]) -> float:
+    """Seconds of one in-process `caduceus` command (logging quiet); raises if it fails."""
+    sys.argv = ["caduceus", *argv]
+    started = time.perf_counter()
+    try:
+        caduceus_main()
+    except SystemExit as status:
+        if status.code:
+            raise SystemExit(f"caduceus failed ({status.code}): {' '.join(argv)}") from None
+    return time.perf_counter() - started
+
+
+def old_cpu_batch(model: CaduceusForMaskedLM, length: int) -> int:
+    """The former default CPU batch: windows of `length` fitting a 2 GiB activation budget."""
+    per_window = length * model.config.d_inner * 64 * 2
+    return max(1, _OLD_CPU_BUDGET // per_window)
+
+
+def e2e_rates(models: list[Subject], counts: list[int], folder: Path) -> None:
+    """Embed a region of the example contig: 100 kbp (compiled) or 20 kbp (reference) for the
+    shipped model, 20 / 3 kbp at the published size, so each run takes seconds to a minute."""
+    rows = []
+    for subject in models:
+        checkpoint = folder / subject.name.replace(" ", "_")
+        if not (checkpoint / "config.json").exists():
+            save_checkpoint(subject.model, checkpoint, max_length=1024)
+        shipped = subject.name == "shipped"
+        for n in counts:
+            row = [subject.name, str(n)]
+            speeds = {}
+            for path in PATHS:
+                bases = (
+                    (100_000 if path == "compiled" else 20_000)
+                    if shipped
+                    else (20_000 if path == "compiled" else 3_000)
+                )
+                argv = [
+                    "embed",
+                    str(EXAMPLE_FASTA),
+                    "-r",
+                    f"Chr1:1-{bases}",
+                    "-m",
+                    str(checkpoint),
+                    "-o",
+                    str(folder / "out.h5"),
+                    "--force",
+                    "-q",
+                    "--threads",
+                    str(n),
+                ]
+                if path == "reference":
+                    argv += ["--batch-size", str(old_cpu_batch(subject.model, 1024))]
+                with cpu_path(path):
+                    speeds[path] = bases / run_cli(argv)
+                row.append(f"{speeds[path]:,.0f} ({bases // 1000} kbp)")
+            row.append(f"{speeds['compiled'] / speeds['reference']:.1f}x")
+            rows.append(row)
+    table(["model", "threads", "reference bases/s", "compiled bases/s", "speed-up"], rows)
+
+
+def variant_rates(counts: list[int], folder: Path) -> None:
+    """Masked LLR of the example SNVs with the shipped model at its default window: all 300 with the
+    compiled path, the first 30 with the reference."""
+    records = [line for line in EXAMPLE_VCF.read_text().splitlines(keepends=True) if not line.startswith("#")]
+    header = [line for line in EXAMPLE_VCF.read_text().splitlines(keepends=True) if line.startswith("#")]
+    model = load_model(SHIPPED)
+    rows = []
+    for n in counts:
+        row = [str(n)]
+        speeds = {}
+        for path in PATHS:
+            count = len(records) if path == "compiled" else 30
+            vcf = folder / f"snvs{count}.vcf"
+            vcf.write_text("".join(header + records[:count]))
+            argv = [
+                "score-variants",
+                str(vcf),
+                "--fasta",
+                str(EXAMPLE_FASTA),
+                "-o",
+                str(folder / "out.vcf.gz"),
+                "--force",
+                "-q",
+                "--threads",
+                str(n),
+            ]
+            if path == "reference":
+                argv += ["--batch-size", str(old_cpu_batch(model, 1024))]
+            with cpu_path(path):
+                speeds[path] = count / run_cli(argv)
+            row.append(f"{speeds[path]:,.1f} ({count} SNVs)")
+        row.append(f"{speeds['compiled'] / speeds['reference']:.1f}x")
+        rows.append(row)
+    table(["threads", "reference variants/s", "compiled variants/s", "speed-up"], rows)
+
+
+def train_rates(counts: list[int], steps: int) -> None:
+    """Tokens/s of training steps at the shipped model's size (weights/train.py's loss and AdamW),
+    batch 8 x 1,024, random A/C/G/T windows masked as in training."""
+    shipped = load_model(SHIPPED).config
+    cfg = TrainConfig(d_model=shipped.d_model, n_layer=shipped.n_layer, batch_size=8, seq_len=1024)
+    rng = np.random.default_rng(0)
+    inputs, labels = (torch.from_numpy(a) for a in mask_for_mlm(rng.integers(7, 11, (8, 1024)), rng))
+    rows = []
+    for n in counts:
+        row = [f"d {cfg.d_model}, {cfg.n_layer} layers", "8 x 1,024", str(n)]
+        speeds = {}
+        for path in PATHS:
+            torch.manual_seed(0)
+            model = CaduceusForMaskedLM(model_config(cfg)).train()
+            optimizer = make_optimizer(model, cfg)
+
+            def step(model=model, optimizer=optimizer):
+                loss = masked_loss(model(inputs).logits.float(), labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+            with cpu_path(path), threads(n):
+                speeds[path] = inputs.numel() / median_seconds(step, steps)
+            row.append(f"{speeds[path]:,.0f}")
+        row.append(f"{speeds['compiled'] / speeds['reference']:.1f}x")
+        rows.append(row)
+    table(["model", "batch", "threads", "reference tokens/s", "compiled tokens/s", "speed-up"], rows)
+
+
+SECTIONS = ("rates", "floor", "scan", "model", "e2e", "variants", "train")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--lengths", nargs="+", type=int, default=[1024, 8192])
+    parser.add_argument("--models", nargs="+", default=["shipped", "published PH", "published PS"])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    print(
+        f"CPU: {os.cpu_count()} CPUs, torch {torch.__version__}, OMP_WAIT_POLICY="
+        f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average {os.getloadavg()[0]:.1f} at start\n"
+    )
+    models = subjects(args.models)
+    sections = set(args.sections)
+    rates = {}
+    if sections & {"rates", "floor", "model"}:
+        rates = measure_rates(args.threads, models[-1].model)
+    if "floor" in sections:
+        print_floor(models, rates)
+    if "scan" in sections:
+        scan_rates(models, args.threads, args.repeats)
+    if "model" in sections:
+        model_rates(models, args.threads, args.lengths, args.repeats, rates)
+    with tempfile.TemporaryDirectory() as folder:
+        if "e2e" in sections:
+            e2e_rates(models, args.threads, Path(folder))
+        if "variants" in sections:
+            variant_rates(args.threads, Path(folder))
+    if "train" in sections:
+        train_rates(args.threads, args.repeats)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
+if __name__ == "__main__":
+    main()
