@@ -135,3 +135,32 @@ def test_kernels_that_cannot_load_fall_back_to_the_reference_with_one_warning(mo
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "compiled CPU kernels unavailable" in warnings[0]
     assert compiled.describe().startswith("PyTorch chunked scan (reference")
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_compiled_conv_silu_in_float64_passes_gradcheck(reverse):
+    g = torch.Generator().manual_seed(6)
+    xz = torch.randn(2, 9, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *a: compiled.conv_silu(*a, reverse), (xz, weight, bias))
+
+
+def test_training_gradients_equal_with_the_compiled_and_the_reference_path(checkpoint):
+    model = load_model(checkpoint).train()
+    ids = torch.randint(7, 11, (2, 150), generator=torch.Generator().manual_seed(7))
+
+    def gradients() -> list[torch.Tensor]:
+        model.zero_grad()
+        model(ids).logits.logsumexp(-1).sum().backward()
+        return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    fast = gradients()
+    previous = compiled.use_cpu_scan("reference")
+    try:
+        slow = gradients()
+    finally:
+        compiled.use_cpu_scan(previous)
+    assert len(fast) == len(slow) > 10
+    for got, want in zip(fast, slow, strict=True):
+        assert (got - want).abs().max().item() <= 1e-4 * max(want.abs().max().item(), 1e-3)

@@ -99,19 +99,47 @@ def _run_parallel(work, items: list) -> None:
         future.result()
 
 
-# --- the causal conv + SiLU (inference) ----------------------------------------------------------
+# --- the causal conv + SiLU, with autograd -------------------------------------------------------
 def conv_silu(xz: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, reverse: bool) -> torch.Tensor:
-    """silu(causal depthwise conv) of x = xz[..., :E], read in place from the (B, L, 2E) in_proj output.
-    weight: (E, K). No autograd: training runs the PyTorch formulation."""
-    inner = weight.shape[0]
-    xz32 = xz.detach().float().contiguous()
-    weight_t = weight.detach().float().t().contiguous()
-    bias32 = torch.zeros(inner) if bias is None else bias.detach().float()
-    out = torch.empty(xz.shape[0], xz.shape[1], inner)
-    arrays = [t.numpy() for t in (xz32, weight_t, bias32, out)]
-    kernel = kernels().conv_silu_block
-    _run_parallel(lambda _, item: kernel(*arrays, *item, reverse), _blocks(xz.shape[0], inner))
-    return out.to(xz.dtype)
+    """silu(causal depthwise conv) of x = xz[..., :E], read in place from the (B, L, 2E) in_proj output;
+    weight: (E, K). Computes in float32 (float64 for float64 inputs)."""
+    if bias is None:
+        bias = weight.new_zeros(weight.shape[0])
+    return _CompiledConvSilu.apply(xz, weight, bias, reverse)
+
+
+class _CompiledConvSilu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xz, weight, bias, reverse):
+        compute = torch.promote_types(xz.dtype, torch.float32)
+        inputs = [t.detach().to(compute).contiguous() for t in (xz, weight.t(), bias)]
+        inner = weight.shape[0]
+        out = xz.new_empty(xz.shape[0], xz.shape[1], inner, dtype=compute)
+        arrays = [t.numpy() for t in (*inputs, out)]
+        kernel = kernels().conv_silu_block
+        _run_parallel(lambda _, item: kernel(*arrays, *item, reverse), _blocks(xz.shape[0], inner))
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(*inputs)
+            ctx.reverse = reverse
+            ctx.dtypes = [t.dtype for t in (xz, weight, bias)]
+        return out.to(xz.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        xz, weight_t, bias = ctx.saved_tensors
+        items = _blocks(xz.shape[0], weight_t.shape[1])
+        dxz = torch.zeros_like(xz)  # the z half gets no gradient from the conv
+        dweight = [xz.new_zeros(weight_t.shape[0], e1 - e0) for _, e0, e1 in items]
+        dbias = [xz.new_zeros(e1 - e0) for _, e0, e1 in items]
+        grad = grad_out.to(xz.dtype).contiguous()
+        arrays = [t.numpy() for t in (xz, weight_t, bias, grad, dxz)]
+        kernel = kernels().conv_silu_block_backward
+        _run_parallel(
+            lambda i, item: kernel(*arrays, dweight[i].numpy(), dbias[i].numpy(), *item, ctx.reverse), items
+        )
+        inner = weight_t.shape[1]
+        grads = (dxz, _join_channels(dweight, items, inner).t(), _join_channels(dbias, items, inner))
+        return (*(g.to(dtype) for g, dtype in zip(grads, ctx.dtypes, strict=True)), None)
 
 
 # --- the gated selective scan, with autograd ------------------------------------------------------

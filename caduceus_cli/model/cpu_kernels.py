@@ -269,24 +269,58 @@ def scan_block_backward(
                 dbias[j] += g
 
 
+@njit(**_JIT)
+def _conv_at(xz, weight, bias, acc, b, t, e0, e1, reverse):
+    """acc = the conv before its SiLU at position t (bias + sum_k w[k] x[t -/+ ...], zeros past the ends)."""
+    length, size = xz.shape[1], weight.shape[0]
+    acc[:] = bias
+    for k in range(size):
+        source = t + (size - 1 - k if reverse else k - (size - 1))
+        if 0 <= source < length:
+            x_s, w_k = xz[b, source, e0:e1], weight[k]
+            for j in range(acc.shape[0]):
+                acc[j] += x_s[j] * w_k[j]
+
+
 @njit(nogil=True, **_JIT)
 def conv_silu_block(xz, weight_t, conv_bias, out, b, e0, e1, reverse):
     """out[b, :, e0:e1] = silu(causal depthwise conv of x), x = xz[b, :, :E] (the first half of the
-    in_proj output, read in place). weight_t: (K, E); conv_bias: (E,). out[t] = bias + sum_k w[k] x[t - (K-1) + k],
-    zeros before the start; `reverse`: x[t + (K-1) - k], zeros after the end."""
+    in_proj output, read in place). weight_t: (K, E); conv_bias: (E,). Before the SiLU,
+    out[t] = bias + sum_k w[k] x[t - (K-1) + k], zeros before the start; `reverse`: x[t + (K-1) - k],
+    zeros after the end."""
+    one = xz.dtype.type(1)
+    weight = np.ascontiguousarray(weight_t[:, e0:e1])
+    bias = np.ascontiguousarray(conv_bias[e0:e1])
+    acc = np.empty(e1 - e0, xz.dtype)
+    for t in range(xz.shape[1]):
+        _conv_at(xz, weight, bias, acc, b, t, e0, e1, reverse)
+        out_t = out[b, t, e0:e1]
+        for j in range(acc.shape[0]):
+            out_t[j] = acc[j] / (one + fast_exp(-acc[j]))
+
+
+@njit(nogil=True, **_JIT)
+def conv_silu_block_backward(xz, weight_t, conv_bias, grad_out, dxz, dweight, dbias, b, e0, e1, reverse):
+    """Gradients of conv_silu_block for sequence b, channels e0:e1: dxz[b, :, e0:e1] written (the x half);
+    dweight: (K, W) and dbias: (W,) are this block's own partial sums, added into."""
     length, size, width = xz.shape[1], weight_t.shape[0], e1 - e0
     one = xz.dtype.type(1)
     weight = np.ascontiguousarray(weight_t[:, e0:e1])
     bias = np.ascontiguousarray(conv_bias[e0:e1])
     acc = np.empty(width, xz.dtype)
+    g = np.empty(width, xz.dtype)
+    dxz[b, :, e0:e1] = 0
     for t in range(length):
-        acc[:] = bias
+        _conv_at(xz, weight, bias, acc, b, t, e0, e1, reverse)
+        g_t = grad_out[b, t, e0:e1]
+        for j in range(width):  # through the SiLU: silu'(a) = sig(a) (1 + a (1 - sig(a)))
+            sig = one / (one + fast_exp(-acc[j]))
+            g[j] = g_t[j] * sig * (one + acc[j] * (one - sig))
+            dbias[j] += g[j]
         for k in range(size):
             source = t + (size - 1 - k if reverse else k - (size - 1))
             if 0 <= source < length:
-                x_s, w_k = xz[b, source, e0:e1], weight[k]
+                x_s, dx_s, w_k, dw_k = xz[b, source, e0:e1], dxz[b, source, e0:e1], weight[k], dweight[k]
                 for j in range(width):
-                    acc[j] += x_s[j] * w_k[j]
-        out_t = out[b, t, e0:e1]
-        for j in range(width):
-            out_t[j] = acc[j] / (one + fast_exp(-acc[j]))
+                    dx_s[j] += g[j] * w_k[j]
+                    dw_k[j] += g[j] * x_s[j]
