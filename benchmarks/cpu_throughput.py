@@ -17,6 +17,9 @@ Sections (`--sections`, default all):
   e2e      `caduceus embed` in-process (FASTA in, HDF5 out), default options but --threads
   variants `caduceus score-variants` masked LLR at its default window, the example SNVs
   train    weights/train.py's step (forward, backward, AdamW) on random windows, tokens/s
+  memory   peak resident memory of `model.embed` on one window (and on the default CPU batch), over
+           that of the same process on a 64-base window (model, libraries, compiled kernels loaded),
+           each in a fresh process
 
     python benchmarks/cpu_throughput.py                         # everything, 1 and 2 threads
     python benchmarks/cpu_throughput.py --sections scan model --threads 2 --lengths 1024
@@ -31,6 +34,7 @@ import argparse
 import contextlib
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -434,7 +438,51 @@ def train_rates(counts: list[int], steps: int) -> None:
     table(["model", "batch", "threads", "reference tokens/s", "compiled tokens/s", "speed-up"], rows)
 
 
-SECTIONS = ("rates", "floor", "scan", "model", "e2e", "variants", "train")
+_MEMORY_PROBE = """
+import sys, torch
+from benchmarks.cpu_throughput import subjects
+from caduceus_cli.engine import default_batch_size
+subject = subjects([sys.argv[1]])[0]
+length, run = int(sys.argv[2]), sys.argv[3]
+batch = default_batch_size(subject.model, length) if run == "batch" else 1
+ids = torch.randint(7, 11, (batch, length if run != "tiny" else 64))
+with torch.inference_mode():
+    subject.model.embed(ids)
+print(batch)
+"""
+
+
+def peak_rss(argv: list[str]) -> tuple[int, str]:
+    """Peak resident bytes of a child process and what it printed."""
+    process = subprocess.Popen([sys.executable, "-c", _MEMORY_PROBE, *argv], stdout=subprocess.PIPE, cwd=ROOT)
+    output = process.stdout.read().decode().strip()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = status
+    if status:
+        raise SystemExit(f"memory probe failed: {argv}")
+    return usage.ru_maxrss * 1024, output
+
+
+def memory(models: list[Subject], lengths: list[int]) -> None:
+    rows = []
+    for subject in models:
+        for length in lengths:
+            loaded, _ = peak_rss([subject.name, str(length), "tiny"])
+            one, _ = peak_rss([subject.name, str(length), "one"])
+            batch, windows = peak_rss([subject.name, str(length), "batch"])
+            rows.append(
+                [
+                    subject.name,
+                    f"{length:,}",
+                    f"{(one - loaded) / 2**20:,.0f}",
+                    windows,
+                    f"{(batch - loaded) / 2**20 / int(windows):,.0f}",
+                ]
+            )
+    table(["model", "L", "MiB for one window", "default CPU batch", "MiB per window in it"], rows)
+
+
+SECTIONS = ("rates", "floor", "scan", "model", "e2e", "variants", "train", "memory")
 
 
 def main() -> None:
@@ -468,6 +516,8 @@ def main() -> None:
             variant_rates(args.threads, Path(folder))
     if "train" in sections:
         train_rates(args.threads, args.repeats)
+    if "memory" in sections:
+        memory(models, args.lengths)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
