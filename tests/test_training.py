@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 import torch
 
+import weights.train
 from caduceus_cli.model.load import load_model
 from caduceus_cli.tokens import MASK_ID, N_ID, NUCLEOTIDE_IDS
 from weights.data import IGNORE, mask_for_mlm, tile
-from weights.train import TrainConfig, train
+from weights.train import TrainConfig, train, training_batch
 
 
 def repetitive_sequence(length: int, seed: int = 0) -> np.ndarray:
@@ -55,10 +59,46 @@ def test_a_short_training_run_lowers_the_loss_and_saves_a_loadable_checkpoint(tm
         log_every=10,
         checkpoint_every=1000,
     )
-    model, losses = train(cfg, [repetitive_sequence(20_000)], tmp_path)
+    model, losses = train(cfg, [repetitive_sequence(20_000)], tmp_path / "model", tmp_path / "run")
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
-    loaded = load_model(tmp_path)
+    loaded = load_model(tmp_path / "model")
     assert loaded.default_window == 128
     ids = torch.from_numpy(repetitive_sequence(128, seed=3).astype(np.int64))[None]
     torch.testing.assert_close(loaded(ids).logits, model(ids).logits)
-    assert (tmp_path / "train_log.tsv").read_text().count("\n") == 1 + 40 // 10
+    assert (tmp_path / "model" / "train_log.tsv").read_text().count("\n") == 1 + 40 // 10
+
+
+def test_an_interrupted_run_resumes_exactly_where_its_checkpoint_left_off(tmp_path, monkeypatch):
+    cfg = TrainConfig(
+        d_model=16, n_layer=1, seq_len=64, batch_size=2, steps=6, warmup=2, checkpoint_every=3, log_every=1
+    )
+    segments = [repetitive_sequence(5_000)]
+    straight, straight_losses = train(cfg, segments, run_dir=tmp_path / "straight")
+
+    calls = 0
+
+    def batch_then_interrupt(*args):
+        nonlocal calls
+        calls += 1
+        if calls == 5:  # in step 5, after the checkpoint of step 3
+            raise KeyboardInterrupt
+        return training_batch(*args)
+
+    monkeypatch.setattr(weights.train, "training_batch", batch_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, segments, run_dir=tmp_path / "resumed")
+    monkeypatch.undo()
+    resumed, resumed_losses = train(cfg, segments, run_dir=tmp_path / "resumed")
+
+    assert resumed_losses == straight_losses
+    for (name, got), want in zip(resumed.state_dict().items(), straight.state_dict().values(), strict=True):
+        assert torch.equal(got, want), name
+    log = (tmp_path / "resumed" / "train_log.tsv").read_text().splitlines()
+    assert [int(line.split("\t")[0]) for line in log[1:]] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_checkpoint_of_another_recipe_is_refused(tmp_path):
+    cfg = TrainConfig(d_model=16, n_layer=1, seq_len=64, batch_size=2, steps=3, warmup=1, checkpoint_every=3)
+    train(cfg, [repetitive_sequence(5_000)], run_dir=tmp_path)
+    with pytest.raises(SystemExit, match="another recipe \\(lr\\)"):
+        train(replace(cfg, lr=1e-3, steps=3), [repetitive_sequence(5_000)], run_dir=tmp_path)

@@ -7,8 +7,11 @@ for PH; AdamW with linear warmup and cosine decay; bfloat16 autocast on CUDA. It
     python -m weights.train --name caduceus-ph-tair10 --d-model 128 --n-layer 4 --seq-len 1024 \\
         --batch-size 8 --steps 3000 --time-budget 80
 
-writes weights/<name>/ (config.json, model.safetensors, tokenizer_config.json) at every
-checkpoint and at the end, and weights/<name>/train_log.tsv.
+checkpoints every --checkpoint-every steps into weights/runs/<name>/ (git-ignored): state.pt (model,
+optimizer, step, losses, elapsed time, data RNG) and the log so far. A run whose state.pt is still
+there resumes from it exactly (the same batches, schedule and weights as an uninterrupted run);
+`--fresh` starts over. The finished model goes to weights/<name>/ (config.json, model.safetensors,
+tokenizer_config.json) with its train_log.tsv: only that is ever committed.
 
 `--time-budget` (minutes) makes the schedule end on time on a shared or slow machine: training
 progress is max(step / steps, elapsed / budget), and the learning rate follows that progress.
@@ -18,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -163,39 +168,87 @@ def masked_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def train(
-    cfg: TrainConfig, segments: list[np.ndarray], out_dir: Path | None = None
+    cfg: TrainConfig, segments: list[np.ndarray], out_dir: Path | None = None, run_dir: Path | None = None
 ) -> tuple[CaduceusForMaskedLM, list[float]]:
-    """Train from scratch; returns the model and the loss of every step.
+    """Train from scratch, or on from run_dir's checkpoint; returns the model and the loss of every step.
 
-    With out_dir, checkpoints (published format) go there every cfg.checkpoint_every steps and at
-    the end, and a TSV log of loss/accuracy/learning rate/throughput to out_dir/train_log.tsv.
+    With run_dir, a checkpoint (state.pt) and a TSV log of loss/accuracy/learning rate/throughput go
+    there every cfg.checkpoint_every steps; a state.pt of the same recipe found there is resumed.
+    With out_dir, the finished model (published format) and the log are written there at the end.
     """
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     model = CaduceusForMaskedLM(model_config(cfg))
     initialise(model, torch.Generator().manual_seed(cfg.seed))
     model.to(device).train()
-    losses = _optimise(model, cfg, segments, out_dir)
+    losses = _optimise(model, cfg, segments, run_dir)
     if out_dir is not None:
         save_checkpoint(model.eval(), out_dir, max_length=cfg.seq_len)
+        if run_dir is not None:
+            shutil.copyfile(run_dir / "train_log.tsv", out_dir / "train_log.tsv")
     return model.eval(), losses
 
 
+# fields that do not change what is computed, so a run may be resumed with other values
+_BOOKKEEPING = ("device", "log_every", "checkpoint_every")
+
+
+@dataclass
+class _State:
+    """Everything that makes a resumed run continue exactly: saved atomically to run_dir/state.pt."""
+
+    recipe: dict
+    model: dict
+    optimizer: dict
+    losses: list[float]
+    elapsed: float  # seconds of training before this checkpoint (the time budget counts them)
+    data_rng: dict  # numpy bit generator state: the batches and masks still to come
+
+    @staticmethod
+    def recipe_of(cfg: TrainConfig) -> dict:
+        return {k: v for k, v in asdict(cfg).items() if k not in _BOOKKEEPING}
+
+    def save(self, path: Path) -> None:
+        temporary = path.with_name(path.name + ".tmp")
+        torch.save(asdict(self), temporary)
+        os.replace(temporary, path)
+
+    @classmethod
+    def load(cls, path: Path, cfg: TrainConfig) -> _State:
+        state = cls(**torch.load(path, map_location="cpu", weights_only=False))
+        if state.recipe != cls.recipe_of(cfg):
+            changed = sorted(k for k in state.recipe if state.recipe[k] != cls.recipe_of(cfg).get(k))
+            raise SystemExit(
+                f"{path}: a run with another recipe ({', '.join(changed)}); use --fresh to start over"
+            )
+        return state
+
+
 def _optimise(
-    model: CaduceusForMaskedLM, cfg: TrainConfig, segments: list[np.ndarray], out_dir: Path | None
+    model: CaduceusForMaskedLM, cfg: TrainConfig, segments: list[np.ndarray], run_dir: Path | None
 ) -> list[float]:
     rng = np.random.default_rng(cfg.seed)
     device = next(model.parameters()).device
     optimizer = make_optimizer(model, cfg)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    log = _Log(out_dir / "train_log.tsv") if out_dir is not None else None
     losses: list[float] = []
+    elapsed_before = 0.0
+    state_path = run_dir / "state.pt" if run_dir is not None else None
+    if state_path is not None and state_path.exists():
+        state = _State.load(state_path, cfg)
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+        rng.bit_generator.state = state.data_rng
+        losses, elapsed_before = state.losses, state.elapsed
+        print(f"resuming {state_path} at step {len(losses)} ({elapsed_before / 60:.1f} min trained)")
+    log = _Log(run_dir / "train_log.tsv", keep_steps=len(losses)) if run_dir is not None else None
     start = time.monotonic()
     while True:
         step = len(losses)
+        elapsed = elapsed_before + time.monotonic() - start
         progress = step / cfg.steps
         if cfg.time_budget_min is not None:
-            progress = max(progress, (time.monotonic() - start) / (60 * cfg.time_budget_min))
+            progress = max(progress, elapsed / (60 * cfg.time_budget_min))
         if progress >= 1:
             return losses
         lr = learning_rate(cfg, step, progress)
@@ -211,20 +264,38 @@ def _optimise(
         optimizer.step()
         losses.append(float(loss.detach()))
         step += 1
+        elapsed = elapsed_before + time.monotonic() - start
         if log is not None and step % cfg.log_every == 0:
             tokens = step * cfg.batch_size * cfg.seq_len
-            log.write(step, tokens, time.monotonic() - start, lr, losses[-cfg.log_every :], logits, labels)
-        if out_dir is not None and step % cfg.checkpoint_every == 0:
-            save_checkpoint(model, out_dir, max_length=cfg.seq_len)
+            log.write(step, tokens, elapsed, lr, losses[-cfg.log_every :], logits, labels)
+        if state_path is not None and step % cfg.checkpoint_every == 0:
+            _State(
+                _State.recipe_of(cfg),
+                model.state_dict(),
+                optimizer.state_dict(),
+                losses,
+                elapsed,
+                rng.bit_generator.state,
+            ).save(state_path)
 
 
 class _Log:
-    """Tab-separated training log, flushed at every line so a running job can be followed."""
+    """Tab-separated training log, flushed at every line so a running job can be followed. A resumed run
+    keeps the lines up to its checkpoint's step and appends after them."""
 
-    def __init__(self, path: Path):
+    HEADER = "step\ttokens\telapsed_s\tlr\tloss\tmasked_acc_last_batch\ttokens_per_s\n"
+
+    def __init__(self, path: Path, keep_steps: int = 0):
         path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if keep_steps and path.exists():
+            kept = [
+                line
+                for line in path.read_text().splitlines(keepends=True)[1:]
+                if int(line.split("\t")[0]) <= keep_steps
+            ]
         self.handle = open(path, "w", buffering=1)  # noqa: SIM115 - lives as long as the training
-        self.handle.write("step\ttokens\telapsed_s\tlr\tloss\tmasked_acc_last_batch\ttokens_per_s\n")
+        self.handle.write(self.HEADER + "".join(kept))
 
     def write(self, step, tokens, elapsed, lr, recent_losses, logits, labels) -> None:
         accuracy = masked_accuracy(logits.detach(), labels)
@@ -234,7 +305,7 @@ class _Log:
         )
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, str, bool, int | None]:
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, str, bool, int | None, bool]:
     defaults = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--name", default="caduceus-ph-tair10", help="output folder under weights/")
@@ -255,6 +326,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, str, bool, i
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--log-every", type=int, default=defaults.log_every)
     p.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    p.add_argument("--fresh", action="store_true", help="discard weights/runs/<name>/ and start over")
     a = p.parse_args(argv)
     cfg = TrainConfig(
         d_model=a.d_model,
@@ -273,16 +345,19 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, str, bool, i
         log_every=a.log_every,
         checkpoint_every=a.checkpoint_every,
     )
-    return cfg, a.name, not a.no_relatives, a.threads
+    return cfg, a.name, not a.no_relatives, a.threads, a.fresh
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg, name, relatives, threads = parse_args(argv)
+    cfg, name, relatives, threads, fresh = parse_args(argv)
     if threads is not None:
         torch.set_num_threads(threads)
+    run_dir = WEIGHTS_DIR / "runs" / name
+    if fresh:
+        shutil.rmtree(run_dir, ignore_errors=True)
     segments = training_segments(relatives=relatives)
     print(f"training on {sum(len(s) for s in segments) / 1e6:.1f} Mbp in {len(segments)} segments; {cfg}")
-    _, losses = train(cfg, segments, WEIGHTS_DIR / name)
+    _, losses = train(cfg, segments, WEIGHTS_DIR / name, run_dir)
     print(f"done: {len(losses)} steps, final loss {np.mean(losses[-cfg.log_every :]):.4f}")
 
 
