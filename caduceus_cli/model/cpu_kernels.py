@@ -270,16 +270,24 @@ def scan_block_backward(
 
 
 @njit(**_JIT)
-def _conv_at(xz, weight, bias, acc, b, t, e0, e1, reverse):
-    """acc = the conv before its SiLU at position t (bias + sum_k w[k] x[t -/+ ...], zeros past the ends)."""
-    length, size = xz.shape[1], weight.shape[0]
-    acc[:] = bias
+def _shift(k, size, reverse):
+    """The offset of tap k: x[t + shift] feeds out[t]."""
+    return size - 1 - k if reverse else k - (size - 1)
+
+
+@njit(**_JIT)
+def _conv(x, weight, bias, pre, e0, e1, reverse):
+    """pre[t] = bias + sum_k w[k] x[t + shift_k] for one sequence's channels e0:e1, tap by tap over
+    the whole block (zeros past the ends). x: (L, >= e1) rows of xz; weight: (K, W); pre: (L, W)."""
+    length, size = x.shape[0], weight.shape[0]
+    for t in range(length):
+        pre[t] = bias
     for k in range(size):
-        source = t + (size - 1 - k if reverse else k - (size - 1))
-        if 0 <= source < length:
-            x_s, w_k = xz[b, source, e0:e1], weight[k]
-            for j in range(acc.shape[0]):
-                acc[j] += x_s[j] * w_k[j]
+        shift, w_k = _shift(k, size, reverse), weight[k]
+        for t in range(max(0, -shift), min(length, length - shift)):
+            pre_t, x_s = pre[t], x[t + shift, e0:e1]
+            for j in range(pre.shape[1]):
+                pre_t[j] += x_s[j] * w_k[j]
 
 
 @njit(nogil=True, **_JIT)
@@ -289,14 +297,12 @@ def conv_silu_block(xz, weight_t, conv_bias, out, b, e0, e1, reverse):
     out[t] = bias + sum_k w[k] x[t - (K-1) + k], zeros before the start; `reverse`: x[t + (K-1) - k],
     zeros after the end."""
     one = xz.dtype.type(1)
-    weight = np.ascontiguousarray(weight_t[:, e0:e1])
-    bias = np.ascontiguousarray(conv_bias[e0:e1])
-    acc = np.empty(e1 - e0, xz.dtype)
-    for t in range(xz.shape[1]):
-        _conv_at(xz, weight, bias, acc, b, t, e0, e1, reverse)
-        out_t = out[b, t, e0:e1]
-        for j in range(acc.shape[0]):
-            out_t[j] = acc[j] / (one + fast_exp(-acc[j]))
+    pre = np.empty((xz.shape[1], e1 - e0), xz.dtype)
+    _conv(xz[b], np.ascontiguousarray(weight_t[:, e0:e1]), np.ascontiguousarray(conv_bias[e0:e1]), pre, e0, e1, reverse)
+    for t in range(pre.shape[0]):
+        pre_t, out_t = pre[t], out[b, t, e0:e1]
+        for j in range(pre.shape[1]):
+            out_t[j] = pre_t[j] / (one + fast_exp(-pre_t[j]))
 
 
 @njit(nogil=True, **_JIT)
@@ -306,21 +312,19 @@ def conv_silu_block_backward(xz, weight_t, conv_bias, grad_out, dxz, dweight, db
     length, size, width = xz.shape[1], weight_t.shape[0], e1 - e0
     one = xz.dtype.type(1)
     weight = np.ascontiguousarray(weight_t[:, e0:e1])
-    bias = np.ascontiguousarray(conv_bias[e0:e1])
-    acc = np.empty(width, xz.dtype)
-    g = np.empty(width, xz.dtype)
-    dxz[b, :, e0:e1] = 0
+    g = np.empty((length, width), xz.dtype)  # the gradient before the SiLU, from its pre-activation
+    _conv(xz[b], weight, np.ascontiguousarray(conv_bias[e0:e1]), g, e0, e1, reverse)
     for t in range(length):
-        _conv_at(xz, weight, bias, acc, b, t, e0, e1, reverse)
-        g_t = grad_out[b, t, e0:e1]
-        for j in range(width):  # through the SiLU: silu'(a) = sig(a) (1 + a (1 - sig(a)))
-            sig = one / (one + fast_exp(-acc[j]))
-            g[j] = g_t[j] * sig * (one + acc[j] * (one - sig))
-            dbias[j] += g[j]
-        for k in range(size):
-            source = t + (size - 1 - k if reverse else k - (size - 1))
-            if 0 <= source < length:
-                x_s, dx_s, w_k, dw_k = xz[b, source, e0:e1], dxz[b, source, e0:e1], weight[k], dweight[k]
-                for j in range(width):
-                    dx_s[j] += g[j] * w_k[j]
-                    dw_k[j] += g[j] * x_s[j]
+        g_t, grad_t = g[t], grad_out[b, t, e0:e1]
+        for j in range(width):  # silu'(a) = sig(a) (1 + a (1 - sig(a)))
+            sig = one / (one + fast_exp(-g_t[j]))
+            g_t[j] = grad_t[j] * sig * (one + g_t[j] * (one - sig))
+            dbias[j] += g_t[j]
+    dxz[b, :, e0:e1] = 0
+    for k in range(size):
+        shift, w_k, dw_k = _shift(k, size, reverse), weight[k], dweight[k]
+        for t in range(max(0, -shift), min(length, length - shift)):
+            g_t, x_s, dx_s = g[t], xz[b, t + shift, e0:e1], dxz[b, t + shift, e0:e1]
+            for j in range(width):
+                dx_s[j] += g_t[j] * w_k[j]
+                dw_k[j] += g_t[j] * x_s[j]
