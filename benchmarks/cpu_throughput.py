@@ -14,6 +14,7 @@ Sections (`--sections`, default all):
   scan     the gated scan alone: state updates/s
   model    model-only conjoined bases/s (`model.embed(ids)`), batch 1, random weights (published size)
            or the shipped model
+  batch    model-only conjoined bases/s of the compiled path against the batch size (L = 1,024)
   e2e      `caduceus embed` in-process (FASTA in, HDF5 out), default options but --threads
   variants `caduceus score-variants` masked LLR at its default window, the example SNVs
   train    weights/train.py's step (forward, backward, AdamW) on random windows, tokens/s
@@ -311,6 +312,21 @@ def model_rates(models, counts, lengths, repeats, rates: dict[int, Rates]) -> No
     )
 
 
+def batch_rates(models: list[Subject], counts: list[int], repeats: int) -> None:
+    rows = []
+    batches = (1, 2, 4, 8, 16)
+    for subject in models:
+        for n in counts:
+            row = [subject.name, str(n)]
+            for batch in batches:
+                ids = random_ids(batch, 1024, "cpu")
+                with threads(n), torch.inference_mode():
+                    seconds = median_seconds(lambda model=subject.model, ids=ids: model.embed(ids), repeats)
+                row.append(f"{batch * 1024 / seconds:,.0f}")
+            rows.append(row)
+    table(["model", "threads", *(f"batch {b}" for b in batches)], rows)
+
+
 # --- end to end --------------------------------------------------------------------------------
 def run_cli(argv: list[str]) -> float:
     """Seconds of one in-process `caduceus` command (logging quiet); raises if it fails."""
@@ -482,7 +498,7 @@ def memory(models: list[Subject], lengths: list[int]) -> None:
     table(["model", "L", "MiB for one window", "default CPU batch", "MiB per window in it"], rows)
 
 
-SECTIONS = ("rates", "floor", "scan", "model", "e2e", "variants", "train", "memory")
+SECTIONS = ("rates", "floor", "scan", "model", "batch", "e2e", "variants", "train", "memory")
 
 
 def main() -> None:
@@ -509,6 +525,8 @@ def main() -> None:
         scan_rates(models, args.threads, args.repeats)
     if "model" in sections:
         model_rates(models, args.threads, args.lengths, args.repeats, rates)
+    if "batch" in sections:
+        batch_rates(models, args.threads, args.repeats)
     with tempfile.TemporaryDirectory() as folder:
         if "e2e" in sections:
             e2e_rates(models, args.threads, Path(folder))
