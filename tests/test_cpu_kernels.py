@@ -122,11 +122,26 @@ def test_model_outputs_equal_with_the_compiled_and_the_reference_path(checkpoint
     assert (fast - slow).abs().max().item() < 1e-4
 
 
-def test_kernels_that_cannot_load_fall_back_to_the_reference_with_one_warning(monkeypatch, caplog):
-    monkeypatch.setattr(compiled, "_kernels", None)
-    # as on a machine where numba cannot load: importing the kernels raises ImportError
+def _cannot_import(monkeypatch):
+    """As on a machine where numba cannot load: importing the kernels raises ImportError."""
     monkeypatch.delattr(caduceus_cli.model, "cpu_kernels", raising=False)
     monkeypatch.setitem(sys.modules, "caduceus_cli.model.cpu_kernels", None)
+
+
+def _cannot_compile(monkeypatch):
+    """As where LLVM fails on this CPU: the first call of a kernel raises."""
+    from caduceus_cli.model import cpu_kernels
+
+    def fails(*args):
+        raise RuntimeError("LLVM ERROR: cannot select")
+
+    monkeypatch.setattr(cpu_kernels, "scan_block", fails)
+
+
+@pytest.mark.parametrize("breakage", [_cannot_import, _cannot_compile], ids=["import", "compile"])
+def test_kernels_that_cannot_load_fall_back_to_the_reference_with_one_warning(breakage, monkeypatch, caplog):
+    monkeypatch.setattr(compiled, "_kernels", None)
+    breakage(monkeypatch)
     inputs = _scan_inputs(length=50)
     with caplog.at_level(logging.WARNING, logger="caduceus"):
         first = selective_scan(*inputs)

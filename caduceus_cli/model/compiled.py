@@ -15,6 +15,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 
+import numpy as np
 import torch
 
 log = logging.getLogger("caduceus")
@@ -50,12 +51,22 @@ def kernels() -> ModuleType | None:
         try:
             from caduceus_cli.model import cpu_kernels
 
+            _compile_inference_kernels(cpu_kernels)
             _kernels = cpu_kernels
-        except Exception as err:  # any failure to load falls back to the reference, never crashes
+        except Exception as err:  # any failure to load or compile falls back to the reference, never crashes
             log.warning("compiled CPU kernels unavailable (%s: %s); using the slower PyTorch scan",
                         type(err).__name__, err)
             _kernels = False
     return _kernels or None
+
+
+def _compile_inference_kernels(module: ModuleType) -> None:
+    """Run the forward kernels once on a few floats, so that compiling (or loading them from the cache)
+    happens here, where a failure can still fall back; the backward kernels compile on first use."""
+    seq, states, out = np.zeros((1, 2, 2), np.float32), np.zeros((1, 2, 1), np.float32), np.zeros((1, 2, 2), np.float32)
+    channels, params = np.zeros((1, 2), np.float32), np.zeros(2, np.float32)
+    module.scan_block(seq, seq, seq, states, states, channels, params, params, out, 0, 0, 2, False)
+    module.conv_silu_block(np.zeros((1, 2, 4), np.float32), np.zeros((4, 2), np.float32), params, out, 0, 0, 2, False)
 
 
 def serves(x: torch.Tensor) -> bool:
