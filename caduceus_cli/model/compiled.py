@@ -65,7 +65,8 @@ def _compile_inference_kernels(module: ModuleType) -> None:
     happens here, where a failure can still fall back; the backward kernels compile on first use."""
     seq, states, out = np.zeros((1, 2, 2), np.float32), np.zeros((1, 2, 1), np.float32), np.zeros((1, 2, 2), np.float32)
     channels, params = np.zeros((1, 2), np.float32), np.zeros(2, np.float32)
-    module.scan_block(seq, seq, seq, states, states, channels, params, params, out, 0, 0, 2, False)
+    starts = np.zeros((0, 1, 2), np.float32)
+    module.scan_block(seq, seq, seq, states, states, channels, params, params, out, starts, 0, 0, 2, False, 1)
     module.conv_silu_block(np.zeros((1, 2, 4), np.float32), np.zeros((4, 2), np.float32), params, out, 0, 0, 2, False)
 
 
@@ -172,11 +173,18 @@ class _CompiledScan(torch.autograd.Function):
         inputs = _kernel_inputs(u, dt, A, B, C, D, dt_bias, z)
         out = torch.empty_like(inputs[0])
         arrays = [t.numpy() for t in (*inputs, out)]
+        items = _blocks(u.shape[0], u.shape[2])
+        training = any(ctx.needs_input_grad)
+        # the states the backward starts its chunks from, per item (none for inference)
+        n_chunks = -(-u.shape[1] // _BACKWARD_CHUNK) if training else 0
+        starts = [out.new_empty(n_chunks, A.shape[1], e1 - e0) for _, e0, e1 in items]
         kernel = kernels().scan_block
-        _run_parallel(lambda _, item: kernel(*arrays, *item, reverse), _blocks(u.shape[0], u.shape[2]))
-        if any(ctx.needs_input_grad):
+        _run_parallel(
+            lambda i, item: kernel(*arrays, starts[i].numpy(), *item, reverse, _BACKWARD_CHUNK), items
+        )
+        if training:
             ctx.save_for_backward(*inputs)
-            ctx.reverse = reverse
+            ctx.starts, ctx.items, ctx.reverse = starts, items, reverse
             ctx.dtypes = [t.dtype for t in (u, dt, A, B, C, D, dt_bias, z)]
         return out.to(u.dtype)
 
@@ -187,18 +195,19 @@ class _CompiledScan(torch.autograd.Function):
         n_state = inputs[3].shape[2]
         zeros = functools.partial(torch.zeros, dtype=inputs[0].dtype)
         du, ddt, dz = (torch.empty_like(inputs[0]) for _ in range(3))
-        items = _blocks(batch, inner)
+        items = ctx.items
         # each item's own partial sums: B and C gradients sum over channels, the parameters' over sequences
         dB, dC = (zeros(len(items), length, n_state) for _ in range(2))
         dA = [zeros(n_state, e1 - e0) for _, e0, e1 in items]
         dD, dbias = ([zeros(e1 - e0) for _, e0, e1 in items] for _ in range(2))
         grad = grad_out.to(inputs[0].dtype).contiguous()
-        arrays = [t.numpy() for t in (*inputs, grad, du, ddt, dz)]
+        arrays = [t.numpy() for t in inputs]
+        outputs = [t.numpy() for t in (grad, du, ddt, dz)]
         kernel = kernels().scan_block_backward
 
         def work(i, item):
             parts = (dB[i].numpy(), dC[i].numpy(), dA[i].numpy(), dD[i].numpy(), dbias[i].numpy())
-            kernel(*arrays, *parts, *item, ctx.reverse, _BACKWARD_CHUNK)
+            kernel(*arrays, ctx.starts[i].numpy(), *outputs, *parts, *item, ctx.reverse, _BACKWARD_CHUNK)
 
         _run_parallel(work, items)
         sequence = torch.tensor([b for b, _, _ in items])

@@ -140,11 +140,13 @@ def _step_inputs(u_t, dt_t, bias, delta, delta_u):
 
 
 @njit(nogil=True, **_JIT)
-def scan_block(u, dt, z, B, C, A_t, D, dt_bias, out, b, e0, e1, reverse):
+def scan_block(u, dt, z, B, C, A_t, D, dt_bias, out, starts, b, e0, e1, reverse, chunk):
     """Gated scan of sequence b, channels e0:e1, into out[b, :, e0:e1].
 
     u, dt, z, out: (batch, L, E); B, C: (batch, L, N); A_t: (N, E) (A transposed, so a state's row of
-    channels is contiguous); D, dt_bias: (E,). All C-contiguous, one float dtype."""
+    channels is contiguous); D, dt_bias: (E,). All C-contiguous, one float dtype. For training,
+    starts: (ceil(L / chunk), N, W) receives the state before every `chunk` positions, which the
+    backward starts from; for inference it is empty, (0, N, W)."""
     length, n_state, width = u.shape[1], B.shape[2], e1 - e0
     a, skip, bias = _block_params(A_t, D, dt_bias, e0, e1)
     zero, one = u.dtype.type(0), u.dtype.type(1)  # typed: an int literal would promote float32 math to float64
@@ -152,8 +154,11 @@ def scan_block(u, dt, z, B, C, A_t, D, dt_bias, out, b, e0, e1, reverse):
     delta = np.empty(width, u.dtype)
     delta_u = np.empty(width, u.dtype)
     y = np.empty(width, u.dtype)
+    keep = starts.shape[0] > 0
     for step in range(length):
         t = length - 1 - step if reverse else step
+        if keep and step % chunk == 0:
+            starts[step // chunk] = state
         u_t, z_t, out_t = u[b, t, e0:e1], z[b, t, e0:e1], out[b, t, e0:e1]
         _step_inputs(u_t, dt[b, t, e0:e1], bias, delta, delta_u)
         y[:] = zero
@@ -170,37 +175,26 @@ def scan_block(u, dt, z, B, C, A_t, D, dt_bias, out, b, e0, e1, reverse):
 
 @njit(nogil=True, **_JIT)
 def scan_block_backward(
-    u, dt, z, B, C, A_t, D, dt_bias, grad_out,
+    u, dt, z, B, C, A_t, D, dt_bias, starts, grad_out,
     du, ddt, dz, dB, dC, dA, dD, dbias,
     b, e0, e1, reverse, chunk,
 ):  # fmt: skip
-    """Gradients of scan_block's output for sequence b, channels e0:e1, given grad_out.
+    """Gradients of scan_block's output for sequence b, channels e0:e1, given grad_out and the
+    states the forward kept at the start of every `chunk` positions (starts).
 
     du, ddt, dz: (batch, L, E), their block written. dB, dC: (L, N), dA: (N, W), dD, dbias: (W,) are
     this block's own partial sums, added into (the caller gives each block its own, then sums).
-    The forward states are recomputed: once to keep the state at the start of every `chunk`
-    positions, then chunk by chunk backwards (keeping the chunk's states and decays), so memory is
-    (L / chunk + 2 chunk) x N x W per block, not L x N x W."""
+    The states are recomputed chunk by chunk backwards from those starts (keeping the chunk's states
+    and decays), so memory is (L / chunk + 2 chunk) x N x W per block, not L x N x W."""
     length, n_state, width = u.shape[1], B.shape[2], e1 - e0
     a, skip, bias = _block_params(A_t, D, dt_bias, e0, e1)
     zero, one = u.dtype.type(0), u.dtype.type(1)
-    n_chunks = (length + chunk - 1) // chunk
-    starts = np.empty((n_chunks, n_state, width), u.dtype)  # state before each chunk
+    n_chunks = starts.shape[0]
     states = np.empty((chunk, n_state, width), u.dtype)  # states inside the current chunk
     decays = np.empty((chunk, n_state, width), u.dtype)  # and their exp(delta A), not computed twice
     deltas = np.empty((chunk, width), u.dtype)
     delta_u = np.empty(width, u.dtype)
-    state = np.zeros((n_state, width), u.dtype)
-    for step in range(length):
-        t = length - 1 - step if reverse else step
-        if step % chunk == 0:
-            starts[step // chunk] = state
-        _step_inputs(u[b, t, e0:e1], dt[b, t, e0:e1], bias, deltas[0], delta_u)
-        for n in range(n_state):
-            a_n, s_n, b_n = a[n], state[n], B[b, t, n]
-            for j in range(width):
-                s_n[j] = fast_exp(deltas[0, j] * a_n[j]) * s_n[j] + delta_u[j] * b_n
-
+    state = np.empty((n_state, width), u.dtype)
     grad_state = np.zeros((n_state, width), u.dtype)  # dL/ds of the step after the current one
     gy = np.empty(width, u.dtype)
     grad_delta_u = np.empty(width, u.dtype)
