@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import UsageError
 from caduceus_cli.tokens import A_ID, C_ID, G_ID, MASK_ID, NUCLEOTIDE_IDS, T_ID
 
 BASE_ID = {"A": A_ID, "C": C_ID, "G": G_ID, "T": T_ID}
@@ -23,7 +23,7 @@ BASE_ID = {"A": A_ID, "C": C_ID, "G": G_ID, "T": T_ID}
 def check_window(window: int) -> None:
     """W must be even (the variant at W//2 has W//2 bases on its left, W//2 - 1 on its right) and >= 2."""
     if window < 2 or window % 2:
-        raise InputError(f"--window {window}: must be an even number of bases, at least 2")
+        raise UsageError(f"--window {window}: must be an even number of bases, at least 2")
 
 
 def variant_window(p0: int, window: int) -> tuple[int, int]:

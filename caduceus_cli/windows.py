@@ -65,7 +65,7 @@ def tile_region(length: int, window: int, overlap: int) -> list[Tile]:
 
 
 def check_tiling(window: int, overlap: int) -> None:
-    """Reject window/overlap pairs that cannot tile (ValueError; commands report it as an InputError)."""
+    """Reject window/overlap pairs that cannot tile (ValueError; commands report it as a usage error)."""
     if window < 1:
         raise ValueError(f"--window {window}: must be at least 1")
     if not 0 <= overlap < window:

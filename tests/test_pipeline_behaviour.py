@@ -223,6 +223,8 @@ def test_usage_errors_exit_2(case, data, capfd):
 
 BAD_OPTION_VALUES = {
     "--threads 0": ["--threads", "0"],
+    "--window -2": ["--window", "-2"],
+    "--window 0": ["--window", "0"],
     "--shard 3/2": ["--shard", "3/2"],
     "--shard two": ["--shard", "two"],
 }
@@ -234,6 +236,24 @@ def test_bad_option_values_exit_2(command, case, data, capfd, tmp_path):
     args = embed_args(data, tmp_path / "out.h5") if command == "embed" else score_args(data)
     code, out, _ = run(capfd, *args, *BAD_OPTION_VALUES[case])
     assert (code, out) == (2, "")
+
+
+USAGE_ERRORS_BEFORE_ANY_WORK = {
+    "embed -o -": lambda data: embed_args(data, "-"),
+    "score-variants --write-index to stdout": lambda data: score_args(data, "--write-index"),
+    "score-variants --write-index to plain VCF": lambda data: score_args(data, "--write-index", "-o", "x.vcf"),
+    "score-variants --shard on stdin": lambda data: score_args(data, "--shard", "1/2", vcf="-"),
+    "score-variants negative --emb-flank": lambda data: score_args(data, "--emb-flank", "-1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(USAGE_ERRORS_BEFORE_ANY_WORK))
+def test_option_conflicts_exit_2_with_one_line_and_no_output(case, data, capfd, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capfd, *USAGE_ERRORS_BEFORE_ANY_WORK[case](data))
+    assert (code, out) == (2, "")
+    assert len(err.strip().splitlines()) == 1 and err.startswith("caduceus: error: ")
+    assert list(tmp_path.iterdir()) == []
 
 
 INPUT_ERRORS = {

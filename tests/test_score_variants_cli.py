@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from caduceus_cli.cli import app
 from caduceus_cli.commands import score_variants as command
 from caduceus_cli.engine import Engine, Window
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.vcf import HtslibMessages
 from caduceus_cli.model.load import load_model
 from caduceus_cli.scoring import BASE_ID, flank_rows, masked, unmasked_tile, variant_window, with_base
@@ -83,7 +83,7 @@ def write_vcf(folder: Path, lines: list[str], name: str = "in.vcf") -> Path:
 
 def run(*args: str):
     result = CliRunner().invoke(app, ["score-variants", "-q", "--window", str(WINDOW), *map(str, args)])
-    if result.exception and not isinstance(result.exception, (InputError, SystemExit)):
+    if result.exception and not isinstance(result.exception, (InputError, UsageError, SystemExit)):
         raise result.exception
     return result
 
@@ -252,9 +252,9 @@ def test_no_contig_in_the_fasta_names_both_sets_and_leaves_no_output(tmp_path, g
         (("--shard", "1/2"), "--shard needs the VCF as a file"),
     ],
 )
-def test_bad_option_combinations_fail_before_any_work(tmp_path, genome, args, message):
+def test_bad_option_combinations_are_usage_errors_before_any_work(tmp_path, genome, args, message):
     result = run("-", "--fasta", genome, *args)
-    assert isinstance(result.exception, InputError)
+    assert isinstance(result.exception, UsageError)
     assert message in str(result.exception)
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import UsageError
 from caduceus_cli.scoring import (
     BASE_ID,
     ScorePlan,
@@ -27,7 +27,7 @@ from caduceus_cli.tokens import MASK_ID, tokenize
 
 @pytest.mark.parametrize("window", [0, 1, 3, 129, -2])
 def test_window_must_be_even_and_at_least_two(window):
-    with pytest.raises(InputError, match="even"):
+    with pytest.raises(UsageError, match="even"):
         check_window(window)
 
 

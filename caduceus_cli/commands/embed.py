@@ -167,6 +167,8 @@ def embed(
 ) -> None:
     """Embed FASTA regions (all contigs by default) with a Caduceus model into an HDF5 file."""
     setup_logging(quiet, log_file)
+    if str(output) == "-":
+        raise UsageError("-o -: HDF5 cannot be written to stdout; give a file name")
     set_threads(threads)
     shard_part = parse_shard(shard)
     max_bytes = parse_size(max_output_size)
@@ -178,7 +180,7 @@ def embed(
     with Fasta(fasta, read_chrom_map(chrom_map) if chrom_map else None) as reference:
         regions = _regions(reference, regions_bed, region or [])
         model_obj = open_model(model, revision, device, dtype)
-        window = window or model_obj.default_window
+        window = model_obj.default_window if window is None else window
         if window is None:
             raise UsageError("--window: this model does not record its training length; give --window")
         overlap = default_overlap(window) if overlap is None else overlap

@@ -43,7 +43,7 @@ from caduceus_cli.commands.common import (
     setup_logging,
 )
 from caduceus_cli.engine import Engine, Window, read_ahead
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.atomic import atomic_output, check_writable_output, partial_path
 from caduceus_cli.io.contigs import name_sample, read_chrom_map
 from caduceus_cli.io.fasta import Fasta
@@ -203,7 +203,7 @@ def score_variants(
         if window is not None:
             check_window(window)
         if emb_flank < 0:
-            raise InputError(f"--emb-flank {emb_flank}: must be 0 or more")
+            raise UsageError(f"--emb-flank {emb_flank}: must be 0 or more")
         fmt = _output_format(output, output_type, write_index_, force)
         to_stdout = output is None or output == "-"
         shard_range = _shard_range(vcf, parse_shard(shard), messages)
@@ -254,7 +254,7 @@ def _output_format(output: str | None, output_type: OutputType | None, with_inde
     fmt = output_format(output, output_type.value if output_type else None)
     to_stdout = output is None or output == "-"
     if with_index and (to_stdout or fmt == "v"):
-        raise InputError("--write-index needs -o FILE written bgzipped (-O z) or as BCF (-O b)")
+        raise UsageError("--write-index needs -o FILE written bgzipped (-O z) or as BCF (-O b)")
     if not to_stdout:
         check_writable_output(Path(output), force)
     return fmt
@@ -477,7 +477,7 @@ def _shard_range(
     if shard is None:
         return None
     if path == "-":
-        raise InputError("--shard needs the VCF as a file (its records are counted first), not stdin")
+        raise UsageError("--shard needs the VCF as a file (its records are counted first), not stdin")
     index, count = shard
     total, contigs = count_records(path, messages)
     return index * total // count, (index + 1) * total // count, contigs

@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 import torch
 
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import InputError, UsageError
 
 CHUNK_ROWS = 2048  # 1 MiB per chunk at d = 256 in float16: large enough for codecs, small for partial reads
 CHUNK_CACHE_BYTES = 64 << 20
@@ -73,12 +73,12 @@ def compression_filters(name: str) -> dict:
         try:
             import hdf5plugin
         except ImportError as err:
-            raise InputError(
+            raise UsageError(
                 "--compression bitshuffle: needs the hdf5plugin package (pip install hdf5plugin), "
                 "and so does every program that reads the file"
             ) from err
         return dict(hdf5plugin.Bitshuffle(cname="lz4"))
-    raise InputError(f"--compression {name}: use one of {', '.join(COMPRESSIONS)}")
+    raise UsageError(f"--compression {name}: use one of {', '.join(COMPRESSIONS)}")
 
 
 @dataclass(frozen=True)

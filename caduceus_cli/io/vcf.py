@@ -25,7 +25,7 @@ import pysam
 import pysam.bcftools
 from pysam.libcbgzf import BGZFile
 
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.htslib import HtslibMessages
 
 log = logging.getLogger("caduceus")
@@ -178,7 +178,7 @@ def output_format(path: str | None, fmt: str | None) -> str:
     """'v', 'z' or 'b': as given by -O, else from the file extension (VCF text on stdout)."""
     if fmt is not None:
         if fmt not in FORMATS:
-            raise InputError(f"-O {fmt}: use v (VCF), z (bgzipped VCF) or b (BCF)")
+            raise UsageError(f"-O {fmt}: use v (VCF), z (bgzipped VCF) or b (BCF)")
         return fmt
     if path is None or path == "-":
         return "v"
