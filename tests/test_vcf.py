@@ -8,7 +8,7 @@ import os
 import pysam
 import pytest
 
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.vcf import (
     TBI_MAX_POSITION,
     HtslibMessages,
@@ -65,6 +65,8 @@ def test_snvs_are_scored_and_ref_is_compared_case_insensitively():
         ("AC", ("A",), "AC", ["indel"]),
         ("A", ("AT",), "A", ["indel"]),
         ("AC", ("GT",), "AC", ["mnv"]),
+        ("A", ("A", "a"), "A", ["alt_is_ref", "alt_is_ref"]),
+        ("AC", ("AC",), "AC", ["alt_is_ref"]),
     ],
 )
 def test_unscorable_alleles_get_their_flag(ref, alts, fasta, expected):
@@ -212,7 +214,7 @@ def test_output_format_from_option_or_extension():
     assert output_format("a.VCF.BGZ", None) == "z"
     assert output_format("a.bcf", None) == "b"
     assert output_format("a.vcf", None) == "v"
-    with pytest.raises(InputError):
+    with pytest.raises(UsageError, match="-O u: use v"):
         output_format("a.vcf", "u")
 
 
