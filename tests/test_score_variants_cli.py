@@ -50,6 +50,7 @@ TRICKY = [
     line("1", 30, CHR1[29], "<DEL>"),  # symbolic
     line("1", 40, "N" if CHR1[39].upper() != "N" else "A", "C"),  # REF mismatch
     line("1", 60, CHR1[59:61], CHR1[59] + other_bases(CHR1[60])[0] + "," + CHR1[59]),  # padded SNV + indel
+    line("1", 70, CHR1[69], CHR1[69]),  # ALT equal to REF
     line("2", 50, CHR2[49], other_bases(CHR2[49])[:1]),
     line("chrUn", 5, "A", "G"),  # contig not in the FASTA
 ]
@@ -59,6 +60,7 @@ TRICKY_FLAGS = [
     ("symbolic",),
     ("ref_mismatch",),
     (".", "indel"),
+    ("alt_is_ref",),
     None,
     ("contig_missing",),
 ]
@@ -202,7 +204,7 @@ def test_shards_concatenate_to_the_single_run(tmp_path, genome, ph_checkpoint, m
     for i in (1, 2, 3):
         assert run(vcf, *common, "--shard", f"{i}/3", "-o", tmp_path / f"s{i}.vcf").exit_code == 0
         shards.append([str(r) for r in read_records(tmp_path / f"s{i}.vcf")])
-    assert [len(s) for s in shards] == [3, 4, 4]
+    assert [len(s) for s in shards] == [4, 4, 4]
     assert sum(shards, []) == [str(r) for r in read_records(tmp_path / "all.vcf")]
 
 
@@ -210,7 +212,7 @@ def test_ref_mismatch_can_skip_or_stop(tmp_path, genome, ph_checkpoint):
     vcf = write_vcf(tmp_path, TRICKY)
     common = ("--fasta", genome, "--model", ph_checkpoint)
     assert run(vcf, *common, "--on-ref-mismatch", "skip", "-o", tmp_path / "skip.vcf").exit_code == 0
-    assert [r.pos for r in read_records(tmp_path / "skip.vcf")] == [10, 20, 30, 60, 50, 5]
+    assert [r.pos for r in read_records(tmp_path / "skip.vcf")] == [10, 20, 30, 60, 70, 50, 5]
     result = run(vcf, *common, "--on-ref-mismatch", "error", "-o", tmp_path / "error.vcf")
     assert isinstance(result.exception, InputError)
     assert "record 4 at 1:40: REF N differs from the FASTA" in str(result.exception)

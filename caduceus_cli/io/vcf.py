@@ -38,6 +38,7 @@ FLAGS = {
     "not_acgt": "a base other than A C G T",
     "indel": "REF and ALT lengths differ",
     "mnv": "several bases differ",
+    "alt_is_ref": "ALT equals REF: no change to score",
 }
 FORMATS = {"v": "w", "z": "wz", "b": "wb"}
 TBI_MAX_POSITION = 1 << 29  # positions a .tbi can hold (512 Mbp); beyond it the index must be CSI
@@ -130,8 +131,9 @@ def _classify_alt(ref: str, alt: str, pos0: int) -> Snv | str:
     differ = [i for i, (r, a) in enumerate(zip(ref, alt, strict=True)) if r != a]
     if len(differ) > 1:
         return "mnv"
-    at = differ[0] if differ else 0
-    return Snv(pos0 + at, ref[at], alt[at])
+    if not differ:
+        return "alt_is_ref"
+    return Snv(pos0 + differ[0], ref[differ[0]], alt[differ[0]])
 
 
 # ---------------------------------------------------------------------------------------------
