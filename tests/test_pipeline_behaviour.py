@@ -8,6 +8,7 @@ the few that need a fresh environment or a real pipe start `caduceus` as a proce
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -20,8 +21,12 @@ import pysam
 import pytest
 import torch
 from conftest import make_checkpoint
+from rich.console import Console
+from rich.progress import Progress
 
 from caduceus_cli.cli import main
+from caduceus_cli.commands import common
+from caduceus_cli.commands.common import format_rate
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import OutOfMemoryError
 
@@ -373,6 +378,32 @@ def test_log_file_gets_the_log(command, data, capfd, tmp_path):
     text = log.read_text()
     assert " caduceus INFO " in text and ANSI_ESCAPE not in text
     assert all(line in err for line in text.splitlines()), "the file holds what stderr showed"
+
+
+@pytest.mark.parametrize(
+    ("count", "seconds", "shown"),
+    [(3, 8, "0.375"), (0, 5, "0"), (25, 2, "12.5"), (1234, 1, "1,234"), (99.96, 1, "100")],
+)
+def test_rates_keep_three_significant_digits_below_100(count, seconds, shown):
+    assert format_rate(count, seconds) == shown
+
+
+def test_score_variants_on_a_terminal_shows_the_records_total_and_each_level_once(data, capfd, monkeypatch):
+    screen = io.StringIO()
+    monkeypatch.setattr(common, "stderr", Console(file=screen, force_terminal=True, width=200))
+    code, _, err = run(capfd, *score_args(data, "-o", "-"))
+    assert code == 0, err
+    shown = screen.getvalue()
+    assert "12/12" in shown and "/?" not in shown
+    assert "scores llr" in shown and "INFO:caduceus" not in shown
+    assert all(line.count("INFO") <= 1 for line in shown.splitlines())
+
+
+def test_a_count_without_a_total_is_shown_alone():
+    with Progress(*common.progress_bar(True, "records").columns) as progress:
+        task = progress.add_task("x", total=None, rate="-")
+        progress.update(task, advance=7)
+        assert [column.render(progress.tasks[task]).plain for column in progress.columns[2:3]] == ["7"]
 
 
 def test_log_file_records_the_error_that_ended_the_run(data, capfd, tmp_path):

@@ -14,13 +14,15 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from caduceus_cli.errors import UsageError
 
@@ -71,7 +73,9 @@ def setup_logging(quiet: bool, log_file: Path | None) -> None:
     """Log to stderr (rich on a terminal, plain text otherwise) and optionally to a file."""
     handlers: list[logging.Handler] = []
     if stderr.is_terminal:
-        handlers.append(RichHandler(console=stderr, show_path=False, show_time=False))
+        rich = RichHandler(console=stderr, show_path=False, show_time=False)
+        rich.setFormatter(logging.Formatter("%(message)s"))  # rich shows the level; basicConfig would repeat it
+        handlers.append(rich)
     else:
         plain = logging.StreamHandler(sys.stderr)
         plain.setFormatter(logging.Formatter("%(asctime)s caduceus %(levelname)s %(message)s"))
@@ -89,12 +93,26 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def format_rate(count: float, seconds: float) -> str:
+    """count/seconds for people: whole numbers from 100 up ('1,234'), three significant digits below ('0.38')."""
+    rate = count / max(seconds, 1e-9)
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
+
+
+class _Count(ProgressColumn):
+    """'done/total', or just 'done' when the total is unknown (a stream), instead of rich's 'done/?'."""
+
+    def render(self, task: Task) -> Text:
+        done = f"{int(task.completed):,}"
+        return Text(done if task.total is None else f"{done}/{int(task.total):,}", style="progress.download")
+
+
 def progress_bar(quiet: bool, unit: str) -> Progress:
     """A rich progress bar on stderr; disabled with -q or when stderr is not a terminal."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        _Count(),
         TaskProgressColumn(),
         TextColumn(f"{{task.fields[rate]}} {unit}/s"),
         TimeElapsedColumn(),

@@ -29,6 +29,7 @@ from caduceus_cli.commands.common import (
     ShardOpt,
     ThreadsOpt,
     command_line,
+    format_rate,
     open_model,
     parse_shard,
     progress_bar,
@@ -373,9 +374,9 @@ def _run(
                 writer.put(key, rows)
                 written += len(rows)
                 progress.update(
-                    task, advance=len(rows), rate=f"{written / (time.perf_counter() - started):,.0f}"
+                    task, advance=len(rows), rate=format_rate(written, time.perf_counter() - started)
                 )
     finally:
         writer.close()
     elapsed = time.perf_counter() - started
-    log.info("embedded %d bases in %.1f s (%.0f bases/s)", written, elapsed, written / max(elapsed, 1e-9))
+    log.info("embedded %d bases in %.1f s (%s bases/s)", written, elapsed, format_rate(written, elapsed))

@@ -36,6 +36,7 @@ from caduceus_cli.commands.common import (
     ShardOpt,
     ThreadsOpt,
     command_line,
+    format_rate,
     open_model,
     parse_shard,
     progress_bar,
@@ -315,6 +316,8 @@ class _Run:
         total = shard_range[1] - shard_range[0] if shard_range else None
         started = time.monotonic()
         with progress_bar(self.quiet, "records") as progress, ThreadPoolExecutor(1) as write_pool:
+            if total is None and not progress.disable and self.source != "-":
+                total = count_records(self.source, self.messages)[0]  # a bar with a total and an ETA
             task = progress.add_task("score-variants", total=total, rate="-")
 
             last_log = started
@@ -322,10 +325,10 @@ class _Run:
             def written(future: Future) -> None:
                 nonlocal last_log
                 now = time.monotonic()
-                rate = self.tally.records / max(now - started, 1e-9)
-                progress.update(task, advance=future.result(), rate=f"{rate:,.0f}")
+                rate = format_rate(self.tally.records, now - started)
+                progress.update(task, advance=future.result(), rate=rate)
                 if progress.disable and now - last_log >= LOG_EVERY_S:  # no bar: a line now and then
-                    log.info("%d records written, %.0f records/s", self.tally.records, rate)
+                    log.info("%d records written, %s records/s", self.tally.records, rate)
                     last_log = now
 
             in_flight: list[Future] = []
@@ -343,13 +346,13 @@ class _Run:
     def _log_summary(self, elapsed: float) -> None:
         flagged = ", ".join(f"{count} {flag}" for flag, count in sorted(self.tally.flags.items())) or "none"
         log.info(
-            "%d records written (%d skipped), %d alleles scored, not scored: %s; %.1f s, %.0f records/s",
+            "%d records written (%d skipped), %d alleles scored, not scored: %s; %.1f s, %s records/s",
             self.tally.records,
             self.tally.skipped,
             self.tally.scored,
             flagged,
             elapsed,
-            self.tally.records / max(elapsed, 1e-9),
+            format_rate(self.tally.records, elapsed),
         )
 
     # reader thread ------------------------------------------------------------------------
