@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import random
 import stat
@@ -242,6 +243,17 @@ def test_fetch_works_from_a_reader_thread(bgzipped: Path) -> None:
 )
 def test_contig_aliases(fasta_names: list[str], query: str, expected: str | None) -> None:
     assert ContigMatcher(fasta_names).resolve(query) == expected
+
+
+def test_a_name_matched_by_alias_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    matcher = ContigMatcher(["Chr1", "chr2"])
+    with caplog.at_level(logging.INFO, logger="caduceus"):
+        for name in ("chr1", "chr1", "chr2", "1"):
+            matcher.resolve(name)
+    assert [r.getMessage() for r in caplog.records] == [
+        "contig 'chr1' read as FASTA contig 'Chr1' (chr/M/MT naming; --chrom-map overrides)",
+        "contig '1' read as FASTA contig 'Chr1' (chr/M/MT naming; --chrom-map overrides)",
+    ]
 
 
 def test_chrom_map_overrides_aliases() -> None:
