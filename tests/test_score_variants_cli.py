@@ -238,12 +238,17 @@ def test_unreadable_fasta_is_one_error_and_leaves_no_output(tmp_path, ph_checkpo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.vcf", "ref.fa"]
 
 
-def test_no_contig_in_the_fasta_names_both_sets_and_leaves_no_output(tmp_path, genome, ph_checkpoint):
+def test_no_contig_in_the_fasta_names_both_sets_and_leaves_no_output_or_written_count(
+    tmp_path, genome, ph_checkpoint
+):
     vcf = write_vcf(tmp_path, [line("chrUn", 5, "A", "G"), line("chrZ", 7, "C", "T")])
-    result = run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "out.vcf")
+    log = tmp_path / "run.log"
+    args = [vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "out.vcf", "--log-file", log]
+    result = CliRunner().invoke(app, ["score-variants", "--window", str(WINDOW), *map(str, args)])
     assert isinstance(result.exception, InputError)
     assert "VCF contigs chrUn, chrZ; FASTA contigs chr1, chr2" in str(result.exception)
     assert not list(tmp_path.glob("out.vcf*"))
+    assert "scores llr" in log.read_text() and "records written" not in log.read_text()
 
 
 @pytest.mark.parametrize(

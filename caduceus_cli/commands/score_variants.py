@@ -339,9 +339,9 @@ class _Run:
                     written(in_flight.pop(0))
             for future in in_flight:
                 written(future)
-        self._log_summary(time.monotonic() - started)
         if shard_range is None and self.tally.records and not self.tally.matched_contig:
             raise InputError(_no_contig_message(self.source, self.tally.vcf_contigs, self.reader_fasta))
+        self._log_summary(time.monotonic() - started)
 
     def _log_summary(self, elapsed: float) -> None:
         flagged = ", ".join(f"{count} {flag}" for flag, count in sorted(self.tally.flags.items())) or "none"
