@@ -79,7 +79,7 @@ def test_provenance_records_source_and_weights_hash(ph_checkpoint):
 
     model = load_model(ph_checkpoint)
     digest = hashlib.sha256((ph_checkpoint / "model.safetensors").read_bytes()).hexdigest()
-    assert model.provenance == {"source": str(ph_checkpoint), "revision": None, "sha256": digest}
+    assert model.provenance == {"source": str(ph_checkpoint), "revision": "none", "sha256": digest}
 
 
 def test_default_window_comes_from_tokenizer_config_or_hub_name(tmp_path):

@@ -324,6 +324,18 @@ def test_empty_cuda_visible_devices_hides_every_gpu(data, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["auto.vcf"]
 
 
+def test_a_local_model_has_revision_none_in_every_output(data, capfd, tmp_path):
+    assert run(capfd, *embed_args(data, tmp_path / "out.h5"), "-q")[0] == 0
+    with h5py.File(tmp_path / "out.h5") as h5:
+        assert h5.attrs["model_revision"] == "none"
+    assert run(capfd, *score_args(data, "-o", tmp_path / "out.vcf", "-q"))[0] == 0
+    header = [line for line in (tmp_path / "out.vcf").read_text().splitlines() if line.startswith("##")]
+    assert any(line.startswith("##caduceus_model=") and ";revision=none;" in line for line in header)
+    assert any("CADUCEUS_LLR" in line and "(revision none, sha256" in line for line in header)
+    code, out, _ = run(capfd, "info", data["model"])
+    assert code == 0 and "\nrevision " in out and out.split("\nrevision ")[1].split("\n")[0].strip() == "none"
+
+
 # ---------------------------------------------------------------------------------------------
 # stdout carries data only; logs are plain text off a terminal, and go to --log-file too
 

@@ -230,7 +230,7 @@ def _settings(model, rc: str, window: int, overlap: int, fasta: Path, regions: S
     """What determines the output values: stored as root attributes, checked on resume and merge."""
     return {
         "model_source": model.provenance["source"] or "",
-        "model_revision": model.provenance["revision"] or "",
+        "model_revision": model.provenance["revision"],
         "model_sha256": model.provenance["sha256"] or "",
         "model_variant": model.variant,
         "rc": rc,

@@ -513,8 +513,7 @@ def _warn_if_header_contigs_unknown(header: pysam.VariantHeader, fasta: Fasta, s
 
 def _model_text(model_obj: object) -> str:
     provenance = getattr(model_obj, "provenance", {})
-    revision = provenance.get("revision") or "local"
-    return f"{provenance.get('source')} (revision {revision}, sha256 {str(provenance.get('sha256'))[:12]})"
+    return f"{provenance.get('source')} (revision {provenance.get('revision')}, sha256 {str(provenance.get('sha256'))[:12]})"
 
 
 def _rc_text(model_obj: object) -> str:

@@ -29,6 +29,7 @@ from caduceus_cli.model.config import CaduceusConfig
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DEFAULT_MODEL = "caduceus-ph-tair10"
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+NO_REVISION = "none"  # provenance revision of a local folder: one spelling in every output
 _SEQLEN_IN_NAME = re.compile(r"seqlen-(\d+)(k?)", re.IGNORECASE)
 
 
@@ -41,7 +42,8 @@ def load_model(
     """Load a Caduceus checkpoint from a folder (config.json + model.safetensors) or a hub id.
 
     The model comes back in eval mode on `device` in `dtype`, with `provenance` (source,
-    revision, sha256 of the weights file) and `default_window` (its training length when known).
+    revision, "none" for a local folder, and sha256 of the weights file) and `default_window`
+    (its training length when known).
     """
     folder, resolved_revision = _resolve(str(source), revision)
     config_path = folder / "config.json"
@@ -56,7 +58,11 @@ def load_model(
     _load_state(model, state, weights_path)
     torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
     model = model.to(device=device, dtype=torch_dtype).eval()
-    model.provenance = {"source": str(source), "revision": resolved_revision, "sha256": _sha256(weights_path)}
+    model.provenance = {
+        "source": str(source),
+        "revision": resolved_revision or NO_REVISION,
+        "sha256": _sha256(weights_path),
+    }
     model.default_window = _training_length(folder, str(source))
     return model
 
