@@ -48,7 +48,7 @@ def test_missing_model_is_one_line_on_stderr_with_exit_1(tmp_path):
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
-        f"caduceus: error: {tmp_path / 'nope' / 'deeper'}: no such folder, and not a hub id of the form owner/name"
+        f"caduceus: error: {tmp_path / 'nope' / 'deeper'}: no such folder"
     ]
 
 

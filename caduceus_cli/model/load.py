@@ -103,9 +103,17 @@ def _resolve(source: str, revision: str | None) -> tuple[Path, str | None]:
         if not (path / "config.json").is_file():
             raise CheckpointError(f"{path}: not a Caduceus checkpoint (no config.json)")
         return path, revision
+    if _names_a_folder(source):
+        raise CheckpointError(f"{source}: no such folder")
     if not _HUB_ID.match(source):
         raise CheckpointError(f"{source}: no such folder, and not a hub id of the form owner/name")
     return _download(source, revision)
+
+
+def _names_a_folder(source: str) -> bool:
+    """A value that can only mean a local path: it starts with '.', '/' or '~', or its first part is a
+    folder here (`mydir/model` with `mydir/` present), so a missing one is not looked up on the hub."""
+    return source.startswith((".", "/", "~")) or Path(source).expanduser().parent.is_dir() and "/" in source
 
 
 def _download(repo_id: str, revision: str | None) -> tuple[Path, str | None]:
@@ -121,12 +129,13 @@ def _download(repo_id: str, revision: str | None) -> tuple[Path, str | None]:
             )
     except LocalEntryNotFoundError as err:
         raise CheckpointError(
-            f"{repo_id}: not in the Hugging Face cache and the hub cannot be reached (HF_HUB_OFFLINE set or no "
-            "network); download it once on a machine with network, or pass a local folder"
+            f"{repo_id}: no such folder, and not in the Hugging Face cache and the hub cannot be reached "
+            "(HF_HUB_OFFLINE set or no network); download it once on a machine with network, or pass a "
+            "local folder"
         ) from err
     except (RepositoryNotFoundError, HFValidationError) as err:
         raise CheckpointError(
-            f"{repo_id}: no such model on the Hugging Face hub ({type(err).__name__})"
+            f"{repo_id}: no such folder, and no such model on the Hugging Face hub ({type(err).__name__})"
         ) from err
     if not (folder / "config.json").is_file():
         raise CheckpointError(f"{repo_id}: not a Caduceus checkpoint (no config.json in the repository)")
