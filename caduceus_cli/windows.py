@@ -72,6 +72,11 @@ def check_tiling(window: int, overlap: int) -> None:
         raise ValueError(f"--overlap {overlap}: must be at least 0 and smaller than --window {window}")
 
 
+# --window of embed for a model that records no training length (e.g. a fine-tuned model saved
+# without its tokenizer files): the length the published Caduceus models were trained at.
+FALLBACK_WINDOW = 131_072
+
+
 def default_overlap(window: int) -> int:
     """The overlap used when none is given: an eighth of the window (see benchmarks/tiling_error.py)."""
     return window // 8

@@ -122,6 +122,14 @@ def test_untiled_values_equal_the_model_embedding_and_means(monkeypatch, capsys,
         np.testing.assert_allclose(out[f"binned/{i}"], bins, atol=1e-5, rtol=0)
 
 
+def test_a_model_without_training_length_embeds_with_the_published_window(monkeypatch, capsys, small_ph, inputs):
+    fasta, bed, tmp = inputs
+    assert load_model(small_ph).default_window is None
+    err = embed_ok(monkeypatch, capsys, small_ph, fasta, bed, tmp / "out.h5")
+    assert settings(tmp / "out.h5")["window"] == 131_072
+    assert "records no training length; tiling with --window 131072" in err
+
+
 def test_tiled_regions_keep_each_base_from_its_most_central_tile(monkeypatch, capsys, small_ph, inputs):
     fasta, bed, tmp = inputs
     options = ("--window", 128, "--overlap", 32, "--precision", "float32")

@@ -54,6 +54,7 @@ from caduceus_cli.io.hdf5 import (
 from caduceus_cli.io.regions import Region, all_contigs, parse_region, read_bed
 from caduceus_cli.tokens import soft_mask, tokenize
 from caduceus_cli.windows import (
+    FALLBACK_WINDOW,
     balanced_shards,
     check_tiling,
     default_overlap,
@@ -181,9 +182,14 @@ def embed(
     with Fasta(fasta, read_chrom_map(chrom_map) if chrom_map else None) as reference:
         regions = _regions(reference, regions_bed, region or [])
         model_obj = open_model(model, revision, device, dtype)
-        window = model_obj.default_window if window is None else window
         if window is None:
-            raise UsageError("--window: this model does not record its training length; give --window")
+            window = model_obj.default_window
+        if window is None:
+            window = FALLBACK_WINDOW
+            log.info(
+                "the model records no training length; tiling with --window %d (the published models' length)",
+                window,
+            )
         overlap = default_overlap(window) if overlap is None else overlap
         try:
             check_tiling(window, overlap)
