@@ -208,6 +208,25 @@ def test_shards_concatenate_to_the_single_run(tmp_path, genome, ph_checkpoint, m
     assert sum(shards, []) == [str(r) for r in read_records(tmp_path / "all.vcf")]
 
 
+@pytest.mark.parametrize(
+    ("flank", "averaged"),
+    [
+        (8, "averaged over 8 bp each side of it"),
+        (32, "averaged over the whole window"),
+        (500, "averaged over the whole window"),
+    ],
+)
+def test_emb_cos_description_states_the_flank_as_clamped_to_the_window(
+    tmp_path, genome, ph_checkpoint, flank, averaged
+):
+    vcf = write_vcf(tmp_path, EDGE_AND_MIDDLE)
+    common = ("--fasta", genome, "--model", ph_checkpoint, "-s", "emb-cos", "--emb-flank", flank)
+    assert run(vcf, *common, "-o", tmp_path / "out.vcf").exit_code == 0
+    with pysam.VariantFile(str(tmp_path / "out.vcf")) as scored:
+        description = scored.header.info["CADUCEUS_EMB_COS"].description
+    assert description.endswith(averaged, 0, description.index("; model"))
+
+
 def test_ref_mismatch_can_skip_or_stop(tmp_path, genome, ph_checkpoint):
     vcf = write_vcf(tmp_path, TRICKY)
     common = ("--fasta", genome, "--model", ph_checkpoint)

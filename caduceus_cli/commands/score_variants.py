@@ -525,6 +525,8 @@ def _rc_text(model_obj: object) -> str:
 def _info_fields(settings: Settings, model_obj: object) -> list[InfoField]:
     """Declarations whose descriptions say how each number was computed."""
     w, model, rc = settings.window, _model_text(model_obj), _rc_text(model_obj)
+    # flank_rows clips the flank to the window: say what was averaged, not what was asked for
+    span = "the whole window" if settings.flank >= w // 2 else f"{settings.flank} bp each side of it"
     masked = f"the variant base replaced by [MASK] in the centre (index {w // 2}) of a {w} bp window"
     per_score = {
         "llr": f"Caduceus masked log-likelihood ratio logit(ALT) - logit(REF) = log P(ALT)/P(REF) "
@@ -532,9 +534,9 @@ def _info_fields(settings: Settings, model_obj: object) -> list[InfoField]:
         "llr-unmasked": "Caduceus unmasked log-likelihood ratio logit(ALT) - logit(REF) read from one pass "
         f"over the reference in a grid tile of {w} bp whose central half holds the variant",
         "emb-cos": "Caduceus cosine distance (1 - cosine) between mean embeddings of the REF and ALT "
-        f"{w} bp windows centred on the variant, averaged over {settings.flank} bp each side of it",
+        f"{w} bp windows centred on the variant, averaged over {span}",
         "emb-l2": "Caduceus L2 distance between mean embeddings of the REF and ALT "
-        f"{w} bp windows centred on the variant, averaged over {settings.flank} bp each side of it",
+        f"{w} bp windows centred on the variant, averaged over {span}",
         "p-ref": f"Caduceus P(REF), softmax over A C G T logits with {masked}",
         "p-alt": f"Caduceus P(ALT), softmax over A C G T logits with {masked}",
     }
