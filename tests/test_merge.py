@@ -23,19 +23,23 @@ def write_shards(tmp_path, parts, settings=SETTINGS):
         path = tmp_path / f"shard{index}.h5"
         shard = ShardInfo(index, len(parts), len(REGIONS), np.array(rows))
         regions = [REGIONS[i] for i in rows]
-        output = EmbeddingFile.create(path, regions, FULL, settings, PROVENANCE, shard)
+        provenance = {**PROVENANCE, "command_line": f"{PROVENANCE['command_line']} --shard {index + 1}/{len(parts)}"}
+        output = EmbeddingFile.create(path, regions, FULL, settings, provenance, shard)
         write_regions(output, regions, range(len(rows)))
         output.finish()
         paths.append(path)
     return paths
 
 
-def test_merged_shards_equal_a_single_run(tmp_path):
+def test_merged_shards_equal_a_single_run_and_keep_the_shards_command_lines(tmp_path):
     paths = write_shards(tmp_path, [[0], [1, 2]])
-    merge_shards(paths[::-1], tmp_path / "merged.h5", PROVENANCE)
+    merge_command = {**PROVENANCE, "command_line": "caduceus merge shard1.h5 shard0.h5 -o merged.h5"}
+    merge_shards(paths[::-1], tmp_path / "merged.h5", merge_command)
     write_file(tmp_path / "single.h5")
     assert_same_datasets(tmp_path / "merged.h5", tmp_path / "single.h5")
-    assert attrs(tmp_path / "merged.h5") == attrs(tmp_path / "single.h5")
+    merged = attrs(tmp_path / "merged.h5")
+    assert list(merged.pop("shard_command_lines")) == [f"{PROVENANCE['command_line']} --shard {i}/2" for i in (1, 2)]
+    assert merged == {**attrs(tmp_path / "single.h5"), "command_line": merge_command["command_line"]}
 
 
 def test_merge_refuses_missing_repeated_or_mismatched_shards(tmp_path):

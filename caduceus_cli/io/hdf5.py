@@ -458,7 +458,8 @@ def merge_shards(inputs: Sequence[Path], output: Path, provenance: Mapping[str, 
     """Join the complete shard files of one split run into the layout a single run writes.
 
     Refuses files from different models, settings or region lists, missing or repeated shards,
-    and unfinished files. Per-region datasets are copied as stored (no recompression).
+    and unfinished files. Per-region datasets are copied as stored (no recompression). The
+    shards' command lines are kept, in shard order, as `shard_command_lines`.
     """
     shards: list[h5py.File] = []
     try:
@@ -518,6 +519,8 @@ def _write_merged(
     provenance: Mapping[str, object],
 ) -> None:
     out.attrs.update({**provenance, **_settings(shards[0])})
+    by_index = sorted(shards, key=lambda h5: int(h5.attrs["shard_index"]))
+    out.attrs["shard_command_lines"] = [str(h5.attrs.get("command_line", "")) for h5 in by_index]
     columns = [_read_regions(h5) for h5 in shards]
     _write_regions(out, {key: [columns[s][key][row] for s, row in order] for key in columns[0]})
     groups = [name for name in ("embeddings", "binned", "soft_mask") if name in shards[0]]
