@@ -24,7 +24,6 @@ CONTIGS = {"chr1": CHR1, "chr2": CHR2}
 BED = "chr1\t10\t250\tpeakA\t0\t+\nchr2\t0\t90\tpeakB\t0\t-\nchr1\t200\t600\tpeakC\t0\t.\n"
 # (chrom, start, end, strand) of the BED rows, then of `-r chr2:11-50`.
 REGIONS = [("chr1", 10, 250, "+"), ("chr2", 0, 90, "-"), ("chr1", 200, 600, "+"), ("chr2", 10, 50, "+")]
-PROVENANCE = ("tool_version", "command_line")
 
 
 def write_fasta(path: Path, contigs: dict[str, str]) -> Path:
@@ -94,7 +93,7 @@ def read(path: Path) -> dict[str, np.ndarray]:
 
 def settings(path: Path) -> dict:
     with h5py.File(path, "r") as h5:
-        return {key: value for key, value in h5.attrs.items() if key not in PROVENANCE}
+        return {key: value for key, value in h5.attrs.items() if key not in hdf5.PROVENANCE_ATTRS}
 
 
 def assert_same_output(a: Path, b: Path) -> None:
@@ -281,6 +280,10 @@ def test_shards_merged_equal_a_single_run(monkeypatch, capsys, small_ps, inputs)
     code, err = caduceus(monkeypatch, capsys, "merge", *shards[::-1], "-o", tmp / "merged.h5")
     assert code == 0, err
     assert_same_output(tmp / "merged.h5", tmp / "single.h5")
+    with h5py.File(tmp / "merged.h5") as h5:
+        assert [line.split()[-2:] for line in h5.attrs["shard_command_lines"]] == [
+            ["--shard", f"{i}/3"] for i in (1, 2, 3)
+        ]
 
 
 def test_merge_refuses_a_missing_shard(monkeypatch, capsys, small_ps, inputs):

@@ -22,6 +22,7 @@ import pytest
 from conftest import make_checkpoint
 
 from caduceus_cli.cli import main
+from caduceus_cli.io import hdf5
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflows" / "snakemake" / "Snakefile"
@@ -33,7 +34,6 @@ rng = np.random.default_rng(11)
 CONTIGS = {"chr1": "".join(rng.choice(list("ACGT"), 420)), "chr2": "".join(rng.choice(list("ACGTn"), 230))}
 BED = "chr1\t0\t150\tg1\t0\t+\nchr1\t100\t420\tg2\t0\t-\nchr2\t5\t200\tg3\t0\t.\nchr2\t0\t40\tg4\t0\t+\n"
 # Provenance that names the command as typed: it differs between a shard run and a single run.
-PROVENANCE_ATTRS = {"command_line", "tool_version"}
 PROVENANCE_LINES = ("##caduceus_command=", "##caduceus_concat=")
 
 
@@ -132,7 +132,7 @@ def hdf5_contents(path: Path) -> tuple[dict[str, np.ndarray], dict[str, object]]
 
     with h5py.File(path, "r") as h5:
         h5.visititems(keep)
-        attrs = {key: value for key, value in h5.attrs.items() if key not in PROVENANCE_ATTRS}
+        attrs = {key: value for key, value in h5.attrs.items() if key not in hdf5.PROVENANCE_ATTRS}
     return datasets, attrs
 
 
