@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,13 @@ def test_asking_for_a_gpu_where_none_is_visible_exits_3(device):
     result = run("doctor", "--device", device, env=env)
     assert result.returncode == 3
     assert f"--device {device}: no usable CUDA GPU" in result.stderr
+
+
+def test_every_declared_dependency_is_imported_by_the_package():
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parents[1]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = [re.split(r"[<>=!~; \[]", spec, maxsplit=1)[0].replace("-", "_").lower() for spec in declared]
+    source = "\n".join(path.read_text() for path in (root / "caduceus_cli").rglob("*.py"))
+    unused = [name for name in names if not re.search(rf"^\s*(from|import) {name}\b", source, re.MULTILINE)]
+    assert unused == []
