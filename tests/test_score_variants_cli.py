@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import subprocess
 import sys
@@ -225,6 +226,20 @@ def test_emb_cos_description_states_the_flank_as_clamped_to_the_window(
     with pysam.VariantFile(str(tmp_path / "out.vcf")) as scored:
         description = scored.header.info["CADUCEUS_EMB_COS"].description
     assert description.endswith(averaged, 0, description.index("; model"))
+
+
+def test_a_plain_gzip_vcf_is_streamed_like_the_uncompressed_one(tmp_path, genome, ph_checkpoint):
+    vcf = write_vcf(tmp_path, TRICKY)
+    gzipped = tmp_path / "in.vcf.gz"
+    gzipped.write_bytes(gzip.compress(vcf.read_bytes()))  # plain gzip, not BGZF: htslib cannot seek in it
+    common = ("--fasta", genome, "--model", ph_checkpoint)
+    assert run(vcf, *common, "-o", tmp_path / "plain.vcf").exit_code == 0
+    result = run(gzipped, *common, "-o", tmp_path / "gzip.vcf")
+    assert result.exit_code == 0, result.output
+    assert data_lines(tmp_path / "gzip.vcf") == data_lines(tmp_path / "plain.vcf")
+    assert run(gzipped, *common, "--shard", "2/2", "-o", tmp_path / "part2.vcf").exit_code == 0
+    records = [str(record) for record in read_records(tmp_path / "plain.vcf")]
+    assert [str(record) for record in read_records(tmp_path / "part2.vcf")] == records[len(TRICKY) // 2 :]
 
 
 def test_ref_mismatch_can_skip_or_stop(tmp_path, genome, ph_checkpoint):

@@ -19,7 +19,7 @@ import pysam
 
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import ContigMatcher
-from caduceus_cli.io.htslib import HtslibMessages
+from caduceus_cli.io.htslib import HtslibMessages, compression
 
 _SCAN_CHUNK = 8 << 20  # bytes read at a time when scanning headers: bounded memory on any genome
 _SNIFF_BYTES = 64 << 10
@@ -91,18 +91,13 @@ def _open_indexed(path: str) -> pysam.FastaFile:
 
 def _is_bgzipped(path: str) -> bool:
     """True for BGZF; an error for plain gzip, which htslib cannot seek in."""
-    with open(path, "rb") as handle:
-        head = handle.read(18)
-    if head[:2] != b"\x1f\x8b":
-        return False
-    # BGZF is gzip with an extra field whose subfield id is 'BC' (SAM spec, section 4.1).
-    has_extra = len(head) >= 14 and head[3] & 0x04
-    if has_extra and head[12:14] == b"BC":
-        return True
-    raise InputError(
-        f"{path}: compressed with gzip, not bgzip; recompress it (gunzip -c {path} | bgzip > out.fa.gz) "
-        "or decompress it"
-    )
+    kind = compression(path)
+    if kind == "gzip":
+        raise InputError(
+            f"{path}: compressed with gzip, not bgzip; recompress it (gunzip -c {path} | bgzip > out.fa.gz) "
+            "or decompress it"
+        )
+    return kind == "bgzf"
 
 
 def _open_bytes(path: str, bgzipped: bool) -> BinaryIO:

@@ -26,7 +26,7 @@ import pysam.bcftools
 from pysam.libcbgzf import BGZFile
 
 from caduceus_cli.errors import InputError, UsageError
-from caduceus_cli.io.htslib import HtslibMessages
+from caduceus_cli.io.htslib import HtslibMessages, compression
 
 log = logging.getLogger("caduceus")
 
@@ -58,6 +58,11 @@ def open_vcf(path: str, messages: HtslibMessages) -> pysam.VariantFile:
     if path != "-" and not os.path.isfile(path):
         raise InputError(f"{path}: VCF file not found")
     try:
+        if path != "-" and compression(path) == "gzip":
+            # htslib cannot seek in plain gzip, but streams it as it does stdin (as bcftools does);
+            # pysam reads a duplicate of the descriptor, so ours can close at once
+            with open(path, "rb") as handle:
+                return pysam.VariantFile(handle)
         return pysam.VariantFile(path)
     except (OSError, ValueError) as error:
         reason = messages.reason(str(error))
