@@ -105,6 +105,21 @@ def test_non_fasta_file_is_an_error(tmp_path: Path) -> None:
     assert "not a FASTA file" in error_of(path)
 
 
+@pytest.mark.parametrize("compress", [False, True])
+def test_non_printing_bytes_in_a_sequence_are_an_error_naming_contig_line_and_offset(
+    tmp_path: Path, compress: bool
+) -> None:
+    path = tmp_path / "nul.fa"
+    path.write_bytes(b">a desc\nACGT\n>b\n\x00\xff\xfeACGT\n")
+    if compress:
+        pysam.tabix_compress(str(path), str(path) + ".gz")
+        path = Path(str(path) + ".gz")
+    assert error_of(path) == (
+        f"{path}:4: contig 'b': byte 0x00 at file offset 16 is not text; a FASTA holds printable letters only"
+    )
+    assert not list(tmp_path.glob("*.fai*")) and not list(tmp_path.glob("*.gzi*"))  # no index left either
+
+
 def test_gzip_that_is_not_bgzip_is_an_error_suggesting_bgzip(plain: Path) -> None:
     target = plain.with_suffix(".fa.gz")
     target.write_bytes(gzip.compress(plain.read_bytes()))

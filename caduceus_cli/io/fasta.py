@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from caduceus_cli.io.htslib import HtslibMessages, compression
 
 _SCAN_CHUNK = 8 << 20  # bytes read at a time when scanning headers: bounded memory on any genome
 _SNIFF_BYTES = 64 << 10
+_NOT_TEXT = re.compile(rb"[^\t\n\r\x20-\x7e]")  # htslib's indexer skips such bytes without a word
 
 
 class Fasta:
@@ -136,6 +138,7 @@ def _build_index(path: str, index_paths: list[str], bgzipped: bool) -> None:
         for index in index_paths:
             temporary.append(_temporary_beside(index, folder, path))
         _check_headers(path, bgzipped)
+        _check_plain_text(path, bgzipped)
         options = ["--fai-idx", temporary[0]] + (["--gzi-idx", temporary[1]] if bgzipped else [])
         with HtslibMessages() as messages:
             try:
@@ -181,6 +184,33 @@ def _check_headers(path: str, bgzipped: bool) -> None:
                     f"(first at line {first_seen[name]})"
                 )
             first_seen[name] = lineno
+
+
+def _check_plain_text(path: str, bgzipped: bool) -> None:
+    """A byte that is not printable text (NUL, 0xFF, ...) is an error naming its contig, line and offset.
+
+    htslib's indexer skips such bytes, so `>a` then NUL, 0xFF, 0xFE, `ACGT` would read as `ACGT`.
+    """
+    offset, lineno = 0, 1
+    with _open_bytes(path, bgzipped) as handle:
+        while chunk := handle.read(_SCAN_CHUNK):
+            bad = _NOT_TEXT.search(chunk)
+            if bad is None:
+                offset += len(chunk)
+                lineno += chunk.count(b"\n")
+                continue
+            lineno += chunk.count(b"\n", 0, bad.start())
+            byte, offset = chunk[bad.start()], offset + bad.start()
+            break
+        else:
+            return
+    with _open_bytes(path, bgzipped) as handle:
+        headers = [header for number, header in _header_lines(handle) if number <= lineno]
+    contig = headers[-1].split()[0].decode(errors="replace") if headers and headers[-1].split() else "?"
+    raise InputError(
+        f"{path}:{lineno}: contig '{contig}': byte 0x{byte:02x} at file offset {offset} is not text; "
+        "a FASTA holds printable letters only"
+    )
 
 
 def _header_lines(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
