@@ -45,14 +45,17 @@ def _root(
 
 
 def _exit_130_on_interrupt(command: Callable) -> Callable:
-    """Ctrl-C ends a command with the shell's convention (128 + SIGINT), not Click's "Aborted!" exit 1."""
+    """Ctrl-C ends a command with the shell's convention (128 + SIGINT), not Click's "Aborted!" exit 1.
+
+    A command may say what the interrupt left (embed: how to resume) as the KeyboardInterrupt's message.
+    """
 
     @functools.wraps(command)
     def run(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except KeyboardInterrupt:
-            print("caduceus: interrupted", file=sys.stderr)
+        except KeyboardInterrupt as interrupt:
+            print(f"caduceus: interrupted{f'; {interrupt}' if str(interrupt) else ''}", file=sys.stderr)
             raise typer.Exit(130) from None
 
     return run

@@ -255,6 +255,32 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(monkeypatch, capsys
     assert_same_output(tmp / "out.h5", tmp / "whole.h5")
 
 
+def test_an_interrupt_says_how_to_resume_and_a_fresh_run_warns_what_it_discards(
+    monkeypatch, capsys, small_ph, inputs
+):
+    fasta, bed, tmp = inputs
+    real_region_done = hdf5.EmbeddingFile.region_done
+
+    def interrupted_at_the_third(self, row, *args):
+        if row == 2:
+            raise KeyboardInterrupt
+        real_region_done(self, row, *args)
+
+    monkeypatch.setattr(hdf5.EmbeddingFile, "region_done", interrupted_at_the_third)
+    args = ("embed", fasta, "-R", bed, "-r", "chr2:11-50", "--model", small_ph, "-o", tmp / "out.h5", "-q")
+    code, err = caduceus(monkeypatch, capsys, *args, "--window", 128)
+    assert (code, err.strip()) == (
+        130,
+        f"caduceus: interrupted; 2 of 4 regions done saved in {tmp / 'out.h5.partial'}; "
+        "rerun the same command with --resume to continue",
+    )
+    monkeypatch.setattr(hdf5.EmbeddingFile, "region_done", real_region_done)
+    code, err = caduceus(monkeypatch, capsys, *args, "--window", 128)
+    assert code == 0
+    assert f"{tmp / 'out.h5.partial'}: starting over, discarding an interrupted run's partial file " in err
+    assert "(2 of 4 regions done); --resume continues from it instead" in err
+
+
 def test_refused_resume_keeps_the_partial_file(monkeypatch, capsys, small_ph, inputs):
     fasta, bed, tmp = inputs
     monkeypatch.setattr(

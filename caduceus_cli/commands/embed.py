@@ -49,6 +49,7 @@ from caduceus_cli.io.hdf5 import (
     Layout,
     RegionWriter,
     ShardInfo,
+    partial_progress,
     regions_digest,
 )
 from caduceus_cli.io.regions import Region, all_contigs, parse_region, read_bed
@@ -214,15 +215,35 @@ def embed(
         # A resume is checked before atomic_output takes charge of the partial file, so a refused
         # resume (other model or settings) leaves the interrupted run's work in place.
         out = EmbeddingFile.resume(tmp, selected, layout, settings, shard_info) if resume else None
+        if out is None and tmp.exists():
+            log.warning(
+                "%s: starting over, discarding an interrupted run's partial file (%s); "
+                "--resume continues from it instead",
+                tmp,
+                _progress_text(tmp),
+            )
         with atomic_output(output, keep_partial_on_interrupt=True):
             if out is None:
                 out = EmbeddingFile.create(tmp, selected, layout, settings, provenance, shard_info)
             try:
                 _run(engine, reference, selected, out, window, overlap, rc.value, quiet)
                 out.finish()
+            except KeyboardInterrupt:
+                out.close()  # commits the finished regions, so the count below is what --resume skips
+                raise KeyboardInterrupt(
+                    f"{_progress_text(tmp)} saved in {tmp}; rerun the same command with --resume to continue"
+                ) from None
             finally:
                 out.close()
     log.info("wrote %s", output)
+
+
+def _progress_text(partial: Path) -> str:
+    """'N of M regions done' for an interrupted run's partial file."""
+    progress = partial_progress(partial)
+    if progress is None:
+        return "unreadable, regions done unknown"
+    return f"{progress[0]} of {progress[1]} regions done"
 
 
 def _regions(reference: Fasta, bed: Path | None, texts: Sequence[str]) -> list[Region]:

@@ -454,6 +454,16 @@ def _check_resumable(
         raise InputError(f"{path}: cannot resume, --shard differs from the interrupted run's")
 
 
+def partial_progress(path: Path) -> tuple[int, int] | None:
+    """(regions done, regions) of an interrupted run's partial file; None when it cannot be read as one."""
+    try:
+        with _open(path, "r") as h5:
+            done = h5["done"][()] if "done" in h5 else None
+    except OSError:
+        return None
+    return None if done is None else (int(done.astype(bool).sum()), len(done))
+
+
 def merge_shards(inputs: Sequence[Path], output: Path, provenance: Mapping[str, object]) -> None:
     """Join the complete shard files of one split run into the layout a single run writes.
 
