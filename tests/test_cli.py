@@ -28,6 +28,29 @@ def test_version_prints_the_package_version():
     assert result.returncode == 0 and result.stdout.strip() == f"caduceus-cli {__version__}"
 
 
+@pytest.mark.parametrize("option", ["--version", "--help"])
+def test_version_and_help_start_fast_without_importing_torch(option):
+    probe = (
+        "import sys, time; start = time.perf_counter(); from caduceus_cli.cli import main; sys.argv[1:] = "
+        f"[{option!r}]\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(time.perf_counter() - start, 'torch' in sys.modules, 'h5py' in sys.modules, file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    seconds, torch_loaded, h5py_loaded = result.stderr.split()
+    assert (torch_loaded, h5py_loaded) == ("False", "False")
+    assert float(seconds) < 0.5
+
+
+def test_each_listed_help_line_is_how_the_command_describes_itself():
+    import importlib
+
+    from caduceus_cli.cli import COMMANDS
+
+    for module, function, help_line in COMMANDS.values():
+        docstring = getattr(importlib.import_module(module), function).__doc__
+        assert docstring.startswith(help_line)
+
+
 def test_info_describes_a_checkpoint(ps_checkpoint):
     result = run("info", str(ps_checkpoint))
     assert result.returncode == 0, result.stderr
