@@ -126,7 +126,7 @@ def main() -> None:
     try:
         app()
     except CaduceusError as err:
-        from caduceus_cli.commands.common import log_to_file
+        from caduceus_cli.terminal import log_to_file
 
         print(f"caduceus: error: {err}", file=sys.stderr)
         log_to_file(f"error: {err}")

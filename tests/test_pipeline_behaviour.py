@@ -24,11 +24,11 @@ from conftest import make_checkpoint
 from rich.console import Console
 from rich.progress import Progress
 
+from caduceus_cli import terminal
 from caduceus_cli.cli import main
-from caduceus_cli.commands import common
-from caduceus_cli.commands.common import format_rate
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import OutOfMemoryError
+from caduceus_cli.terminal import format_rate
 
 CADUCEUS = [sys.executable, "-c", "from caduceus_cli.cli import main; main()"]
 ANSI_ESCAPE = "\x1b["
@@ -402,7 +402,7 @@ def test_rates_keep_three_significant_digits_below_100(count, seconds, shown):
 
 def test_score_variants_on_a_terminal_shows_the_records_total_and_each_level_once(data, capfd, monkeypatch):
     screen = io.StringIO()
-    monkeypatch.setattr(common, "stderr", Console(file=screen, force_terminal=True, width=200))
+    monkeypatch.setattr(terminal, "stderr", Console(file=screen, force_terminal=True, width=200))
     code, _, err = run(capfd, *score_args(data, "-o", "-"))
     assert code == 0, err
     shown = screen.getvalue()
@@ -412,7 +412,7 @@ def test_score_variants_on_a_terminal_shows_the_records_total_and_each_level_onc
 
 
 def test_a_count_without_a_total_is_shown_alone():
-    with Progress(*common.progress_bar(True, "records").columns) as progress:
+    with Progress(*terminal.progress_bar(True, "records").columns) as progress:
         task = progress.add_task("x", total=None, rate="-")
         progress.update(task, advance=7)
         assert [column.render(progress.tasks[task]).plain for column in progress.columns[2:3]] == ["7"]

@@ -29,12 +29,9 @@ from caduceus_cli.commands.common import (
     ShardOpt,
     ThreadsOpt,
     command_line,
-    format_rate,
     open_model,
     parse_shard,
-    progress_bar,
     set_threads,
-    setup_logging,
 )
 from caduceus_cli.engine import Engine, Window
 from caduceus_cli.errors import InputError, UsageError
@@ -53,6 +50,7 @@ from caduceus_cli.io.hdf5 import (
     regions_digest,
 )
 from caduceus_cli.io.regions import Region, all_contigs, parse_region, read_bed
+from caduceus_cli.terminal import format_rate, progress_bar, setup_logging
 from caduceus_cli.tokens import soft_mask, tokenize
 from caduceus_cli.windows import (
     FALLBACK_WINDOW,

@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 
 from caduceus_cli import __version__
-from caduceus_cli.commands.common import ForceOpt, LogFileOpt, QuietOpt, command_line, setup_logging
+from caduceus_cli.commands.common import ForceOpt, LogFileOpt, QuietOpt, command_line
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.atomic import atomic_output, check_writable_output
 from caduceus_cli.io.hdf5 import merge_shards
+from caduceus_cli.terminal import setup_logging
 
 log = logging.getLogger("caduceus")
 

@@ -36,12 +36,9 @@ from caduceus_cli.commands.common import (
     ShardOpt,
     ThreadsOpt,
     command_line,
-    format_rate,
     open_model,
     parse_shard,
-    progress_bar,
     set_threads,
-    setup_logging,
 )
 from caduceus_cli.engine import Engine, Window, read_ahead
 from caduceus_cli.errors import InputError, UsageError
@@ -68,6 +65,7 @@ from caduceus_cli.io.vcf import (
     write_index,
 )
 from caduceus_cli.scoring import PROBS, ScorePlan, check_window
+from caduceus_cli.terminal import format_rate, progress_bar, setup_logging
 from caduceus_cli.tokens import tokenize
 
 log = logging.getLogger("caduceus")
