@@ -13,7 +13,11 @@ from conftest import make_checkpoint
 
 import caduceus_cli.io.hdf5 as hdf5
 from caduceus_cli.cli import main
+from caduceus_cli.engine import Engine
+from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.regions import parse_region, read_bed
 from caduceus_cli.model.load import load_model
+from caduceus_cli.pipelines.embed import embed_regions
 from caduceus_cli.tokens import reverse_complement, tokenize
 from caduceus_cli.windows import tile_region
 
@@ -129,6 +133,25 @@ def test_a_model_without_training_length_embeds_with_the_published_window(monkey
     assert "records no training length; tiling with --window 131072" in err
 
 
+def test_the_python_api_writes_what_the_command_writes_and_returns_its_statistics(
+    monkeypatch, capsys, small_ph, inputs
+):
+    fasta, bed, tmp = inputs
+    embed_ok(monkeypatch, capsys, small_ph, fasta, bed, tmp / "cli.h5", "--window", 128, "--precision", "float32")
+    model = load_model(small_ph)
+    with Fasta(fasta) as reference:
+        regions = read_bed(bed, reference) + [parse_region("chr2:11-50", reference)]
+        out = hdf5.EmbeddingFile.create(tmp / "api.h5", regions, hdf5.Layout(d=8, precision="float32"), {}, {})
+        stats = embed_regions(Engine(model), reference, regions, out, window=128, overlap=16)
+        out.finish()
+    lengths = [end - start for _, start, end, _ in REGIONS]
+    assert (stats.resumed, stats.regions, stats.bases) == (0, 4, sum(lengths))
+    assert stats.seconds > 0 and stats.bases_per_second == stats.bases / stats.seconds
+    assert read(tmp / "api.h5").keys() == read(tmp / "cli.h5").keys()
+    for name, values in read(tmp / "api.h5").items():
+        np.testing.assert_array_equal(values, read(tmp / "cli.h5")[name], err_msg=name)
+
+
 def test_tiled_regions_keep_each_base_from_its_most_central_tile(monkeypatch, capsys, small_ph, inputs):
     fasta, bed, tmp = inputs
     options = ("--window", 128, "--overlap", 32, "--precision", "float32")
@@ -226,6 +249,9 @@ KILLED_RUN = """
 import os, signal, sys
 import caduceus_cli.io.hdf5 as hdf5
 from caduceus_cli.cli import main
+from caduceus_cli.engine import Engine
+from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.regions import parse_region, read_bed
 hdf5.COMMIT_REGIONS = 1
 real_commit, commits = hdf5.EmbeddingFile.commit, []
 def commit(self):

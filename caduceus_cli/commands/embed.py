@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import logging
-import queue
 import re
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -33,7 +29,7 @@ from caduceus_cli.commands.common import (
     parse_shard,
     set_threads,
 )
-from caduceus_cli.engine import Engine, Window
+from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.atomic import atomic_output, check_writable_output, partial_path
 from caduceus_cli.io.contigs import read_chrom_map
@@ -44,27 +40,22 @@ from caduceus_cli.io.hdf5 import (
     PRECISIONS,
     EmbeddingFile,
     Layout,
-    RegionWriter,
     ShardInfo,
     partial_progress,
     regions_digest,
 )
 from caduceus_cli.io.regions import Region, all_contigs, parse_region, read_bed
-from caduceus_cli.terminal import format_rate, progress_bar, setup_logging
-from caduceus_cli.tokens import soft_mask, tokenize
+from caduceus_cli.pipelines.embed import embed_regions
+from caduceus_cli.terminal import setup_logging
 from caduceus_cli.windows import (
     FALLBACK_WINDOW,
     balanced_shards,
     check_tiling,
     default_overlap,
-    oriented,
-    oriented_flags,
-    tile_region,
 )
 
 log = logging.getLogger("caduceus")
 
-WRITE_QUEUE_DEPTH = 8  # tiles in flight to the writer: enough to ride out a slow flush, bounded in memory
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([KMGT]?)I?B?", re.IGNORECASE)
 
 
@@ -224,7 +215,7 @@ def embed(
             if out is None:
                 out = EmbeddingFile.create(tmp, selected, layout, settings, provenance, shard_info)
             try:
-                _run(engine, reference, selected, out, window, overlap, rc.value, quiet)
+                embed_regions(engine, reference, selected, out, window, overlap, rc.value, quiet)
                 out.finish()
             except KeyboardInterrupt:
                 out.close()  # commits the finished regions, so the count below is what --resume skips
@@ -296,112 +287,3 @@ def _human(size: float) -> str:
             return f"{size:.1f}{unit}" if unit != "B" else f"{size:.0f}B"
         size /= 1024
     return f"{size:.1f}T"
-
-
-@dataclass(frozen=True)
-class _TileKey:
-    """What the writer needs with each tile's kept rows: which region, and where in it."""
-
-    row: int
-    length: int
-    first: bool
-    last: bool
-    mask: np.ndarray | None
-
-
-def _tiles(
-    reference: Fasta, jobs: Sequence[tuple[int, Region]], window: int, overlap: int, with_mask: bool
-) -> Iterator[Window]:
-    """Model windows of the regions still to do, read and tokenized one tile at a time (bounded memory).
-
-    Runs in the engine's read-ahead thread. A '-' region is read 5'->3' on its strand: tile
-    [s, e) of the oriented sequence is contig [end - e, end - s), reverse complemented.
-    """
-    for row, region in jobs:
-        length = region.end - region.start
-        tiles = tile_region(length, window, overlap)
-        for number, tile in enumerate(tiles):
-            if region.strand == "-":
-                lo, hi = region.end - tile.end, region.end - tile.start
-            else:
-                lo, hi = region.start + tile.start, region.start + tile.end
-            seq = reference.fetch(region.chrom, lo, hi)
-            ids = oriented(
-                tokenize(seq, where=f"{reference.path}: {region.chrom}:{lo + 1}-{hi}"), region.strand
-            )
-            mask = oriented_flags(soft_mask(seq), region.strand)[tile.keep] if with_mask else None
-            key = _TileKey(row, length, number == 0, number == len(tiles) - 1, mask)
-            yield Window(ids=ids, key=key, rows=tile.keep)
-
-
-class _BackgroundWriter:
-    """Writes results in its own thread behind a bounded queue, so the model does not wait for the disk."""
-
-    def __init__(self, out: EmbeddingFile):
-        self._out = out
-        self._queue: queue.Queue = queue.Queue(maxsize=WRITE_QUEUE_DEPTH)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="caduceus-writer", daemon=True)
-        self._thread.start()
-
-    def put(self, key: _TileKey, rows: np.ndarray) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put((key, rows))
-
-    def close(self) -> None:
-        """Wait for every queued tile to be written; re-raise the writer's error if it had one."""
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def _loop(self) -> None:
-        region: RegionWriter | None = None
-        try:
-            while (item := self._queue.get()) is not None:
-                key, rows = item
-                if key.first:
-                    region = self._out.region(key.row, key.length)
-                region.add(rows, key.mask)
-                if key.last:
-                    region.close()
-        except BaseException as err:  # handed to the main thread, which stops the run
-            self._error = err
-            while self._queue.get() is not None:  # keep the producer from blocking on a full queue
-                pass
-
-
-def _run(
-    engine: Engine,
-    reference: Fasta,
-    regions: Sequence[Region],
-    out: EmbeddingFile,
-    window: int,
-    overlap: int,
-    rc: str,
-    quiet: bool,
-) -> None:
-    done = out.done
-    jobs = [(row, region) for row, region in enumerate(regions) if not done[row]]
-    if len(jobs) < len(regions):
-        log.info("resuming: %d of %d regions already done", len(regions) - len(jobs), len(regions))
-    total = sum(region.end - region.start for _, region in jobs)
-    writer = _BackgroundWriter(out)
-    started = time.perf_counter()
-    written = 0
-    try:
-        with progress_bar(quiet, "bases") as progress:
-            task = progress.add_task("embed", total=total, rate="-")
-            for key, rows in engine.map(
-                _tiles(reference, jobs, window, overlap, out.layout.soft_mask), "embed", rc
-            ):
-                writer.put(key, rows)
-                written += len(rows)
-                progress.update(
-                    task, advance=len(rows), rate=format_rate(written, time.perf_counter() - started)
-                )
-    finally:
-        writer.close()
-    elapsed = time.perf_counter() - started
-    log.info("embedded %d bases in %.1f s (%s bases/s)", written, elapsed, format_rate(written, elapsed))
