@@ -17,8 +17,10 @@ from caduceus_cli.cli import app
 from caduceus_cli.commands import score_variants as command
 from caduceus_cli.engine import Engine, Window
 from caduceus_cli.errors import InputError, UsageError
-from caduceus_cli.io.vcf import HtslibMessages
+from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, add_scoring_header, open_vcf
 from caduceus_cli.model.load import load_model
+from caduceus_cli.pipelines import variants as variants_pipeline
 from caduceus_cli.scoring import BASE_ID, flank_rows, masked, unmasked_tile, variant_window, with_base
 from caduceus_cli.tokens import tokenize
 
@@ -176,6 +178,28 @@ def test_every_record_comes_out_in_order_with_flags_and_an_index(tmp_path, genom
         assert [value is not None for value in llr] == scored
 
 
+def test_the_python_api_writes_what_the_command_writes_and_returns_its_tally(tmp_path, genome, ph_checkpoint):
+    vcf = write_vcf(tmp_path, TRICKY)
+    assert run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "cli.vcf").exit_code == 0
+    model = load_model(ph_checkpoint)
+    settings = variants_pipeline.Settings(("llr",), False, WINDOW, 768, "flag")
+    with (
+        HtslibMessages() as messages,
+        Fasta(genome) as reader_fasta,
+        Fasta(genome) as window_fasta,
+        open_vcf(str(vcf), messages) as variants,
+    ):
+        add_scoring_header(variants.header, variants_pipeline.info_fields(settings, model), {}, str(vcf))
+        writer = VcfWriter(str(tmp_path / "api.vcf"), "v", variants.header, messages)
+        tally = variants_pipeline.score_vcf(
+            Engine(model), variants, writer, settings, reader_fasta, window_fasta, messages, str(vcf)
+        )
+        writer.close()
+    flags = {"indel": 2, "symbolic": 1, "ref_mismatch": 1, "alt_is_ref": 1, "contig_missing": 1}
+    assert (tally.records, tally.skipped, tally.scored, dict(tally.flags)) == (8, 0, 5, flags)
+    assert [str(r) for r in read_records(tmp_path / "api.vcf")] == [str(r) for r in read_records(tmp_path / "cli.vcf")]
+
+
 def test_stdin_to_stdout_in_a_shell_pipe(tmp_path, genome, ph_checkpoint):
     vcf = write_vcf(tmp_path, TRICKY)
     reference = tmp_path / "file.vcf"
@@ -195,7 +219,7 @@ def test_stdin_to_stdout_in_a_shell_pipe(tmp_path, genome, ph_checkpoint):
 
 
 def test_shards_concatenate_to_the_single_run(tmp_path, genome, ph_checkpoint, monkeypatch):
-    monkeypatch.setattr(command, "CHUNK_RECORDS", 2)  # several chunks per run: order across chunk borders
+    monkeypatch.setattr(variants_pipeline, "CHUNK_RECORDS", 2)  # several chunks per run: order across chunk borders
     vcf = write_vcf(tmp_path, TRICKY + EDGE_AND_MIDDLE)
     common = ("--fasta", genome, "--model", ph_checkpoint, "-s", "llr", "-s", "llr-unmasked")
     assert run(vcf, *common, "-o", tmp_path / "all.vcf").exit_code == 0
