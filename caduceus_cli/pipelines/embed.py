@@ -20,8 +20,6 @@
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from caduceus_cli.engine import Engine, Window
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.hdf5 import EmbeddingFile, RegionWriter
 from caduceus_cli.io.regions import Region
+from caduceus_cli.stages import WriteBehind
 from caduceus_cli.terminal import format_rate, progress_bar
 from caduceus_cli.tokens import soft_mask, tokenize
 from caduceus_cli.windows import oriented, oriented_flags, tile_region
@@ -76,7 +75,7 @@ def embed_regions(
     if len(jobs) < len(regions):
         log.info("resuming: %d of %d regions already done", len(regions) - len(jobs), len(regions))
     total = sum(region.end - region.start for _, region in jobs)
-    writer = _BackgroundWriter(out)
+    writer = WriteBehind(_RegionSink(out), WRITE_QUEUE_DEPTH)
     started = time.perf_counter()
     written = 0
     try:
@@ -85,7 +84,7 @@ def embed_regions(
             for key, rows in engine.map(
                 _tiles(reference, jobs, window, overlap, out.layout.soft_mask), "embed", rc
             ):
-                writer.put(key, rows)
+                writer.put((key, rows))
                 written += len(rows)
                 progress.update(
                     task, advance=len(rows), rate=format_rate(written, time.perf_counter() - started)
@@ -133,39 +132,17 @@ def _tiles(
             yield Window(ids=ids, key=key, rows=tile.keep)
 
 
-class _BackgroundWriter:
-    """Writes results in its own thread behind a bounded queue, so the model does not wait for the disk."""
+class _RegionSink:
+    """The write-behind stage's consumer: each tile's kept rows into its region of the file."""
 
     def __init__(self, out: EmbeddingFile):
         self._out = out
-        self._queue: queue.Queue = queue.Queue(maxsize=WRITE_QUEUE_DEPTH)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="caduceus-writer", daemon=True)
-        self._thread.start()
+        self._region: RegionWriter | None = None
 
-    def put(self, key: _TileKey, rows: np.ndarray) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put((key, rows))
-
-    def close(self) -> None:
-        """Wait for every queued tile to be written; re-raise the writer's error if it had one."""
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def _loop(self) -> None:
-        region: RegionWriter | None = None
-        try:
-            while (item := self._queue.get()) is not None:
-                key, rows = item
-                if key.first:
-                    region = self._out.region(key.row, key.length)
-                region.add(rows, key.mask)
-                if key.last:
-                    region.close()
-        except BaseException as err:  # handed to the main thread, which stops the run
-            self._error = err
-            while self._queue.get() is not None:  # keep the producer from blocking on a full queue
-                pass
+    def __call__(self, item: tuple[_TileKey, np.ndarray]) -> None:
+        key, rows = item
+        if key.first:
+            self._region = self._out.region(key.row, key.length)
+        self._region.add(rows, key.mask)
+        if key.last:
+            self._region.close()

@@ -16,13 +16,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pysam
 
-from caduceus_cli.engine import Engine, Window, read_ahead
+from caduceus_cli.engine import Engine, Window
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import name_sample
 from caduceus_cli.io.fasta import Fasta
@@ -38,6 +37,7 @@ from caduceus_cli.io.vcf import (
     records,
 )
 from caduceus_cli.scoring import PROBS, ScorePlan
+from caduceus_cli.stages import WriteBehind, read_ahead
 from caduceus_cli.terminal import format_rate, progress_bar
 from caduceus_cli.tokens import tokenize
 
@@ -140,30 +140,30 @@ class _Run:
         """Score and write every record (of the shard); unsharded, fail if no contig was in the FASTA."""
         total = shard_range[1] - shard_range[0] if shard_range else None
         started = time.monotonic()
-        with progress_bar(self.quiet, "records") as progress, ThreadPoolExecutor(1) as write_pool:
+        with progress_bar(self.quiet, "records") as progress:
             if total is None and not progress.disable and self.source != "-":
                 total = count_records(self.source, self.messages)[0]  # a bar with a total and an ETA
             task = progress.add_task("score-variants", total=total, rate="-")
-
             last_log = started
 
-            def written(future: Future) -> None:
+            def write(chunk: Chunk) -> None:  # in the writer thread
                 nonlocal last_log
+                self._write_chunk(chunk, writer)
                 now = time.monotonic()
                 rate = format_rate(self.tally.records, now - started)
-                progress.update(task, advance=future.result(), rate=rate)
+                progress.update(task, advance=len(chunk.records), rate=rate)
                 if progress.disable and now - last_log >= LOG_EVERY_S:  # no bar: a line now and then
                     log.info("%d records written, %s records/s", self.tally.records, rate)
                     last_log = now
 
-            in_flight: list[Future] = []
-            for chunk in read_ahead(self._chunks(variants, shard_range), CHUNKS_AHEAD, "caduceus-vcf-reader", self._stop):
-                self._run_engine(chunk.plan)
-                in_flight.append(write_pool.submit(self._write_chunk, chunk, writer))
-                if len(in_flight) > CHUNKS_AHEAD:
-                    written(in_flight.pop(0))
-            for future in in_flight:
-                written(future)
+            behind = WriteBehind(write, CHUNKS_AHEAD, "caduceus-vcf-writer")
+            try:
+                chunks = read_ahead(self._chunks(variants, shard_range), CHUNKS_AHEAD, "caduceus-vcf-reader", self._stop)
+                for chunk in chunks:
+                    self._run_engine(chunk.plan)
+                    behind.put(chunk)
+            finally:
+                behind.close()
         if shard_range is None and self.tally.records and not self.tally.matched_contig:
             raise InputError(no_contig_message(self.source, self.tally.vcf_contigs, self.reader_fasta))
         self.tally.seconds = time.monotonic() - started
@@ -261,7 +261,7 @@ class _Run:
 
     # writer thread ------------------------------------------------------------------------
 
-    def _write_chunk(self, chunk: Chunk, writer: VcfWriter) -> int:
+    def _write_chunk(self, chunk: Chunk, writer: VcfWriter) -> None:
         for record, contig, alleles in chunk.records:
             per_allele = [
                 chunk.plan.allele_scores(contig, a.pos0, a.ref, a.alt) if isinstance(a, Snv) else a
@@ -275,7 +275,6 @@ class _Run:
                     self.tally.flags[value] += 1
                 else:
                     self.tally.scored += 1
-        return len(chunk.records)
 
 
 def _set_info(
