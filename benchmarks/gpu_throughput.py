@@ -322,9 +322,8 @@ def engine_constant(model: CaduceusForMaskedLM, row, batch: int) -> str:
     """The measured peak per window in the units of engine._BYTES_PER_TOKEN_PER_CHANNEL (bytes per
     token per d_inner channel, scaled to float32 elements, per strand pass), to recalibrate it."""
     element = max(next(model.parameters()).element_size(), 4)
-    passes = 2  # embed(rc="auto"): PS both strands in one call, PH forward + RC pass
     per_window = row.peak * 2**30 / batch
-    constant = per_window / (row.length * model.config.d_inner * passes) * 4 / element
+    constant = per_window / (row.length * model.config.d_inner * model.strand_passes("auto")) * 4 / element
     return f"peak {per_window / 2**30:.2f} GiB per window = {constant:.1f} bytes per token per channel"
 
 

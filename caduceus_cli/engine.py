@@ -47,8 +47,7 @@ def default_batch_size(model: CaduceusForMaskedLM, length: int, rc: str = "auto"
     else:
         budget = _CPU_MEMORY_BUDGET
     element = max(torch.finfo(next(model.parameters()).dtype).bits // 8, 4)
-    passes = 2 if model.config.rcps or rc == "average" or rc == "auto" else 1  # PS: both strands per call
-    per_window = length * model.config.d_inner * _BYTES_PER_TOKEN_PER_CHANNEL * element // 4 * passes
+    per_window = length * model.config.d_inner * _BYTES_PER_TOKEN_PER_CHANNEL * element // 4 * model.strand_passes(rc)
     return max(1, int(budget // max(per_window, 1)))
 
 
