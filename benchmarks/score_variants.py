@@ -35,7 +35,8 @@ from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, add_scoring_header, o
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 from caduceus_cli.model.config import CaduceusConfig
 from caduceus_cli.model.load import default_model_path, save_checkpoint
-from caduceus_cli.pipelines.variants import Settings, info_fields, score_vcf
+from caduceus_cli.pipelines.variants import score_vcf
+from caduceus_cli.scoring import Settings, info_fields
 from caduceus_cli.tokens import COMPLEMENT, N_ID, tokenize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's weights/ package

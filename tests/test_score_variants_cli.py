@@ -14,14 +14,23 @@ import pytest
 from typer.testing import CliRunner
 
 from caduceus_cli.cli import app
-from caduceus_cli.commands import score_variants as command
 from caduceus_cli.engine import Engine, Window
 from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, add_scoring_header, open_vcf
 from caduceus_cli.model.load import load_model
 from caduceus_cli.pipelines import variants as variants_pipeline
-from caduceus_cli.scoring import BASE_ID, flank_rows, masked, unmasked_tile, variant_window, with_base
+from caduceus_cli.scoring import (
+    BASE_ID,
+    Settings,
+    default_window,
+    flank_rows,
+    info_fields,
+    masked,
+    unmasked_tile,
+    variant_window,
+    with_base,
+)
 from caduceus_cli.tokens import tokenize
 
 WINDOW = 64
@@ -182,14 +191,14 @@ def test_the_python_api_writes_what_the_command_writes_and_returns_its_tally(tmp
     vcf = write_vcf(tmp_path, TRICKY)
     assert run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "cli.vcf").exit_code == 0
     model = load_model(ph_checkpoint)
-    settings = variants_pipeline.Settings(("llr",), False, WINDOW, 768, "flag")
+    settings = Settings(("llr",), False, WINDOW, 768, "flag")
     with (
         HtslibMessages() as messages,
         Fasta(genome) as reader_fasta,
         Fasta(genome) as window_fasta,
         open_vcf(str(vcf), messages) as variants,
     ):
-        add_scoring_header(variants.header, variants_pipeline.info_fields(settings, model), {}, str(vcf))
+        add_scoring_header(variants.header, info_fields(settings, model), {}, str(vcf))
         writer = VcfWriter(str(tmp_path / "api.vcf"), "v", variants.header, messages)
         tally = variants_pipeline.score_vcf(
             Engine(model), variants, writer, settings, reader_fasta, window_fasta, messages, str(vcf)
@@ -328,4 +337,4 @@ def test_default_window_is_the_training_length_up_to_2048(trained, window):
     class Model:
         default_window = trained
 
-    assert command.default_window(Model()) == window
+    assert default_window(Model()) == window

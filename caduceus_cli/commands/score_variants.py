@@ -51,18 +51,19 @@ from caduceus_cli.io.vcf import (
     removed_on_error,
     write_index,
 )
-from caduceus_cli.pipelines.variants import Settings, info_fields, no_contig_message, score_vcf
-from caduceus_cli.scoring import PROBS, check_window
+from caduceus_cli.pipelines.variants import no_contig_message, score_vcf
+from caduceus_cli.scoring import (
+    DEFAULT_FLANK,
+    MAX_DEFAULT_WINDOW,
+    PROBS,
+    Settings,
+    check_window,
+    default_window,
+    info_fields,
+)
 from caduceus_cli.terminal import setup_logging
 
 log = logging.getLogger("caduceus")
-
-# Default --window: the model's training length, at most this. The README's window table shows
-# the masked LLR of the shipped model hardly changes past a few hundred bases, while the cost of
-# every score grows with W; 2,048 keeps the published 131k models at a practical rate.
-MAX_DEFAULT_WINDOW = 2048
-DEFAULT_FLANK = 768  # as in the Caduceus paper's variant-effect features (1,537 positions around the variant)
-
 
 class Score(str, Enum):
     llr = "llr"
@@ -178,12 +179,6 @@ def score_variants(
             else:
                 _score_to_file(run, variants.header, messages, Path(output), fmt, threads, write_index_)
             variants.close()
-
-
-def default_window(model_obj: object) -> int:
-    """The model's training length (made even), at most MAX_DEFAULT_WINDOW; that maximum when unknown."""
-    trained = getattr(model_obj, "default_window", None) or MAX_DEFAULT_WINDOW
-    return max(2, min(trained, MAX_DEFAULT_WINDOW) // 2 * 2)
 
 
 def _settings(

@@ -1,4 +1,4 @@
-"""VCF / BCF in and out through pysam: streaming reads, allele classification, scored output.
+"""VCF / BCF in and out through pysam: streaming reads and scored output (what an allele scores as: scoring.py).
 
 Records are never translated between headers: the score definitions are added to the input
 header before the first record is read, and each record is written under that same header.
@@ -18,7 +18,6 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pysam
@@ -27,22 +26,12 @@ from pysam.libcbgzf import BGZFile
 
 from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.htslib import HtslibMessages, compression
+from caduceus_cli.scoring import InfoField
 
 log = logging.getLogger("caduceus")
 
-# Why an ALT is not scored, in the order they are tested (the first that applies is reported).
-FLAGS = {
-    "contig_missing": "contig not in the FASTA",
-    "ref_mismatch": "REF differs from the FASTA",
-    "symbolic": "symbolic, * or breakend ALT",
-    "not_acgt": "a base other than A C G T",
-    "indel": "REF and ALT lengths differ",
-    "mnv": "several bases differ",
-    "alt_is_ref": "ALT equals REF: no change to score",
-}
 FORMATS = {"v": "w", "z": "wz", "b": "wb"}
 TBI_MAX_POSITION = 1 << 29  # positions a .tbi can hold (512 Mbp); beyond it the index must be CSI
-_ACGT = frozenset("ACGT")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,57 +88,7 @@ def count_records(path: str, messages: HtslibMessages) -> tuple[int, set[str]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# alleles
-
-
-@dataclass(frozen=True)
-class Snv:
-    """One ALT allele reduced to the single base it changes."""
-
-    pos0: int  # 0-based position of the changed base
-    ref: str  # uppercase reference base (from the FASTA, equal to the VCF's REF)
-    alt: str  # uppercase alternative base
-
-
-def classify_alleles(ref: str, alts: tuple[str, ...], fasta_ref: str | None, pos0: int) -> list[Snv | str]:
-    """For each ALT, the SNV it scores as, or the flag saying why it cannot be scored.
-
-    `fasta_ref` is the FASTA over the REF's span (None when the contig is not in the FASTA);
-    REF is compared case-insensitively. A same-length REF/ALT pair that differs at exactly one
-    base (a SNV padded to a longer REF in a multi-allelic record) is scored at that base.
-    """
-    if fasta_ref is None:
-        return ["contig_missing"] * len(alts)
-    ref = ref.upper()
-    if ref != fasta_ref.upper():
-        return ["ref_mismatch"] * len(alts)
-    return [_classify_alt(ref, alt.upper(), pos0) for alt in alts]
-
-
-def _classify_alt(ref: str, alt: str, pos0: int) -> Snv | str:
-    if alt.startswith("<") or alt == "*" or any(char in alt for char in "[].") or not alt:
-        return "symbolic"
-    if not _ACGT.issuperset(ref) or not _ACGT.issuperset(alt):
-        return "not_acgt"
-    if len(ref) != len(alt):
-        return "indel"
-    differ = [i for i, (r, a) in enumerate(zip(ref, alt, strict=True)) if r != a]
-    if len(differ) > 1:
-        return "mnv"
-    if not differ:
-        return "alt_is_ref"
-    return Snv(pos0 + differ[0], ref[differ[0]], alt[differ[0]])
-
-
-# ---------------------------------------------------------------------------------------------
 # header
-
-
-@dataclass(frozen=True)
-class InfoField:
-    key: str
-    type: str  # "Float" or "String"
-    description: str
 
 
 def add_scoring_header(

@@ -25,18 +25,8 @@ from caduceus_cli.engine import Engine, Window
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import name_sample
 from caduceus_cli.io.fasta import Fasta
-from caduceus_cli.io.vcf import (
-    FLAGS,
-    HtslibMessages,
-    InfoField,
-    Snv,
-    VcfWriter,
-    classify_alleles,
-    count_records,
-    input_name,
-    records,
-)
-from caduceus_cli.scoring import PROBS, ScorePlan
+from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, count_records, input_name, records
+from caduceus_cli.scoring import FLAG_KEY, INFO_KEYS, PROBS, ScorePlan, Settings, Snv, classify_alleles
 from caduceus_cli.stages import WriteBehind, read_ahead
 from caduceus_cli.terminal import format_rate, progress_bar
 from caduceus_cli.tokens import tokenize
@@ -46,28 +36,6 @@ log = logging.getLogger("caduceus")
 CHUNK_RECORDS = 2048  # records per chunk: many full batches per chunk, little memory per chunk
 LOG_EVERY_S = 60  # progress lines in the log when stderr is not a terminal
 CHUNKS_AHEAD = 2  # chunks parsed ahead of the engine, and chunks waiting for the writer
-
-INFO_KEYS = {
-    "llr": "CADUCEUS_LLR",
-    "llr-unmasked": "CADUCEUS_LLR_UNMASKED",
-    "emb-cos": "CADUCEUS_EMB_COS",
-    "emb-l2": "CADUCEUS_EMB_L2",
-    "p-ref": "CADUCEUS_P_REF",
-    "p-alt": "CADUCEUS_P_ALT",
-}
-FLAG_KEY = "CADUCEUS_FLAG"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What is computed: score names, --probs, window, flank (clamped by flank_rows), --on-ref-mismatch."""
-
-    scores: tuple[str, ...]
-    probs: bool
-    window: int
-    flank: int
-    on_ref_mismatch: str
-
 
 @dataclass
 class Chunk:
@@ -299,39 +267,3 @@ def no_contig_message(source: str, vcf_contigs: set[str], fasta: Fasta) -> str:
         f"{name_sample(sorted(vcf_contigs))}; FASTA contigs {name_sample(list(fasta.contigs))} "
         "(wrong reference? --chrom-map maps names)"
     )
-
-
-def _model_text(model_obj: object) -> str:
-    provenance = getattr(model_obj, "provenance", {})
-    return f"{provenance.get('source')} (revision {provenance.get('revision')}, sha256 {str(provenance.get('sha256'))[:12]})"
-
-
-def _rc_text(model_obj: object) -> str:
-    if getattr(model_obj, "variant", "ph") == "ps":
-        return "RC-conjoined in one pass (PS model, reverse-complement equivariant)"
-    return "RC-conjoined (PH model: mean of the forward pass and the reverse-complement pass mapped back)"
-
-
-def info_fields(settings: Settings, model_obj: object) -> list[InfoField]:
-    """Declarations whose descriptions say how each number was computed."""
-    w, model, rc = settings.window, _model_text(model_obj), _rc_text(model_obj)
-    # flank_rows clips the flank to the window: say what was averaged, not what was asked for
-    span = "the whole window" if settings.flank >= w // 2 else f"{settings.flank} bp each side of it"
-    masked = f"the variant base replaced by [MASK] in the centre (index {w // 2}) of a {w} bp window"
-    per_score = {
-        "llr": f"Caduceus masked log-likelihood ratio logit(ALT) - logit(REF) = log P(ALT)/P(REF) "
-        f"with {masked}; negative: the model finds ALT less likely",
-        "llr-unmasked": "Caduceus unmasked log-likelihood ratio logit(ALT) - logit(REF) read from one pass "
-        f"over the reference in a grid tile of {w} bp whose central half holds the variant",
-        "emb-cos": "Caduceus cosine distance (1 - cosine) between mean embeddings of the REF and ALT "
-        f"{w} bp windows centred on the variant, averaged over {span}",
-        "emb-l2": "Caduceus L2 distance between mean embeddings of the REF and ALT "
-        f"{w} bp windows centred on the variant, averaged over {span}",
-        "p-ref": f"Caduceus P(REF), softmax over A C G T logits with {masked}",
-        "p-alt": f"Caduceus P(ALT), softmax over A C G T logits with {masked}",
-    }
-    names = list(settings.scores) + (list(PROBS) if settings.probs else [])
-    fields = [InfoField(INFO_KEYS[n], "Float", f"{per_score[n]}; model {model}; {rc}") for n in names]
-    reasons = ", ".join(f"{flag} ({meaning})" for flag, meaning in FLAGS.items())
-    fields.append(InfoField(FLAG_KEY, "String", f"Why the Caduceus scores of an ALT are missing: {reasons}"))
-    return fields
