@@ -100,7 +100,9 @@ def l2_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 SCORES = ("llr", "llr-unmasked", "emb-cos", "emb-l2")
+DEFAULT_SCORES = ("llr",)
 PROBS = ("p-ref", "p-alt")
+ON_REF_MISMATCH = ("flag", "skip", "error")  # what a record whose REF differs from the FASTA gets
 
 JobKey = tuple  # ("masked" | "ref" , contig, p0) | ("alt", contig, p0, base) | ("tile", contig, start)
 

@@ -96,3 +96,21 @@ def test_every_declared_dependency_is_imported_by_the_package():
     source = "\n".join(path.read_text() for path in (root / "caduceus_cli").rglob("*.py"))
     unused = [name for name in names if not re.search(rf"^\s*(from|import) {name}\b", source, re.MULTILINE)]
     assert unused == []
+
+
+def test_option_choices_are_the_constants_of_the_modules_that_define_them():
+    from caduceus_cli.commands import embed, score_variants
+    from caduceus_cli.io import hdf5, vcf
+    from caduceus_cli.model.caduceus import RC_MODES
+    from caduceus_cli.scoring import ON_REF_MISMATCH, SCORES
+
+    def values(enum):
+        return tuple(member.value for member in enum)
+
+    assert values(score_variants.Score) == SCORES
+    assert values(score_variants.OnRefMismatch) == ON_REF_MISMATCH
+    assert values(score_variants.OutputType) == tuple(vcf.FORMATS)
+    assert values(embed.RcMode) == RC_MODES
+    assert values(embed.Pool) == hdf5.POOLS
+    assert values(embed.Precision) == tuple(hdf5.PRECISIONS)
+    assert values(embed.Compression) == hdf5.COMPRESSIONS

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import shlex
 import sys
+from collections.abc import Iterable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +43,11 @@ ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an exis
 ShardOpt = Annotated[
     str | None, typer.Option("--shard", help="I/N: process only the I-th of N deterministic parts (1-based).")
 ]
+
+def choices(name: str, values: Iterable[str]) -> type[Enum]:
+    """An option's choices as an Enum made from the module constant that defines them, so they cannot drift."""
+    return Enum(name, [(value, value) for value in values], type=str)
+
 
 def set_threads(threads: int) -> None:
     if threads < 1:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +23,7 @@ from caduceus_cli.commands.common import (
     RevisionOpt,
     ShardOpt,
     ThreadsOpt,
+    choices,
     command_line,
     open_model,
     parse_shard,
@@ -37,6 +37,7 @@ from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.hdf5 import (
     COMPRESSIONS,
     COORDINATES,
+    POOLS,
     PRECISIONS,
     EmbeddingFile,
     Layout,
@@ -45,6 +46,7 @@ from caduceus_cli.io.hdf5 import (
     regions_digest,
 )
 from caduceus_cli.io.regions import Region, all_contigs, parse_region, read_bed
+from caduceus_cli.model.caduceus import RC_MODES
 from caduceus_cli.pipelines.embed import embed_regions
 from caduceus_cli.terminal import setup_logging
 from caduceus_cli.windows import (
@@ -59,19 +61,11 @@ log = logging.getLogger("caduceus")
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([KMGT]?)I?B?", re.IGNORECASE)
 
 
-class RcMode(str, Enum):
-    auto = "auto"
-    none = "none"
-    average = "average"
-
-
-class Pool(str, Enum):
-    mean = "mean"
-
-
-# Choices as the writer defines them, so the option and the file format cannot drift apart.
-Precision = Enum("Precision", [(name, name) for name in PRECISIONS], type=str)
-Compression = Enum("Compression", [(name, name) for name in COMPRESSIONS], type=str)
+# Choices as the model and the writer define them, so the options and what they set cannot drift apart.
+RcMode = choices("RcMode", RC_MODES)
+Pool = choices("Pool", POOLS)
+Precision = choices("Precision", PRECISIONS)
+Compression = choices("Compression", COMPRESSIONS)
 
 
 def parse_size(text: str) -> int:
@@ -115,10 +109,10 @@ def embed(
     ] = None,
     rc: Annotated[
         RcMode, typer.Option("--rc", help="Reverse-complement handling, as in the engine.")
-    ] = RcMode.auto,
+    ] = RcMode["auto"],
     precision: Annotated[
         Precision, typer.Option("--precision", help="Stored float type of embeddings.")
-    ] = Precision.float16,
+    ] = Precision["float16"],
     pool: Annotated[
         Pool | None, typer.Option("--pool", help="Add /pooled: the mean over each region.")
     ] = None,
@@ -142,7 +136,7 @@ def embed(
         typer.Option(
             "--compression", help="Codec for embeddings: none (fastest), gzip, bitshuffle (hdf5plugin)."
         ),
-    ] = Compression.none,
+    ] = Compression["none"],
     batch_size: BatchSizeOpt = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted run from its partial file.")

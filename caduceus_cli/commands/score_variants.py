@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -27,6 +26,7 @@ from caduceus_cli.commands.common import (
     RevisionOpt,
     ShardOpt,
     ThreadsOpt,
+    choices,
     command_line,
     open_model,
     parse_shard,
@@ -38,6 +38,7 @@ from caduceus_cli.io.atomic import atomic_output, check_writable_output, partial
 from caduceus_cli.io.contigs import name_sample, read_chrom_map
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.vcf import (
+    FORMATS,
     HtslibMessages,
     VcfWriter,
     add_scoring_header,
@@ -54,8 +55,11 @@ from caduceus_cli.io.vcf import (
 from caduceus_cli.pipelines.variants import no_contig_message, score_vcf
 from caduceus_cli.scoring import (
     DEFAULT_FLANK,
+    DEFAULT_SCORES,
     MAX_DEFAULT_WINDOW,
+    ON_REF_MISMATCH,
     PROBS,
+    SCORES,
     Settings,
     check_window,
     default_window,
@@ -65,23 +69,10 @@ from caduceus_cli.terminal import setup_logging
 
 log = logging.getLogger("caduceus")
 
-class Score(str, Enum):
-    llr = "llr"
-    llr_unmasked = "llr-unmasked"
-    emb_cos = "emb-cos"
-    emb_l2 = "emb-l2"
 
-
-class OnRefMismatch(str, Enum):
-    flag = "flag"
-    skip = "skip"
-    error = "error"
-
-
-class OutputType(str, Enum):
-    v = "v"
-    z = "z"
-    b = "b"
+Score = choices("Score", SCORES)
+OnRefMismatch = choices("OnRefMismatch", ON_REF_MISMATCH)
+OutputType = choices("OutputType", FORMATS)
 
 
 def score_variants(
@@ -114,7 +105,7 @@ def score_variants(
     on_ref_mismatch: Annotated[
         OnRefMismatch,
         typer.Option("--on-ref-mismatch", help="REF differs from the FASTA: flag, skip or error."),
-    ] = OnRefMismatch.flag,
+    ] = OnRefMismatch["flag"],
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="Output file; stdout when absent or '-'.")
     ] = None,
@@ -184,7 +175,7 @@ def score_variants(
 def _settings(
     score: list[Score] | None, probs: bool, window: int, flank: int, on_ref_mismatch: OnRefMismatch
 ) -> Settings:
-    scores = tuple(dict.fromkeys(s.value for s in (score or [Score.llr])))
+    scores = tuple(dict.fromkeys(s.value for s in score)) if score else DEFAULT_SCORES
     if flank >= window // 2 and {"emb-cos", "emb-l2"} & set(scores):
         log.warning(
             "--emb-flank %d reaches past the %d bp window: averaging over the whole window", flank, window

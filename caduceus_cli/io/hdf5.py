@@ -44,6 +44,7 @@ COMMIT_BASES = 1 << 18
 COORDINATES = "0-based half-open contig coordinates; rows run 5'->3' on the region's strand"
 PROVENANCE_ATTRS = ("tool_version", "command_line", "shard_command_lines")
 SHARD_ATTRS = ("shard_index", "shard_count", "total_regions")
+POOLS = ("mean",)  # --pool: how /pooled summarises a region
 COMPRESSIONS = ("none", "gzip", "bitshuffle")
 PRECISIONS = {"float16": np.float16, "float32": np.float32}
 _STR = h5py.string_dtype("utf-8")
