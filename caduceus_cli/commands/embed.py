@@ -31,7 +31,6 @@ from caduceus_cli.commands.common import (
 )
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError, UsageError
-from caduceus_cli.io.atomic import atomic_output, check_writable_output, partial_path
 from caduceus_cli.io.contigs import read_chrom_map
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.hdf5 import (
@@ -45,6 +44,7 @@ from caduceus_cli.io.hdf5 import (
     partial_progress,
     regions_digest,
 )
+from caduceus_cli.io.outputs import check_writable_output, committed, partial_path
 from caduceus_cli.io.regions import Region, all_contigs, parse_region, read_bed
 from caduceus_cli.model.caduceus import RC_MODES
 from caduceus_cli.pipelines.embed import embed_regions
@@ -195,7 +195,7 @@ def embed(
         provenance = {"tool_version": __version__, "command_line": command_line()}
         engine = Engine(model_obj, batch_size=batch_size)
         tmp = partial_path(output)
-        # A resume is checked before atomic_output takes charge of the partial file, so a refused
+        # A resume is checked before committed() takes charge of the partial file, so a refused
         # resume (other model or settings) leaves the interrupted run's work in place.
         out = EmbeddingFile.resume(tmp, selected, layout, settings, shard_info) if resume else None
         if out is None and tmp.exists():
@@ -205,7 +205,7 @@ def embed(
                 tmp,
                 _progress_text(tmp),
             )
-        with atomic_output(output, keep_partial_on_interrupt=True):
+        with committed(output, keep_partial_on_interrupt=True):
             if out is None:
                 out = EmbeddingFile.create(tmp, selected, layout, settings, provenance, shard_info)
             try:

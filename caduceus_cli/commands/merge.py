@@ -11,8 +11,8 @@ import typer
 from caduceus_cli import __version__
 from caduceus_cli.commands.common import ForceOpt, LogFileOpt, QuietOpt, command_line
 from caduceus_cli.errors import InputError
-from caduceus_cli.io.atomic import atomic_output, check_writable_output
 from caduceus_cli.io.hdf5 import merge_shards
+from caduceus_cli.io.outputs import check_writable_output, committed
 from caduceus_cli.terminal import setup_logging
 
 log = logging.getLogger("caduceus")
@@ -34,6 +34,6 @@ def merge(
         if not path.is_file():
             raise InputError(f"{path}: shard file not found")
     provenance = {"tool_version": __version__, "command_line": command_line()}
-    with atomic_output(output) as tmp:
+    with committed(output) as tmp:
         merge_shards(inputs, tmp, provenance)
     log.info("merged %d shards into %s", len(inputs), output)

@@ -34,11 +34,12 @@ from caduceus_cli.commands.common import (
 )
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError, UsageError
-from caduceus_cli.io.atomic import atomic_output, check_writable_output, partial_path
 from caduceus_cli.io.contigs import name_sample, read_chrom_map
 from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.outputs import check_writable_output, committed
 from caduceus_cli.io.vcf import (
     FORMATS,
+    INDEX_SUFFIXES,
     HtslibMessages,
     VcfWriter,
     add_scoring_header,
@@ -49,7 +50,6 @@ from caduceus_cli.io.vcf import (
     needs_csi,
     open_vcf,
     output_format,
-    removed_on_error,
     write_index,
 )
 from caduceus_cli.pipelines.variants import no_contig_message, score_vcf
@@ -204,20 +204,14 @@ def _score_to_file(
     threads: int,
     with_index: bool,
 ) -> None:
-    """Write under a temporary name (and index it) and rename on success; stale indexes of `path` go."""
-    partial_indexes = [index_path(partial_path(path), csi) for csi in (False, True)]
-    with atomic_output(path) as temporary, removed_on_error(*partial_indexes):
+    """Write (and index) under a temporary name, renamed on success; a stale index of `path` goes."""
+    with committed(path, companions=INDEX_SUFFIXES) as temporary:
         writer = VcfWriter(str(temporary), fmt, header, messages, threads, sorted_check=with_index)
         run(writer)
         writer.close()
         if with_index:
             csi = needs_csi(fmt, list(declared_contigs(header).values()), writer.max_end)
-            temporary_index = Path(index_path(temporary, csi))
-            write_index(temporary, temporary_index, csi)
-    for csi in (False, True):
-        Path(index_path(path, csi)).unlink(missing_ok=True)
-    if with_index:
-        temporary_index.replace(index_path(path, temporary_index.suffix == ".csi"))
+            write_index(temporary, index_path(temporary, csi), csi)
 
 
 def _shard_range(

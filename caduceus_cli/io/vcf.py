@@ -14,7 +14,6 @@ warnings, and nothing but data ever reaches stdout.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from caduceus_cli.scoring import InfoField
 log = logging.getLogger("caduceus")
 
 FORMATS = {"v": "w", "z": "wz", "b": "wb"}
+INDEX_SUFFIXES = (".tbi", ".csi")  # by csi: False, True
 TBI_MAX_POSITION = 1 << 29  # positions a .tbi can hold (512 Mbp); beyond it the index must be CSI
 
 
@@ -241,7 +241,7 @@ def needs_csi(fmt: str, contig_lengths: list[int | None], max_end: int) -> bool:
 
 
 def index_path(path: str | Path, csi: bool) -> str:
-    return f"{path}.{'csi' if csi else 'tbi'}"
+    return f"{path}{INDEX_SUFFIXES[csi]}"
 
 
 def write_index(data_path: str | Path, index_file: str | Path, csi: bool) -> None:
@@ -250,15 +250,3 @@ def write_index(data_path: str | Path, index_file: str | Path, csi: bool) -> Non
         pysam.bcftools.index("--csi" if csi else "--tbi", "--force", "-o", str(index_file), str(data_path))
     except pysam.utils.SamtoolsError as error:
         raise InputError(f"{data_path}: cannot index the output ({str(error).strip()})") from None
-
-
-@contextlib.contextmanager
-def removed_on_error(*paths: str | Path) -> Iterator[None]:
-    """Delete the given files if the block fails, so no half-written output or index is left."""
-    try:
-        yield
-    except BaseException:
-        for path in paths:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
-        raise
