@@ -52,7 +52,7 @@ from caduceus_cli.io.vcf import (
     output_format,
     write_index,
 )
-from caduceus_cli.pipelines.variants import no_contig_message, score_vcf
+from caduceus_cli.pipelines.variants import COMMAND_KEY, no_contig_message, score_vcf
 from caduceus_cli.scoring import (
     DEFAULT_FLANK,
     DEFAULT_SCORES,
@@ -254,6 +254,6 @@ def _meta(model_obj: object, settings: Settings) -> dict[str, str]:
     model = ";".join(f"{key}={provenance.get(key)}" for key in ("source", "revision", "sha256"))
     return {
         "caduceus_version": __version__,
-        "caduceus_command": command_line(),
+        COMMAND_KEY: command_line(),
         "caduceus_model": f"{model};variant={getattr(model_obj, 'variant', '?')};window={settings.window}",
     }

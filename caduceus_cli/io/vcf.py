@@ -221,8 +221,8 @@ class VcfWriter:
             went_back = here[1] < self._last[1] if same_contig else here[0] in self._seen_contigs
             if went_back:
                 raise InputError(
-                    f"--write-index needs a sorted VCF: {here[0]}:{here[1]} comes after "
-                    f"{self._last[0]}:{self._last[1]} (sort with bcftools sort)"
+                    f"an index needs sorted records: {here[0]}:{here[1]} comes after "
+                    f"{self._last[0]}:{self._last[1]} (sort the input with bcftools sort)"
                 )
         self._seen_contigs.add(here[0])
         self._last = here

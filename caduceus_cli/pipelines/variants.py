@@ -12,10 +12,11 @@ header already declares the score fields, and a `VcfWriter`) and returns its `Ta
 from __future__ import annotations
 
 import logging
+import shlex
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,13 +26,15 @@ from caduceus_cli.engine import Engine, Window
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import name_sample
 from caduceus_cli.io.fasta import Fasta
-from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, count_records, input_name, records
+from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, count_records, input_name, open_vcf, records
 from caduceus_cli.scoring import FLAG_KEY, INFO_KEYS, PROBS, ScorePlan, Settings, Snv, classify_alleles
 from caduceus_cli.stages import WriteBehind, read_ahead
 from caduceus_cli.terminal import format_rate, progress_bar
 from caduceus_cli.tokens import tokenize
 
 log = logging.getLogger("caduceus")
+
+COMMAND_KEY = "caduceus_command"  # the header line recording the command that wrote the file
 
 CHUNK_RECORDS = 2048  # records per chunk: many full batches per chunk, little memory per chunk
 LOG_EVERY_S = 60  # progress lines in the log when stderr is not a terminal
@@ -267,3 +270,72 @@ def no_contig_message(source: str, vcf_contigs: set[str], fasta: Fasta) -> str:
         f"{name_sample(sorted(vcf_contigs))}; FASTA contigs {name_sample(list(fasta.contigs))} "
         "(wrong reference? --chrom-map maps names)"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# joining the outputs of `score-variants --shard I/N` (caduceus merge)
+
+
+def shards_in_order(paths: Sequence[str], messages: HtslibMessages) -> tuple[list[str], pysam.VariantHeader]:
+    """The shard files in --shard order (from each `##caduceus_command`) and the first one's header.
+
+    Shards are contiguous runs of records, so in this order their records are the single run's.
+    A missing or repeated shard, shards of different splits, and a header that differs from the
+    first shard's (other than `##caduceus_command`: another model, window or score set) are errors.
+    """
+    headers = {}
+    for path in paths:
+        with open_vcf(path, messages) as vcf:
+            headers[path] = vcf.header.copy()
+    shards = {path: _shard_of(path, header) for path, header in headers.items()}
+    counts = sorted({count for _, count in shards.values()})
+    if len(counts) != 1:
+        raise InputError(f"shards of different splits (N = {', '.join(map(str, counts))}) cannot be joined")
+    count = counts[0]
+    by_index: dict[int, str] = {}
+    for path, (index, _) in shards.items():
+        if index in by_index:
+            raise InputError(f"{path}: shard {index}/{count} given twice (also {by_index[index]})")
+        by_index[index] = path
+    missing = sorted(set(range(1, count + 1)) - by_index.keys())
+    if missing:
+        raise InputError(f"shard {missing[0]}/{count} is missing from the files to join")
+    ordered = [by_index[index] for index in range(1, count + 1)]
+    expected = _header_lines(headers[ordered[0]])
+    for path in ordered[1:]:
+        got = _header_lines(headers[path])
+        for want, line in zip(expected, got, strict=False):
+            if want != line:
+                raise InputError(f"{path}: header line {line!r} differs from {ordered[0]} ({want!r})")
+        if len(got) != len(expected):
+            raise InputError(f"{path}: header has a different number of lines than {ordered[0]}")
+    return ordered, headers[ordered[0]]
+
+
+def join_shards(ordered: Sequence[str], writer: VcfWriter, messages: HtslibMessages) -> int:
+    """Write the records of the shards, in the order given; return how many."""
+    count = 0
+    for path in ordered:
+        with open_vcf(path, messages) as vcf:
+            for record in records(vcf, path, messages):
+                writer.write(record)
+                count += 1
+    return count
+
+
+def _shard_of(path: str, header: pysam.VariantHeader) -> tuple[int, int]:
+    """(I, N) of the `--shard I/N` in the file's ##caduceus_command line."""
+    for line in header.records:
+        if line.key != COMMAND_KEY:
+            continue
+        words = shlex.split(line.value)
+        for word, following in zip(words, [*words[1:], ""], strict=True):
+            value = following if word == "--shard" else word.removeprefix("--shard=") if word.startswith("--shard=") else ""
+            index, slash, count = value.partition("/")
+            if slash and index.isdigit() and count.isdigit():
+                return int(index), int(count)
+    raise InputError(f"{path}: its ##{COMMAND_KEY} has no --shard I/N; not a score-variants shard")
+
+
+def _header_lines(header: pysam.VariantHeader) -> list[str]:
+    return [line for line in str(header).splitlines() if not line.startswith(f"##{COMMAND_KEY}=")]
