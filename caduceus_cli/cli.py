@@ -37,7 +37,7 @@ COMMANDS = {
     "merge": (
         "caduceus_cli.commands.merge",
         "merge",
-        "Join embed shard files into the layout a single unsharded run writes, regions in input order.",
+        "Join shard files into what a single unsharded run writes: regions or records in input order.",
     ),
     "info": (
         "caduceus_cli.commands.info",
