@@ -11,21 +11,10 @@ from pathlib import Path
 import pytest
 
 
-def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from caduceus_cli.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-
-
-def test_version_prints_the_package_version():
+def test_version_prints_the_package_version(run_cli):
     from caduceus_cli import __version__
 
-    result = run("--version")
-    assert result.returncode == 0 and result.stdout.strip() == f"caduceus-cli {__version__}"
+    assert run_cli("--version") == (0, f"caduceus-cli {__version__}\n", "")
 
 
 @pytest.mark.parametrize("option", ["--version", "--help"])
@@ -51,39 +40,42 @@ def test_each_listed_help_line_is_how_the_command_describes_itself():
         assert docstring.startswith(help_line)
 
 
-def test_info_describes_a_checkpoint(ps_checkpoint):
-    result = run("info", str(ps_checkpoint))
-    assert result.returncode == 0, result.stderr
-    fields = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.stdout.splitlines())
+def test_info_describes_a_checkpoint(run_cli, ps_checkpoint):
+    result = run_cli("info", ps_checkpoint)
+    assert result.code == 0, result.err
+    fields = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.out.splitlines())
     assert fields["variant"] == "PS"
     assert fields["d_model"] == "16" and fields["n_layer"] == "2"
     assert "reverse-complement equivariant" in fields["RC handling"]
 
 
-def test_doctor_runs_a_forward_pass_on_the_cpu():
-    result = run("doctor", "--device", "cpu")
-    assert result.returncode == 0, result.stderr
-    assert "scan backend        PyTorch chunked scan on the CPU" in result.stdout
-    assert "forward pass        ok" in result.stdout
+def test_doctor_runs_a_forward_pass_on_the_cpu(run_cli):
+    result = run_cli("doctor", "--device", "cpu")
+    assert result.code == 0, result.err
+    assert "scan backend        PyTorch chunked scan on the CPU" in result.out
+    assert "forward pass        ok" in result.out
 
 
-def test_missing_model_is_one_line_on_stderr_with_exit_1(tmp_path):
-    result = run("info", str(tmp_path / "nope" / "deeper"))
-    assert result.returncode == 1
-    assert result.stdout == ""
-    assert result.stderr.strip().splitlines() == [
+def test_missing_model_is_one_line_on_stderr_with_exit_1(run_cli, tmp_path):
+    result = run_cli("info", tmp_path / "nope" / "deeper")
+    assert result.code == 1
+    assert result.out == ""
+    assert result.err.strip().splitlines() == [
         f"caduceus: error: {tmp_path / 'nope' / 'deeper'}: no such folder"
     ]
 
 
-def test_unknown_option_is_a_usage_error_with_exit_2():
-    assert run("info", "--bogus").returncode == 2
+def test_unknown_option_is_a_usage_error_with_exit_2(run_cli):
+    assert run_cli("info", "--bogus").code == 2
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
 def test_asking_for_a_gpu_where_none_is_visible_exits_3(device):
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-    result = run("doctor", "--device", device, env=env)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")  # read when CUDA starts: a fresh process is the point
+    result = subprocess.run(
+        [sys.executable, "-c", "from caduceus_cli.cli import main; main()", "doctor", "--device", device],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
     assert result.returncode == 3
     assert f"--device {device}: no usable CUDA GPU" in result.stderr
 

@@ -18,9 +18,8 @@ import h5py
 import numpy as np
 import pysam
 import pytest
-from conftest import make_checkpoint
+from conftest import caduceus
 
-from caduceus_cli.cli import main
 from caduceus_cli.io import hdf5
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,39 +54,27 @@ def vcf_text() -> str:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> dict[str, Path]:
+def data(tmp_path_factory, tiny_checkpoint) -> dict[str, Path]:
     """A tiny model (it records a 64-base training length) and example inputs."""
     folder = tmp_path_factory.mktemp("workflow_data")
     fasta = folder / "ref.fa"
     fasta.write_text("".join(f">{name}\n{seq}\n" for name, seq in CONTIGS.items()))
     (folder / "genes.bed").write_text(BED)
     (folder / "calls.vcf").write_text(vcf_text())
-    model = make_checkpoint(folder / "model", "ph", seed=5, d_model=8, n_layer=1, max_length=WINDOW)
+    model = tiny_checkpoint("ph", max_length=WINDOW)
     return {"fasta": fasta, "regions": folder / "genes.bed", "vcf": folder / "calls.vcf", "model": model}
-
-
-def caduceus(*args: object) -> None:
-    """Run the real entry point in this process (a fresh interpreter would cost seconds of imports)."""
-    argv = sys.argv
-    sys.argv = ["caduceus", *map(str, args)]
-    try:
-        main()
-    except SystemExit as done:
-        assert done.code in (0, None), f"caduceus {' '.join(map(str, args))} exited {done.code}"
-    finally:
-        sys.argv = argv
 
 
 def unsharded_outputs(data: dict[str, Path], folder: Path) -> dict[str, Path]:
     """The outputs of one unsharded run of each command, which the gathered ones must equal."""
     embeddings, scored = folder / "embeddings.h5", folder / "scored.vcf"
-    caduceus(
+    assert caduceus(
         "embed", data["fasta"], "--regions", data["regions"], "--model", data["model"], "-q", "-o", embeddings
-    )
-    caduceus(
+    ) == 0
+    assert caduceus(
         "score-variants", data["vcf"], "--fasta", data["fasta"], "--model", data["model"],
         *SCORE_OPTIONS.split(), "-q", "-o", scored,
-    )  # fmt: skip
+    ) == 0  # fmt: skip
     return {"embeddings": embeddings, "scored": scored}
 
 
@@ -97,16 +84,9 @@ def single_run(data, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def example_data(tmp_path_factory) -> dict[str, Path]:
+def example_data(tiny_checkpoint) -> dict[str, Path]:
     """The shipped example data (real sequence, genes on both strands), with a tiny model for speed."""
-    model = make_checkpoint(
-        tmp_path_factory.mktemp("example_model") / "model",
-        "ph",
-        seed=7,
-        d_model=8,
-        n_layer=1,
-        max_length=2048,
-    )
+    model = tiny_checkpoint("ph", max_length=2048)
     examples = REPO / "examples"
     return {
         "fasta": examples / "example.fa",
@@ -252,7 +232,7 @@ def run_task(argv: list[str], workdir: Path, monkeypatch) -> None:
     """Run one task command (every task runs `caduceus`) in its work folder, through the entry point."""
     monkeypatch.chdir(workdir)
     assert argv[0] == "caduceus"
-    caduceus(*argv[1:])
+    assert caduceus(*argv[1:]) == 0, argv
 
 
 def test_nextflow_module_commands_run_and_gather_to_the_single_run(
@@ -319,20 +299,10 @@ def record(chrom: str, pos: int) -> str:
     return f"{chrom}\t{pos}\t.\tA\tG\t.\t.\t."
 
 
-def merge_vcf(monkeypatch, capsys, output: Path, *shards: Path) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["caduceus", "merge", "-o", str(output), *map(str, shards)])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code or 0
-    return code, capsys.readouterr().err
-
-
-def test_merge_orders_vcf_shards_by_their_shard_option(monkeypatch, capsys, tmp_path):
+def test_merge_orders_vcf_shards_by_their_shard_option(run_cli, tmp_path):
     first = write_shard(tmp_path, "1/2", [record("chr1", 5), record("chr1", 9)])
     second = write_shard(tmp_path, "2/2", [record("chr1", 9), record("chr2", 1)])
-    assert merge_vcf(monkeypatch, capsys, tmp_path / "all.vcf.gz", second, first)[0] == 0
+    assert run_cli("merge", "-o", tmp_path / "all.vcf.gz", second, first).code == 0
     header, lines = vcf_lines(tmp_path / "all.vcf.gz")
     assert lines == [record("chr1", 5), record("chr1", 9), record("chr1", 9), record("chr2", 1)]
     assert "##caduceus_model=source=m1" in header
@@ -350,7 +320,7 @@ def test_merge_orders_vcf_shards_by_their_shard_option(monkeypatch, capsys, tmp_
     ],
 )
 def test_merge_refuses_vcf_shards_that_cannot_be_one_run_and_leaves_no_output(
-    problem, message, monkeypatch, capsys, tmp_path
+    problem, message, run_cli, tmp_path
 ):
     shards = {
         "missing": lambda: [("1/3", [record("chr1", 1)]), ("3/3", [record("chr1", 2)])],
@@ -371,6 +341,6 @@ def test_merge_refuses_vcf_shards_that_cannot_be_one_run_and_leaves_no_output(
         )
     out = tmp_path / "out"
     out.mkdir()
-    code, err = merge_vcf(monkeypatch, capsys, out / "all.vcf.gz", *paths)
+    code, _, err = run_cli("merge", "-o", out / "all.vcf.gz", *paths)
     assert code == 1 and len(err.strip().splitlines()) == 1 and message in err
     assert list(out.iterdir()) == []
