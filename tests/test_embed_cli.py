@@ -1,4 +1,4 @@
-"""`caduceus embed` and `caduceus merge` end to end, through the real command line entry point."""
+"""`caduceus embed` end to end, through the real command line entry point (merge: test_merge.py)."""
 
 import signal
 import subprocess
@@ -38,13 +38,17 @@ def write_fasta(path: Path, contigs: dict[str, str]) -> Path:
     return path
 
 
+def write_inputs(folder: Path) -> tuple[Path, Path, Path]:
+    """The reference, the BED file and a folder for outputs."""
+    fasta = write_fasta(folder / "ref.fa", CONTIGS)
+    bed = folder / "peaks.bed"
+    bed.write_text(BED)
+    return fasta, bed, folder
+
+
 @pytest.fixture
 def inputs(tmp_path):
-    """The reference, the BED file and a folder for outputs."""
-    fasta = write_fasta(tmp_path / "ref.fa", CONTIGS)
-    bed = tmp_path / "peaks.bed"
-    bed.write_text(BED)
-    return fasta, bed, tmp_path
+    return write_inputs(tmp_path)
 
 
 def embed_ok(run_cli, checkpoint, fasta, bed, out, *options):
@@ -311,36 +315,6 @@ def test_refused_resume_keeps_the_partial_file(run_cli, monkeypatch, tiny_checkp
     assert code == 1
     assert "cannot resume, window was 128 and is now 100" in err
     assert (tmp / "out.h5.partial").exists() and not (tmp / "out.h5").exists()
-
-
-def test_shards_merged_equal_a_single_run(run_cli, tiny_checkpoint, inputs):
-    small_ps = tiny_checkpoint("ps")
-    fasta, bed, tmp = inputs
-    options = ("--window", 128, "--pool", "mean", "--bin", 50, "--batch-size", 1)
-    embed_ok(run_cli, small_ps, fasta, bed, tmp / "single.h5", *options)
-    shards = [tmp / f"part{i}.h5" for i in (1, 2, 3)]
-    for i, shard in enumerate(shards, start=1):
-        embed_ok(run_cli, small_ps, fasta, bed, shard, *options, "--shard", f"{i}/3")
-    with h5py.File(shards[0]) as h5:
-        assert h5["shard/index"][()].tolist() == [2]  # the longest region alone balances the other three
-    code, _, err = run_cli("merge", *shards[::-1], "-o", tmp / "merged.h5")
-    assert code == 0, err
-    assert_same_output(tmp / "merged.h5", tmp / "single.h5")
-    with h5py.File(tmp / "merged.h5") as h5:
-        assert [line.split()[-2:] for line in h5.attrs["shard_command_lines"]] == [
-            ["--shard", f"{i}/3"] for i in (1, 2, 3)
-        ]
-
-
-def test_merge_refuses_a_missing_shard(run_cli, tiny_checkpoint, inputs):
-    small_ps = tiny_checkpoint("ps")
-    fasta, bed, tmp = inputs
-    embed_ok(run_cli, small_ps, fasta, bed, tmp / "part1.h5", "--window", 128, "--shard", "1/2")
-    code, _, err = run_cli("merge", tmp / "part1.h5", "-o", tmp / "merged.h5")
-    assert (code, err.strip()) == (1, "caduceus: error: shard 2/2 is missing from the files to merge")
-    assert not (tmp / "merged.h5").exists() and not (tmp / "merged.h5.partial").exists()
-    code, _, err = run_cli("merge", tmp / "part1.h5", tmp / "nope.h5", "-o", tmp / "merged.h5")
-    assert (code, err.strip()) == (1, f"caduceus: error: {tmp / 'nope.h5'}: shard file not found")
 
 
 BAD_INPUTS = [
