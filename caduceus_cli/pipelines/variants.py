@@ -330,7 +330,12 @@ def _shard_of(path: str, header: pysam.VariantHeader) -> tuple[int, int]:
             continue
         words = shlex.split(line.value)
         for word, following in zip(words, [*words[1:], ""], strict=True):
-            value = following if word == "--shard" else word.removeprefix("--shard=") if word.startswith("--shard=") else ""
+            if word == "--shard":
+                value = following
+            elif word.startswith("--shard="):
+                value = word.removeprefix("--shard=")
+            else:
+                continue
             index, slash, count = value.partition("/")
             if slash and index.isdigit() and count.isdigit():
                 return int(index), int(count)
