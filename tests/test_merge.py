@@ -28,7 +28,10 @@ def write_shards(tmp_path, parts, settings=SETTINGS):
         path = tmp_path / f"shard{index}.h5"
         shard = ShardInfo(index, len(parts), len(REGIONS), np.array(rows))
         regions = [REGIONS[i] for i in rows]
-        provenance = {**PROVENANCE, "command_line": f"{PROVENANCE['command_line']} --shard {index + 1}/{len(parts)}"}
+        provenance = {
+            **PROVENANCE,
+            "command_line": f"{PROVENANCE['command_line']} --shard {index + 1}/{len(parts)}",
+        }
         output = EmbeddingFile.create(path, regions, FULL, settings, provenance, shard)
         write_regions(output, regions, range(len(rows)))
         output.finish()
@@ -43,7 +46,9 @@ def test_merged_shards_equal_a_single_run_and_keep_the_shards_command_lines(tmp_
     write_file(tmp_path / "single.h5")
     assert_same_datasets(tmp_path / "merged.h5", tmp_path / "single.h5")
     merged = attrs(tmp_path / "merged.h5")
-    assert list(merged.pop("shard_command_lines")) == [f"{PROVENANCE['command_line']} --shard {i}/2" for i in (1, 2)]
+    assert list(merged.pop("shard_command_lines")) == [
+        f"{PROVENANCE['command_line']} --shard {i}/2" for i in (1, 2)
+    ]
     assert merged == {**attrs(tmp_path / "single.h5"), "command_line": merge_command["command_line"]}
 
 
@@ -99,6 +104,37 @@ def test_merge_refuses_a_missing_shard(run_cli, tiny_checkpoint, inputs):
     assert not (tmp / "merged.h5").exists() and not (tmp / "merged.h5.partial").exists()
     code, _, err = run_cli("merge", tmp / "part1.h5", tmp / "nope.h5", "-o", tmp / "merged.h5")
     assert (code, err.strip()) == (1, f"caduceus: error: {tmp / 'nope.h5'}: shard file not found")
+
+
+def embed_shards(run_cli, checkpoint, fasta, bed, folder: Path) -> list[Path]:
+    shards = [folder / f"part{i}.h5" for i in (1, 2)]
+    for i, shard in enumerate(shards, start=1):
+        embed_ok(run_cli, checkpoint, fasta, bed, shard, "--window", 128, "-q", "--shard", f"{i}/2")
+    return shards
+
+
+def test_merging_the_same_shards_twice_gives_the_same_bytes(run_cli, tiny_checkpoint, inputs, monkeypatch):
+    fasta, bed, tmp = inputs
+    shards = embed_shards(run_cli, tiny_checkpoint("ph"), fasta, bed, tmp)
+    merged = []
+    for attempt in ("first", "second"):  # the same folder name, so even the recorded command line agrees
+        folder = tmp / attempt / "run"
+        folder.mkdir(parents=True)
+        monkeypatch.chdir(folder)
+        assert run_cli("merge", *shards, "-o", "all.h5", "-q").code == 0
+        merged.append((folder / "all.h5").read_bytes())
+    assert merged[0] == merged[1]
+
+
+def test_merge_of_a_damaged_shard_is_one_error_line_and_leaves_no_output(run_cli, tiny_checkpoint, inputs):
+    fasta, bed, tmp = inputs
+    shards = embed_shards(run_cli, tiny_checkpoint("ph"), fasta, bed, tmp)
+    shards[1].write_bytes(shards[1].read_bytes()[:1000])
+    before = set(tmp.iterdir())
+    code, out, err = run_cli("merge", *shards, "-o", tmp / "all.h5", "-q")
+    assert (code, out) == (1, "")
+    assert len(err.strip().splitlines()) == 1 and "part2.h5" in err
+    assert set(tmp.iterdir()) == before
 
 
 # --- caduceus merge of score-variants shards ---------------------------------------------------

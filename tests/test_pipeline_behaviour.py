@@ -118,18 +118,6 @@ def test_same_input_gives_the_same_bytes(run_cli, name, data, tmp_path, monkeypa
         assert outputs[0][file_name] == outputs[1][file_name], f"{file_name} differs between two runs"
 
 
-def test_merge_gives_the_same_bytes(run_cli, data, tmp_path, monkeypatch):
-    shards = shard_files(data, run_cli, tmp_path)
-    merged = []
-    for attempt in ("first", "second"):
-        folder = tmp_path / attempt / "run"
-        folder.mkdir(parents=True)
-        monkeypatch.chdir(folder)
-        assert run_cli("merge", *shards, "-o", "all.h5", "-q")[0] == 0
-        merged.append((folder / "all.h5").read_bytes())
-    assert merged[0] == merged[1]
-
-
 def test_threads_option_sets_the_thread_count_and_not_the_embeddings(run_cli, data, tmp_path):
     values = []
     for threads in (1, 2):
@@ -175,16 +163,6 @@ def test_malformed_record_late_in_a_vcf_leaves_no_output(run_cli, data, tmp_path
         assert (code, out) == (1, "")
         assert len(err.strip().splitlines()) == 1 and "bad.vcf" in err
         assert leftovers(tmp_path, before) == []
-
-
-def test_merge_of_a_damaged_shard_leaves_no_output(run_cli, data, tmp_path):
-    shards = shard_files(data, run_cli, tmp_path)
-    shards[1].write_bytes(shards[1].read_bytes()[:1000])
-    before = set(tmp_path.iterdir())
-    code, out, err = run_cli("merge", *shards, "-o", tmp_path / "all.h5", "-q")
-    assert (code, out) == (1, "")
-    assert len(err.strip().splitlines()) == 1 and "part2.h5" in err
-    assert leftovers(tmp_path, before) == []
 
 
 USAGE_ERRORS = {
