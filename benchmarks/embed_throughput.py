@@ -1,10 +1,10 @@
 """End-to-end `caduceus embed` bases/s next to the model-only rate of the same model, same run.
 
 Writes a random FASTA, then for each output configuration (per-base float16, `--bin 128`, ...)
-runs the real command in this process, and separately streams the same windows through the
-engine with no FASTA reading and no HDF5 writing ("model only"). Each figure is the median of
---repeats runs. A second table times the HDF5 codecs of `--compression` on real model output
-(write MB/s on one core, and size ratio). Markdown tables go to stdout.
+runs the embed pipeline (`embed_regions`, what the command runs) in this process, and separately
+streams the same windows through the engine with no FASTA reading and no HDF5 writing ("model
+only"). Each figure is the median of --repeats runs. A second table times the HDF5 codecs of
+`--compression` on real model output (write MB/s on one core, and size ratio). Markdown tables go to stdout.
 
     python benchmarks/embed_throughput.py --model ../shared/conformance/ps_d64_l4 --window 256 --windows 8
     python benchmarks/embed_throughput.py --device cuda --window 131072 --windows 64      # on a GPU
@@ -13,9 +13,7 @@ engine with no FASTA reading and no HDF5 writing ("model only"). Each figure is 
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,17 +21,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from caduceus_cli.cli import main as caduceus_main
 from caduceus_cli.commands.common import open_model
 from caduceus_cli.engine import Engine, Window
+from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.hdf5 import COMPRESSIONS, EmbeddingFile, Layout
-from caduceus_cli.io.regions import Region
+from caduceus_cli.io.regions import Region, all_contigs
+from caduceus_cli.pipelines.embed import embed_regions
 from caduceus_cli.windows import default_overlap, tile_region
 
+# The embed command's output options, as the Layout they make.
 CONFIGS = {
-    "per-base": [],
-    "per-base, --bin 128": ["--bin", "128"],
-    "--bin 128 --no-per-base": ["--bin", "128", "--no-per-base"],
+    "per-base": {},
+    "per-base, --bin 128": {"bin": 128},
+    "--bin 128 --no-per-base": {"bin": 128, "per_base": False},
 }
 
 
@@ -75,35 +75,15 @@ def synthetic_embeddings(n: int, d: int) -> np.ndarray:
     return np.tanh(drift - drift.mean(axis=0)) + 0.3 * rng.normal(size=(n, d)).astype(np.float32)
 
 
-class _PipelineTime(logging.Handler):
-    """Picks the command's own "embedded N bases in S s" record: the pipeline without start-up."""
-
-    seconds = float("nan")
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg.startswith("embedded %d bases"):
-            self.seconds = record.args[1]
-
-
-def end_to_end(args, fasta: Path, out: Path, extra: list[str]) -> tuple[float, float]:
-    """(pipeline seconds, wall seconds including model load) of one `caduceus embed` run."""
-    argv = ["caduceus", "embed", str(fasta), "-o", str(out), "--force", "--window", str(args.window)]
-    argv += ["--device", args.device, "--dtype", args.dtype, "--rc", args.rc, "--threads", str(args.threads)]
-    argv += ["--model", args.model] if args.model else []
-    argv += ["--batch-size", str(args.batch_size)] if args.batch_size else []
-    argv += extra
-    timer = _PipelineTime()
-    logging.getLogger("caduceus").addHandler(timer)
+def end_to_end(model, engine: Engine, fasta: Path, out: Path, layout: dict, window: int, overlap: int, rc: str):
+    """(pipeline seconds, wall seconds with opening the FASTA and creating the file) of one `embed_regions`."""
     started = time.perf_counter()
-    try:
-        sys.argv = argv
-        caduceus_main()
-    except SystemExit as status:
-        if status.code:
-            raise SystemExit(f"caduceus embed failed: {' '.join(argv)}") from None
-    finally:
-        logging.getLogger("caduceus").removeHandler(timer)
-    return timer.seconds, time.perf_counter() - started
+    with Fasta(fasta) as reference:
+        regions = all_contigs(reference)
+        output = EmbeddingFile.create(out, regions, Layout(d=model.config.d_model, **layout), {}, {})
+        stats = embed_regions(engine, reference, regions, output, window, overlap, rc)
+        output.finish()
+    return stats.seconds, time.perf_counter() - started
 
 
 def codec_table(rows: np.ndarray, source: str, folder: Path, repeats: int) -> None:
@@ -184,12 +164,13 @@ def main() -> None:
         for _ in range(args.repeats):
             seconds, rows = model_only(model, engine, lengths, args.window, overlap, args.rc)
             model_seconds.append(seconds)
-            for name, extra in CONFIGS.items():
-                run_seconds, run_wall = end_to_end(args, fasta, folder / "out.h5", extra)
+            for name, layout in CONFIGS.items():
+                out = folder / "out.h5"
+                run_seconds, run_wall = end_to_end(model, engine, fasta, out, layout, args.window, overlap, args.rc)
                 pipeline[name].append(run_seconds)
                 wall[name].append(run_wall)
         model_rate = sum(lengths) / statistics.median(model_seconds)
-        print("| run | bases/s | of model-only | wall s, with start-up |")
+        print("| run | bases/s | of model-only | wall s, with opening FASTA and output |")
         print("| --- | --- | --- | --- |")
         print(f"| model only (engine, no I/O) | {model_rate:,.0f} | 100% | |")
         for name in CONFIGS:

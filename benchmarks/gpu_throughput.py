@@ -9,7 +9,7 @@ Sections (all by default; pick with --sections):
   plain    the same model built from mamba-ssm's own `Mamba` modules with our weights copied in, two
            directions with flipped copies like the original implementation: one-pass bases/s and
            its max abs difference from our path (needs mamba-ssm; causal-conv1d for its fast path)
-  e2e      `caduceus embed` on a generated FASTA (--precision float16), per-base and --bin 128, next
+  e2e      the embed pipeline (`embed_regions`) on a generated FASTA (--precision float16), per-base and --bin 128, next
            to the engine's model-only rate (benchmarks/embed_throughput.py's runs)
   profile  torch.profiler kernel time of one forward pass, top kernels and groups (scan, matmul, ...)
   error    bfloat16 vs float32 max abs error of conjoined embeddings and logits at --length
@@ -25,7 +25,6 @@ known to work before it meets the GPU:
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import sys
 import tempfile
@@ -323,9 +322,8 @@ def engine_constant(model: CaduceusForMaskedLM, row, batch: int) -> str:
     """The measured peak per window in the units of engine._BYTES_PER_TOKEN_PER_CHANNEL (bytes per
     token per d_inner channel, scaled to float32 elements, per strand pass), to recalibrate it."""
     element = max(next(model.parameters()).element_size(), 4)
-    passes = 2  # embed(rc="auto"): PS both strands in one call, PH forward + RC pass
     per_window = row.peak * 2**30 / batch
-    constant = per_window / (row.length * model.config.d_inner * passes) * 4 / element
+    constant = per_window / (row.length * model.config.d_inner * model.strand_passes("auto")) * 4 / element
     return f"peak {per_window / 2**30:.2f} GiB per window = {constant:.1f} bytes per token per channel"
 
 
@@ -385,7 +383,6 @@ def section_e2e(args, device: torch.device) -> None:
     print("| variant | dtype | batch | model-only bases/s | per-base bases/s | --bin 128 bases/s |")
     print("| --- | --- | --- | --- | --- | --- |")
     d_model, n_layer = args.size
-    logging.getLogger("caduceus").setLevel(logging.INFO)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         fasta = folder / "genome.fa"
@@ -394,16 +391,7 @@ def section_e2e(args, device: torch.device) -> None:
             checkpoint = folder / variant
             save_checkpoint(random_model(variant, d_model, n_layer), checkpoint, max_length=window)
             for dtype in args.dtypes:
-                run = argparse.Namespace(
-                    model=str(checkpoint),
-                    device=str(device),
-                    dtype=dtype,
-                    rc="auto",
-                    threads=args.threads,
-                    window=window,
-                    batch_size=None,
-                )
-                model = open_model(run.model, None, run.device, run.dtype)
+                model = open_model(str(checkpoint), None, str(device), dtype)
                 engine = Engine(model)
                 embed_throughput.model_only(model, engine, [window], window, overlap, "auto")  # warm-up
                 model_s = [
@@ -411,15 +399,17 @@ def section_e2e(args, device: torch.device) -> None:
                     for _ in range(args.repeats)
                 ]
                 batch = engine.batch_size or default_batch_size(model, window)
-                del model, engine
-                empty_cache(device)
                 rates = [sum(lengths) / statistics.median(model_s)]
-                for extra in (["--precision", "float16"], ["--precision", "float16", "--bin", "128"]):
+                for layout in ({"precision": "float16"}, {"precision": "float16", "bin": 128}):
                     seconds = [
-                        embed_throughput.end_to_end(run, fasta, folder / "out.h5", extra)[0]
+                        embed_throughput.end_to_end(
+                            model, engine, fasta, folder / "out.h5", layout, window, overlap, "auto"
+                        )[0]
                         for _ in range(args.repeats)
                     ]
                     rates.append(sum(lengths) / statistics.median(seconds))
+                del model, engine
+                empty_cache(device)
                 print(
                     f"| {variant.upper()} | {dtype} | {batch} | "
                     + " | ".join(f"{r:,.0f}" for r in rates)

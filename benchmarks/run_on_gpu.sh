@@ -29,7 +29,7 @@ environment() {
     $PY - <<'EOF'
 import importlib, torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))
-for name in ("mamba_ssm", "causal_conv1d", "triton", "pysam", "pyfaidx", "h5py"):
+for name in ("mamba_ssm", "causal_conv1d", "triton", "pysam", "h5py"):
     try:
         module = importlib.import_module(name)
         print(name, getattr(module, "__version__", "installed"))
@@ -59,7 +59,7 @@ case "${1:-all}" in
   prepare)  # here, not on the device
     mkdir -p .whl/conv .whl/rest .whl/conformance
     cp ../shared/gpu/wheels/causal_conv1d-*.whl .whl/conv/
-    cp ../shared/gpu/wheels/mamba_ssm-*.whl ../shared/gpu/wheels/pysam-*.whl ../shared/gpu/wheels/pyfaidx-*.whl .whl/rest/
+    cp ../shared/gpu/wheels/mamba_ssm-*.whl ../shared/gpu/wheels/pysam-*.whl .whl/rest/
     cp -r ../shared/conformance/. .whl/conformance/
     du -sh .whl/*
     ;;

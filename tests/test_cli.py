@@ -6,60 +6,104 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 
-def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from caduceus_cli.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-
-
-def test_version_prints_the_package_version():
+def test_version_prints_the_package_version(run_cli):
     from caduceus_cli import __version__
 
-    result = run("--version")
-    assert result.returncode == 0 and result.stdout.strip() == f"caduceus-cli {__version__}"
+    assert run_cli("--version") == (0, f"caduceus-cli {__version__}\n", "")
 
 
-def test_info_describes_a_checkpoint(ps_checkpoint):
-    result = run("info", str(ps_checkpoint))
-    assert result.returncode == 0, result.stderr
-    fields = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.stdout.splitlines())
+@pytest.mark.parametrize("option", ["--version", "--help"])
+def test_version_and_help_start_fast_without_importing_torch(option):
+    probe = (
+        "import sys, time; start = time.perf_counter(); from caduceus_cli.cli import main; sys.argv[1:] = "
+        f"[{option!r}]\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(time.perf_counter() - start, 'torch' in sys.modules, 'h5py' in sys.modules, file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    seconds, torch_loaded, h5py_loaded = result.stderr.split()
+    assert (torch_loaded, h5py_loaded) == ("False", "False")
+    assert float(seconds) < 0.5
+
+
+def test_each_listed_help_line_is_how_the_command_describes_itself():
+    import importlib
+
+    from caduceus_cli.cli import COMMANDS
+
+    for module, function, help_line in COMMANDS.values():
+        docstring = getattr(importlib.import_module(module), function).__doc__
+        assert docstring.startswith(help_line)
+
+
+def test_info_describes_a_checkpoint(run_cli, ps_checkpoint):
+    result = run_cli("info", ps_checkpoint)
+    assert result.code == 0, result.err
+    fields = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.out.splitlines())
     assert fields["variant"] == "PS"
     assert fields["d_model"] == "16" and fields["n_layer"] == "2"
     assert "reverse-complement equivariant" in fields["RC handling"]
 
 
-def test_doctor_runs_a_forward_pass_on_the_cpu():
-    result = run("doctor", "--device", "cpu")
-    assert result.returncode == 0, result.stderr
+def test_doctor_runs_a_forward_pass_on_the_cpu(run_cli):
+    result = run_cli("doctor", "--device", "cpu")
+    assert result.code == 0, result.err
     threads = len(os.sched_getaffinity(0))
-    assert f"scan backend        compiled scan (numba, {threads} threads) on the CPU" in result.stdout
-    assert "forward pass        ok" in result.stdout
+    assert f"scan backend        compiled scan (numba, {threads} threads) on the CPU" in result.out
+    assert "forward pass        ok" in result.out
 
 
-def test_missing_model_is_one_line_on_stderr_with_exit_1(tmp_path):
-    result = run("info", str(tmp_path / "nope" / "deeper"))
-    assert result.returncode == 1
-    assert result.stdout == ""
-    assert result.stderr.strip().splitlines() == [
-        f"caduceus: error: {tmp_path / 'nope' / 'deeper'}: no such folder, and not a hub id of the form owner/name"
+def test_missing_model_is_one_line_on_stderr_with_exit_1(run_cli, tmp_path):
+    result = run_cli("info", tmp_path / "nope" / "deeper")
+    assert result.code == 1
+    assert result.out == ""
+    assert result.err.strip().splitlines() == [
+        f"caduceus: error: {tmp_path / 'nope' / 'deeper'}: no such folder"
     ]
 
 
-def test_unknown_option_is_a_usage_error_with_exit_2():
-    assert run("info", "--bogus").returncode == 2
+def test_unknown_option_is_a_usage_error_with_exit_2(run_cli):
+    assert run_cli("info", "--bogus").code == 2
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
 def test_asking_for_a_gpu_where_none_is_visible_exits_3(device):
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-    result = run("doctor", "--device", device, env=env)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")  # read when CUDA starts: a fresh process is the point
+    result = subprocess.run(
+        [sys.executable, "-c", "from caduceus_cli.cli import main; main()", "doctor", "--device", device],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
     assert result.returncode == 3
     assert f"--device {device}: no usable CUDA GPU" in result.stderr
+
+
+def test_every_declared_dependency_is_imported_by_the_package():
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parents[1]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = [re.split(r"[<>=!~; \[]", spec, maxsplit=1)[0].replace("-", "_").lower() for spec in declared]
+    source = "\n".join(path.read_text() for path in (root / "caduceus_cli").rglob("*.py"))
+    unused = [name for name in names if not re.search(rf"^\s*(from|import) {name}\b", source, re.MULTILINE)]
+    assert unused == []
+
+
+def test_option_choices_are_the_constants_of_the_modules_that_define_them():
+    from caduceus_cli.commands import embed, score_variants
+    from caduceus_cli.io import hdf5, vcf
+    from caduceus_cli.model.caduceus import RC_MODES
+    from caduceus_cli.scoring import ON_REF_MISMATCH, SCORES
+
+    def values(enum):
+        return tuple(member.value for member in enum)
+
+    assert values(score_variants.Score) == SCORES
+    assert values(score_variants.OnRefMismatch) == ON_REF_MISMATCH
+    assert values(score_variants.OutputType) == tuple(vcf.FORMATS)
+    assert values(embed.RcMode) == RC_MODES
+    assert values(embed.Pool) == hdf5.POOLS
+    assert values(embed.Precision) == tuple(hdf5.PRECISIONS)
+    assert values(embed.Compression) == hdf5.COMPRESSIONS

@@ -1,4 +1,4 @@
-"""`caduceus embed` and `caduceus merge` end to end, through the real command line entry point."""
+"""`caduceus embed` end to end, through the real command line entry point (merge: test_merge.py)."""
 
 import signal
 import subprocess
@@ -9,11 +9,13 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import make_checkpoint
 
 import caduceus_cli.io.hdf5 as hdf5
-from caduceus_cli.cli import main
+from caduceus_cli.engine import Engine
+from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.regions import parse_region, read_bed
 from caduceus_cli.model.load import load_model
+from caduceus_cli.pipelines.embed import embed_regions
 from caduceus_cli.tokens import reverse_complement, tokenize
 from caduceus_cli.windows import tile_region
 
@@ -24,7 +26,6 @@ CONTIGS = {"chr1": CHR1, "chr2": CHR2}
 BED = "chr1\t10\t250\tpeakA\t0\t+\nchr2\t0\t90\tpeakB\t0\t-\nchr1\t200\t600\tpeakC\t0\t.\n"
 # (chrom, start, end, strand) of the BED rows, then of `-r chr2:11-50`.
 REGIONS = [("chr1", 10, 250, "+"), ("chr2", 0, 90, "-"), ("chr1", 200, 600, "+"), ("chr2", 10, 50, "+")]
-PROVENANCE = ("tool_version", "command_line")
 
 
 def write_fasta(path: Path, contigs: dict[str, str]) -> Path:
@@ -37,38 +38,23 @@ def write_fasta(path: Path, contigs: dict[str, str]) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def small_ph(tmp_path_factory):
-    """One-layer checkpoints keep the pipeline tests fast; model exactness is checked on `checkpoint`."""
-    return make_checkpoint(tmp_path_factory.mktemp("small_ph"), "ph", seed=3, d_model=8, n_layer=1)
-
-
-@pytest.fixture(scope="module")
-def small_ps(tmp_path_factory):
-    return make_checkpoint(tmp_path_factory.mktemp("small_ps"), "ps", seed=4, d_model=8, n_layer=1)
+def write_inputs(folder: Path) -> tuple[Path, Path, Path]:
+    """The reference, the BED file and a folder for outputs."""
+    fasta = write_fasta(folder / "ref.fa", CONTIGS)
+    bed = folder / "peaks.bed"
+    bed.write_text(BED)
+    return fasta, bed, folder
 
 
 @pytest.fixture
 def inputs(tmp_path):
-    """The reference, the BED file and a folder for outputs."""
-    fasta = write_fasta(tmp_path / "ref.fa", CONTIGS)
-    bed = tmp_path / "peaks.bed"
-    bed.write_text(BED)
-    return fasta, bed, tmp_path
+    return write_inputs(tmp_path)
 
 
-def caduceus(monkeypatch, capsys, *args) -> tuple[int, str]:
-    """Run the `caduceus` entry point; return its exit code and stderr."""
-    monkeypatch.setattr(sys, "argv", ["caduceus", *map(str, args)])
-    with pytest.raises(SystemExit) as stop:
-        main()
-    return stop.value.code, capsys.readouterr().err
-
-
-def embed_ok(monkeypatch, capsys, checkpoint, fasta, bed, out, *options):
+def embed_ok(run_cli, checkpoint, fasta, bed, out, *options):
     """`caduceus embed` of the BED regions and `-r chr2:11-50`, which must succeed."""
     inputs = (fasta, "-R", bed, "-r", "chr2:11-50", "--model", checkpoint, "-o", out)
-    code, err = caduceus(monkeypatch, capsys, "embed", *inputs, *options)
+    code, _, err = run_cli("embed", *inputs, *options)
     assert code == 0, err
     return err
 
@@ -94,7 +80,7 @@ def read(path: Path) -> dict[str, np.ndarray]:
 
 def settings(path: Path) -> dict:
     with h5py.File(path, "r") as h5:
-        return {key: value for key, value in h5.attrs.items() if key not in PROVENANCE}
+        return {key: value for key, value in h5.attrs.items() if key not in hdf5.PROVENANCE_ATTRS}
 
 
 def assert_same_output(a: Path, b: Path) -> None:
@@ -105,10 +91,10 @@ def assert_same_output(a: Path, b: Path) -> None:
     assert settings(a) == settings(b)
 
 
-def test_untiled_values_equal_the_model_embedding_and_means(monkeypatch, capsys, checkpoint, inputs):
+def test_untiled_values_equal_the_model_embedding_and_means(run_cli, checkpoint, inputs):
     fasta, bed, tmp = inputs
     options = ("--window", 1000, "--precision", "float32", "--pool", "mean", "--bin", 64)
-    embed_ok(monkeypatch, capsys, checkpoint, fasta, bed, tmp / "out.h5", *options)
+    embed_ok(run_cli, checkpoint, fasta, bed, tmp / "out.h5", *options)
     model = load_model(checkpoint)
     out = read(tmp / "out.h5")
     assert out["regions/start"].tolist() == [r[1] for r in REGIONS]
@@ -122,10 +108,42 @@ def test_untiled_values_equal_the_model_embedding_and_means(monkeypatch, capsys,
         np.testing.assert_allclose(out[f"binned/{i}"], bins, atol=1e-5, rtol=0)
 
 
-def test_tiled_regions_keep_each_base_from_its_most_central_tile(monkeypatch, capsys, small_ph, inputs):
+def test_a_model_without_training_length_embeds_with_the_published_window(run_cli, tiny_checkpoint, inputs):
+    small_ph = tiny_checkpoint("ph")
+    fasta, bed, tmp = inputs
+    assert load_model(small_ph).default_window is None
+    err = embed_ok(run_cli, small_ph, fasta, bed, tmp / "out.h5")
+    assert settings(tmp / "out.h5")["window"] == 131_072
+    assert "records no training length; tiling with --window 131072" in err
+
+
+def test_the_python_api_writes_what_the_command_writes_and_returns_its_statistics(
+    run_cli, tiny_checkpoint, inputs
+):
+    small_ph = tiny_checkpoint("ph")
+    fasta, bed, tmp = inputs
+    embed_ok(run_cli, small_ph, fasta, bed, tmp / "cli.h5", "--window", 128, "--precision", "float32")
+    model = load_model(small_ph)
+    with Fasta(fasta) as reference:
+        regions = read_bed(bed, reference) + [parse_region("chr2:11-50", reference)]
+        out = hdf5.EmbeddingFile.create(
+            tmp / "api.h5", regions, hdf5.Layout(d=8, precision="float32"), {}, {}
+        )
+        stats = embed_regions(Engine(model), reference, regions, out, window=128, overlap=16)
+        out.finish()
+    lengths = [end - start for _, start, end, _ in REGIONS]
+    assert (stats.resumed, stats.regions, stats.bases) == (0, 4, sum(lengths))
+    assert stats.seconds > 0 and stats.bases_per_second == stats.bases / stats.seconds
+    assert read(tmp / "api.h5").keys() == read(tmp / "cli.h5").keys()
+    for name, values in read(tmp / "api.h5").items():
+        np.testing.assert_array_equal(values, read(tmp / "cli.h5")[name], err_msg=name)
+
+
+def test_tiled_regions_keep_each_base_from_its_most_central_tile(run_cli, tiny_checkpoint, inputs):
+    small_ph = tiny_checkpoint("ph")
     fasta, bed, tmp = inputs
     options = ("--window", 128, "--overlap", 32, "--precision", "float32")
-    embed_ok(monkeypatch, capsys, small_ph, fasta, bed, tmp / "out.h5", *options)
+    embed_ok(run_cli, small_ph, fasta, bed, tmp / "out.h5", *options)
     model = load_model(small_ph)
     out = read(tmp / "out.h5")
     for i, region in enumerate(REGIONS):
@@ -137,18 +155,20 @@ def test_tiled_regions_keep_each_base_from_its_most_central_tile(monkeypatch, ca
         np.testing.assert_allclose(out[f"embeddings/{i}"], expected, atol=1e-5, rtol=0)
 
 
-def test_window_equal_to_region_length_gives_the_untiled_result(monkeypatch, capsys, small_ph, inputs):
+def test_window_equal_to_region_length_gives_the_untiled_result(run_cli, tiny_checkpoint, inputs):
+    small_ph = tiny_checkpoint("ph")
     fasta, bed, tmp = inputs
     options = ("--window", 240, "--precision", "float32")
-    embed_ok(monkeypatch, capsys, small_ph, fasta, bed, tmp / "a.h5", *options)
+    embed_ok(run_cli, small_ph, fasta, bed, tmp / "a.h5", *options)
     untiled = ("--window", 1000, "--precision", "float32")
-    embed_ok(monkeypatch, capsys, small_ph, fasta, bed, tmp / "b.h5", *untiled)
+    embed_ok(run_cli, small_ph, fasta, bed, tmp / "b.h5", *untiled)
     np.testing.assert_allclose(
         read(tmp / "a.h5")["embeddings/0"], read(tmp / "b.h5")["embeddings/0"], atol=1e-6
     )
 
 
-def test_soft_mask_flags_follow_the_strand(monkeypatch, capsys, small_ps, inputs):
+def test_soft_mask_flags_follow_the_strand(run_cli, tiny_checkpoint, inputs):
+    small_ps = tiny_checkpoint("ps")
     fasta, bed, tmp = inputs
     bed.write_text("chr1\t90\t170\tup\t0\t+\nchr1\t90\t170\tdown\t0\t-\n")
     args = (
@@ -164,7 +184,7 @@ def test_soft_mask_flags_follow_the_strand(monkeypatch, capsys, small_ps, inputs
         "-o",
         tmp / "out.h5",
     )
-    code, err = caduceus(monkeypatch, capsys, *args)
+    code, _, err = run_cli(*args)
     assert code == 0, err
     out = read(tmp / "out.h5")
     lower = np.array([c.islower() for c in CHR1[90:170]], dtype=np.uint8)
@@ -174,20 +194,24 @@ def test_soft_mask_flags_follow_the_strand(monkeypatch, capsys, small_ps, inputs
     np.testing.assert_allclose(out["embeddings/1"], out["embeddings/0"][::-1], atol=2e-3)
 
 
-def test_same_input_gives_the_same_bytes(monkeypatch, capsys, small_ps, inputs):
+def test_same_input_gives_the_same_bytes(run_cli, monkeypatch, tiny_checkpoint, inputs):
+    small_ps = tiny_checkpoint("ps")
     fasta, bed, tmp = inputs
     for run in ("a", "b"):  # same command line (relative output path) in two folders
         (tmp / run).mkdir()
         monkeypatch.chdir(tmp / run)
-        embed_ok(monkeypatch, capsys, small_ps, fasta, bed, "out.h5", "--window", 128, "--bin", 32)
+        embed_ok(run_cli, small_ps, fasta, bed, "out.h5", "--window", 128, "--bin", 32)
     assert (tmp / "a" / "out.h5").read_bytes() == (tmp / "b" / "out.h5").read_bytes()
 
 
-def test_resume_after_interruption_gives_the_uninterrupted_result(monkeypatch, capsys, small_ph, inputs):
+def test_resume_after_interruption_gives_the_uninterrupted_result(
+    run_cli, monkeypatch, tiny_checkpoint, inputs
+):
+    small_ph = tiny_checkpoint("ph")
     fasta, bed, tmp = inputs
     # Batch size 1 in every run, so each window's arithmetic is the same whatever else is left to do.
     options = ("--window", 128, "--pool", "mean", "--bin", 50, "--soft-mask", "--batch-size", 1)
-    embed_ok(monkeypatch, capsys, small_ph, fasta, bed, tmp / "whole.h5", *options)
+    embed_ok(run_cli, small_ph, fasta, bed, tmp / "whole.h5", *options)
 
     real_region_done = hdf5.EmbeddingFile.region_done
     calls = []
@@ -201,12 +225,12 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(monkeypatch, c
     monkeypatch.setattr(hdf5.EmbeddingFile, "region_done", interrupted_in_the_third_region)
     inputs = (fasta, "-R", bed, "-r", "chr2:11-50", "--model", small_ph, "-o", tmp / "out.h5")
     args = ("embed", *inputs, *options)
-    code, _ = caduceus(monkeypatch, capsys, *args)
+    code = run_cli(*args).code
     assert code == 130
     assert not (tmp / "out.h5").exists() and (tmp / "out.h5.partial").exists()
 
     monkeypatch.setattr(hdf5.EmbeddingFile, "region_done", real_region_done)
-    code, err = caduceus(monkeypatch, capsys, *args, "--resume")
+    code, _, err = run_cli(*args, "--resume")
     assert code == 0, err
     assert "resuming: 2 of 4 regions already done" in err
     assert not (tmp / "out.h5.partial").exists()
@@ -219,6 +243,9 @@ KILLED_RUN = """
 import os, signal, sys
 import caduceus_cli.io.hdf5 as hdf5
 from caduceus_cli.cli import main
+from caduceus_cli.engine import Engine
+from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.regions import parse_region, read_bed
 hdf5.COMMIT_REGIONS = 1
 real_commit, commits = hdf5.EmbeddingFile.commit, []
 def commit(self):
@@ -232,7 +259,8 @@ main()
 """
 
 
-def test_resume_after_sigkill_gives_the_uninterrupted_result(monkeypatch, capsys, small_ph, inputs):
+def test_resume_after_sigkill_gives_the_uninterrupted_result(run_cli, tiny_checkpoint, inputs):
+    small_ph = tiny_checkpoint("ph")
     fasta, bed, tmp = inputs
     bed.write_text("".join(f"chr1\t{10 * i}\t{10 * i + 150}\tp{i}\t0\t{'+-'[i % 2]}\n" for i in range(8)))
     options = ("--window", 64, "--pool", "mean", "--bin", 16, "--batch-size", 1, "-q")
@@ -243,48 +271,50 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(monkeypatch, capsys
     assert not (tmp / "out.h5").exists()
     with h5py.File(tmp / "out.h5.partial", "r") as partial:  # readable, with the finished regions marked
         assert partial["done"][()].tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
-    assert caduceus(monkeypatch, capsys, *args, tmp / "out.h5", "--resume")[0] == 0
-    assert caduceus(monkeypatch, capsys, *args, tmp / "whole.h5")[0] == 0
+    assert run_cli(*args, tmp / "out.h5", "--resume")[0] == 0
+    assert run_cli(*args, tmp / "whole.h5")[0] == 0
     assert_same_output(tmp / "out.h5", tmp / "whole.h5")
 
 
-def test_refused_resume_keeps_the_partial_file(monkeypatch, capsys, small_ph, inputs):
+def test_an_interrupt_says_how_to_resume_and_a_fresh_run_warns_what_it_discards(
+    run_cli, monkeypatch, tiny_checkpoint, inputs
+):
+    small_ph = tiny_checkpoint("ph")
+    fasta, bed, tmp = inputs
+    real_region_done = hdf5.EmbeddingFile.region_done
+
+    def interrupted_at_the_third(self, row, *args):
+        if row == 2:
+            raise KeyboardInterrupt
+        real_region_done(self, row, *args)
+
+    monkeypatch.setattr(hdf5.EmbeddingFile, "region_done", interrupted_at_the_third)
+    args = ("embed", fasta, "-R", bed, "-r", "chr2:11-50", "--model", small_ph, "-o", tmp / "out.h5", "-q")
+    code, _, err = run_cli(*args, "--window", 128)
+    assert (code, err.strip()) == (
+        130,
+        f"caduceus: interrupted; 2 of 4 regions done saved in {tmp / 'out.h5.partial'}; "
+        "rerun the same command with --resume to continue",
+    )
+    monkeypatch.setattr(hdf5.EmbeddingFile, "region_done", real_region_done)
+    code, _, err = run_cli(*args, "--window", 128)
+    assert code == 0
+    assert f"{tmp / 'out.h5.partial'}: starting over, discarding an interrupted run's partial file " in err
+    assert "(2 of 4 regions done); --resume continues from it instead" in err
+
+
+def test_refused_resume_keeps_the_partial_file(run_cli, monkeypatch, tiny_checkpoint, inputs):
+    small_ph = tiny_checkpoint("ph")
     fasta, bed, tmp = inputs
     monkeypatch.setattr(
         hdf5.EmbeddingFile, "region_done", lambda self, *args: (_ for _ in ()).throw(KeyboardInterrupt)
     )
     args = ("embed", fasta, "-R", bed, "--model", small_ph, "-o", tmp / "out.h5")
-    assert caduceus(monkeypatch, capsys, *args, "--window", 128)[0] == 130
-    code, err = caduceus(monkeypatch, capsys, *args, "--window", 100, "--resume")
+    assert run_cli(*args, "--window", 128)[0] == 130
+    code, _, err = run_cli(*args, "--window", 100, "--resume")
     assert code == 1
     assert "cannot resume, window was 128 and is now 100" in err
     assert (tmp / "out.h5.partial").exists() and not (tmp / "out.h5").exists()
-
-
-def test_shards_merged_equal_a_single_run(monkeypatch, capsys, small_ps, inputs):
-    fasta, bed, tmp = inputs
-    options = ("--window", 128, "--pool", "mean", "--bin", 50, "--batch-size", 1)
-    embed_ok(monkeypatch, capsys, small_ps, fasta, bed, tmp / "single.h5", *options)
-    shards = [tmp / f"part{i}.h5" for i in (1, 2, 3)]
-    for i, shard in enumerate(shards, start=1):
-        embed_ok(monkeypatch, capsys, small_ps, fasta, bed, shard, *options, "--shard", f"{i}/3")
-    with h5py.File(shards[0]) as h5:
-        assert h5["shard/index"][()].tolist() == [2]  # the longest region alone balances the other three
-    code, err = caduceus(monkeypatch, capsys, "merge", *shards[::-1], "-o", tmp / "merged.h5")
-    assert code == 0, err
-    assert_same_output(tmp / "merged.h5", tmp / "single.h5")
-
-
-def test_merge_refuses_a_missing_shard(monkeypatch, capsys, small_ps, inputs):
-    fasta, bed, tmp = inputs
-    embed_ok(monkeypatch, capsys, small_ps, fasta, bed, tmp / "part1.h5", "--window", 128, "--shard", "1/2")
-    code, err = caduceus(monkeypatch, capsys, "merge", tmp / "part1.h5", "-o", tmp / "merged.h5")
-    assert (code, err.strip()) == (1, "caduceus: error: shard 2/2 is missing from the files to merge")
-    assert not (tmp / "merged.h5").exists() and not (tmp / "merged.h5.partial").exists()
-    code, err = caduceus(
-        monkeypatch, capsys, "merge", tmp / "part1.h5", tmp / "nope.h5", "-o", tmp / "merged.h5"
-    )
-    assert (code, err.strip()) == (1, f"caduceus: error: {tmp / 'nope.h5'}: shard file not found")
 
 
 BAD_INPUTS = [
@@ -318,8 +348,9 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(("what", "change", "message"), BAD_INPUTS, ids=[b[2][:40] for b in BAD_INPUTS])
 def test_bad_input_is_one_error_line_with_its_exit_code_and_no_output(
-    monkeypatch, capsys, small_ph, inputs, what, change, message
+    run_cli, tiny_checkpoint, inputs, what, change, message
 ):
+    small_ph = tiny_checkpoint("ph")
     fasta, bed, tmp = inputs
     out = tmp / "out.h5"
     options = ["-R", bed, "--window", 128]
@@ -336,7 +367,7 @@ def test_bad_input_is_one_error_line_with_its_exit_code_and_no_output(
         out.write_text("keep me")
     else:
         options += change
-    code, err = caduceus(monkeypatch, capsys, "embed", fasta, *options, "--model", small_ph, "-o", out)
+    code, _, err = run_cli("embed", fasta, *options, "--model", small_ph, "-o", out)
     assert code == (2 if message.startswith("--") else 1)  # an invalid option value is a usage error
     last_line = err.strip().splitlines()[-1]
     assert last_line.startswith("caduceus: error: ") and message in last_line, err

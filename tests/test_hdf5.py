@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.hdf5 import (
     CHUNK_ROWS,
     EmbeddingFile,
@@ -141,8 +141,8 @@ def test_compressed_files_hold_the_same_values(tmp_path, codec):
     assert all(np.array_equal(plain[name], packed[name]) for name in plain)
 
 
-def test_unknown_compression_is_an_input_error():
-    with pytest.raises(InputError, match="--compression lz9: use one of none, gzip, bitshuffle"):
+def test_unknown_compression_is_a_usage_error():
+    with pytest.raises(UsageError, match="--compression lz9: use one of none, gzip, bitshuffle"):
         compression_filters("lz9")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import random
 import stat
@@ -102,6 +103,21 @@ def test_non_fasta_file_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "reads.fq"
     path.write_text("@read1\nACGT\n+\nIIII\n")
     assert "not a FASTA file" in error_of(path)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_non_printing_bytes_in_a_sequence_are_an_error_naming_contig_line_and_offset(
+    tmp_path: Path, compress: bool
+) -> None:
+    path = tmp_path / "nul.fa"
+    path.write_bytes(b">a desc\nACGT\n>b\n\x00\xff\xfeACGT\n")
+    if compress:
+        pysam.tabix_compress(str(path), str(path) + ".gz")
+        path = Path(str(path) + ".gz")
+    assert error_of(path) == (
+        f"{path}:4: contig 'b': byte 0x00 at file offset 16 is not text; a FASTA holds printable letters only"
+    )
+    assert not list(tmp_path.glob("*.fai*")) and not list(tmp_path.glob("*.gzi*"))  # no index left either
 
 
 def test_gzip_that_is_not_bgzip_is_an_error_suggesting_bgzip(plain: Path) -> None:
@@ -242,6 +258,17 @@ def test_fetch_works_from_a_reader_thread(bgzipped: Path) -> None:
 )
 def test_contig_aliases(fasta_names: list[str], query: str, expected: str | None) -> None:
     assert ContigMatcher(fasta_names).resolve(query) == expected
+
+
+def test_a_name_matched_by_alias_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    matcher = ContigMatcher(["Chr1", "chr2"])
+    with caplog.at_level(logging.INFO, logger="caduceus"):
+        for name in ("chr1", "chr1", "chr2", "1"):
+            matcher.resolve(name)
+    assert [r.getMessage() for r in caplog.records] == [
+        "contig 'chr1' read as FASTA contig 'Chr1' (chr/M/MT naming; --chrom-map overrides)",
+        "contig '1' read as FASTA contig 'Chr1' (chr/M/MT naming; --chrom-map overrides)",
+    ]
 
 
 def test_chrom_map_overrides_aliases() -> None:

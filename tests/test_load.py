@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def test_provenance_records_source_and_weights_hash(ph_checkpoint):
 
     model = load_model(ph_checkpoint)
     digest = hashlib.sha256((ph_checkpoint / "model.safetensors").read_bytes()).hexdigest()
-    assert model.provenance == {"source": str(ph_checkpoint), "revision": None, "sha256": digest}
+    assert model.provenance == {"source": str(ph_checkpoint), "revision": "none", "sha256": digest}
 
 
 def test_default_window_comes_from_tokenizer_config_or_hub_name(tmp_path):
@@ -193,9 +194,18 @@ def test_a_file_is_not_a_checkpoint(tmp_path):
         load_model(tmp_path / "x.txt")
 
 
-def test_unknown_name_is_neither_folder_nor_hub_id(tmp_path):
-    with pytest.raises(CheckpointError, match=r"no such folder, and not a hub id"):
-        load_model(tmp_path / "missing" / "deeper")
+def test_unknown_name_is_neither_folder_nor_hub_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError, match=r"^missing/deeper/still: no such folder, and not a hub id"):
+        load_model("missing/deeper/still")
+
+
+@pytest.mark.parametrize("source", ["./weights", "../weights", "~/no-such-model-here", "/no/such/model", "mydir/model"])
+def test_a_missing_path_says_no_such_folder_without_asking_the_hub(source, tmp_path, monkeypatch):
+    (tmp_path / "work" / "mydir").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "work")
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(source)}: no such folder$"):
+        load_model(source)
 
 
 def test_hub_id_offline_and_not_cached_says_how_to_fix_it(tmp_path, monkeypatch):

@@ -201,6 +201,19 @@ def test_rc_mode_is_validated(ph_checkpoint):
         model.embed(torch.full((1, 4), 7), rc="both")
 
 
+@pytest.mark.parametrize(
+    ("variant", "rc", "passes"),
+    [("ph", "auto", 2), ("ph", "none", 1), ("ph", "average", 2), ("ps", "auto", 2), ("ps", "none", 2), ("ps", "average", 4)],
+)
+def test_strand_passes_count_the_strands_the_network_runs(variant, rc, passes):
+    model = random_model(random_config(variant, d_model=8, n_layer=1))
+    calls = []
+    model.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    model.embed(torch.randint(7, 11, (3, 16)), rc=rc)
+    assert model.strand_passes(rc) == passes
+    assert sum(calls) * (2 if variant == "ps" else 1) == 3 * passes  # sequences through the network
+
+
 def test_bfloat16_model_runs_on_the_cpu_close_to_float32(checkpoint):
     ids = torch.from_numpy(np.random.default_rng(12).integers(7, 12, size=(1, 70)))
     with torch.no_grad():

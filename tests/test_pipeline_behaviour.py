@@ -8,6 +8,7 @@ the few that need a fresh environment or a real pipe start `caduceus` as a proce
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -19,11 +20,13 @@ import numpy as np
 import pysam
 import pytest
 import torch
-from conftest import make_checkpoint
+from rich.console import Console
+from rich.progress import Progress
 
-from caduceus_cli.cli import main
+from caduceus_cli import terminal
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import OutOfMemoryError
+from caduceus_cli.terminal import format_rate
 
 CADUCEUS = [sys.executable, "-c", "from caduceus_cli.cli import main; main()"]
 ANSI_ESCAPE = "\x1b["
@@ -45,30 +48,15 @@ def records(count: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> dict[str, Path]:
+def data(tmp_path_factory, tiny_checkpoint) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("pipeline_data")
     (folder / "ref.fa").write_text("".join(f">{name}\n{seq}\n" for name, seq in CONTIGS.items()))
     (folder / "calls.vcf").write_text(HEADER + records(12))
     (folder / "regions.bed").write_text(
         "chr1\t0\t200\ta\t0\t+\nchr2\t20\t160\tb\t0\t-\nchr1\t150\t300\tc\t0\t.\n"
     )
-    make_checkpoint(folder / "model", "ph", seed=6, d_model=8, n_layer=1, max_length=64)
-    return {name: folder / name for name in ("ref.fa", "calls.vcf", "regions.bed", "model")}
-
-
-def run(capfd, *args: object) -> tuple[int, str, str]:
-    """The `caduceus` entry point in this process: (exit code, stdout, stderr) as file descriptors saw them."""
-    argv = sys.argv
-    sys.argv = ["caduceus", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = 0 if done.code is None else done.code
-    finally:
-        sys.argv = argv
-    out, err = capfd.readouterr()
-    return code, out, err
+    files = {name: folder / name for name in ("ref.fa", "calls.vcf", "regions.bed")}
+    return {**files, "model": tiny_checkpoint("ph", max_length=64)}
 
 
 def embed_args(data, output: object = "out.h5") -> list[object]:
@@ -80,11 +68,11 @@ def score_args(data, *extra: object, vcf: object = None) -> list[object]:
     return ["score-variants", vcf, "--fasta", data["ref.fa"], "--model", data["model"], "-w", 32, *extra]
 
 
-def shard_files(data, capfd, folder: Path) -> list[Path]:
+def shard_files(data, run_cli, folder: Path) -> list[Path]:
     paths = []
     for shard in (1, 2):
         path = folder / f"part{shard}.h5"
-        assert run(capfd, *embed_args(data, path), "--shard", f"{shard}/2", "-q")[0] == 0
+        assert run_cli(*embed_args(data, path), "--shard", f"{shard}/2", "-q")[0] == 0
         paths.append(path)
     return paths
 
@@ -117,38 +105,24 @@ COMMANDS = {
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_same_input_gives_the_same_bytes(name, data, capfd, tmp_path, monkeypatch):
+def test_same_input_gives_the_same_bytes(run_cli, name, data, tmp_path, monkeypatch):
     outputs = []
     for attempt in ("first", "second"):
         folder = tmp_path / attempt / "run"
         folder.mkdir(parents=True)
         monkeypatch.chdir(folder)
-        assert run(capfd, *COMMANDS[name](data), "-q")[0] == 0
+        assert run_cli(*COMMANDS[name](data), "-q")[0] == 0
         outputs.append({p.name: p.read_bytes() for p in sorted(folder.iterdir())})
     assert outputs[0].keys() == outputs[1].keys() and outputs[0]
     for file_name in outputs[0]:
         assert outputs[0][file_name] == outputs[1][file_name], f"{file_name} differs between two runs"
 
 
-def test_merge_gives_the_same_bytes(data, capfd, tmp_path, monkeypatch):
-    shards = shard_files(data, capfd, tmp_path)
-    merged = []
-    for attempt in ("first", "second"):
-        folder = tmp_path / attempt / "run"
-        folder.mkdir(parents=True)
-        monkeypatch.chdir(folder)
-        assert run(capfd, "merge", *shards, "-o", "all.h5", "-q")[0] == 0
-        merged.append((folder / "all.h5").read_bytes())
-    assert merged[0] == merged[1]
-
-
-def test_threads_option_sets_the_thread_count_and_not_the_embeddings(data, capfd, tmp_path):
+def test_threads_option_sets_the_thread_count_and_not_the_embeddings(run_cli, data, tmp_path):
     values = []
     for threads in (1, 2):
         path = tmp_path / f"threads{threads}.h5"
-        assert (
-            run(capfd, *embed_args(data, path), "--precision", "float32", "--threads", threads, "-q")[0] == 0
-        )
+        assert run_cli(*embed_args(data, path), "--precision", "float32", "--threads", threads, "-q")[0] == 0
         assert torch.get_num_threads() == threads
         with h5py.File(path) as h5:
             values.append([h5["embeddings"][str(i)][()] for i in range(3)])
@@ -161,7 +135,7 @@ def test_threads_option_sets_the_thread_count_and_not_the_embeddings(data, capfd
 # Failures: documented exit code, one line on stderr, nothing on stdout, no output left behind
 
 
-def test_out_of_memory_mid_run_exits_4_and_leaves_no_output(data, capfd, tmp_path, monkeypatch):
+def test_out_of_memory_mid_run_exits_4_and_leaves_no_output(run_cli, data, tmp_path, monkeypatch):
     real_map = Engine.map
 
     def fails_after_one_window(self, windows, *args, **kwargs):
@@ -174,31 +148,21 @@ def test_out_of_memory_mid_run_exits_4_and_leaves_no_output(data, capfd, tmp_pat
         embed_args(data, tmp_path / "out.h5"),
         score_args(data, "-o", tmp_path / "out.vcf.gz", "-W"),
     ):
-        code, out, err = run(capfd, *command, "-q")
+        code, out, err = run_cli(*command, "-q")
         assert (code, out) == (4, "")
         assert err.strip().splitlines() == ["caduceus: error: CUDA out of memory at batch size 1"]
         assert leftovers(tmp_path, set()) == []
 
 
-def test_malformed_record_late_in_a_vcf_leaves_no_output(data, capfd, tmp_path):
+def test_malformed_record_late_in_a_vcf_leaves_no_output(run_cli, data, tmp_path):
     vcf = tmp_path / "bad.vcf"
     vcf.write_text(HEADER + records(12) + "chr1\tnot-a-position\t.\tA\tG\t.\t.\t.\n")
     before = set(tmp_path.iterdir())
     for output in ("out.vcf", "out.vcf.gz", "out.bcf"):
-        code, out, err = run(capfd, *score_args(data, "-o", tmp_path / output, "-q", vcf=vcf))
+        code, out, err = run_cli(*score_args(data, "-o", tmp_path / output, "-q", vcf=vcf))
         assert (code, out) == (1, "")
         assert len(err.strip().splitlines()) == 1 and "bad.vcf" in err
         assert leftovers(tmp_path, before) == []
-
-
-def test_merge_of_a_damaged_shard_leaves_no_output(data, capfd, tmp_path):
-    shards = shard_files(data, capfd, tmp_path)
-    shards[1].write_bytes(shards[1].read_bytes()[:1000])
-    before = set(tmp_path.iterdir())
-    code, out, err = run(capfd, "merge", *shards, "-o", tmp_path / "all.h5", "-q")
-    assert (code, out) == (1, "")
-    assert len(err.strip().splitlines()) == 1 and "part2.h5" in err
-    assert leftovers(tmp_path, before) == []
 
 
 USAGE_ERRORS = {
@@ -215,14 +179,16 @@ USAGE_ERRORS = {
 
 
 @pytest.mark.parametrize("case", sorted(USAGE_ERRORS))
-def test_usage_errors_exit_2(case, data, capfd):
-    code, out, err = run(capfd, *USAGE_ERRORS[case](data))
+def test_usage_errors_exit_2(run_cli, case, data):
+    code, out, err = run_cli(*USAGE_ERRORS[case](data))
     assert (code, out) == (2, "")
     assert "Usage" in err
 
 
 BAD_OPTION_VALUES = {
     "--threads 0": ["--threads", "0"],
+    "--window -2": ["--window", "-2"],
+    "--window 0": ["--window", "0"],
     "--shard 3/2": ["--shard", "3/2"],
     "--shard two": ["--shard", "two"],
 }
@@ -230,10 +196,30 @@ BAD_OPTION_VALUES = {
 
 @pytest.mark.parametrize("case", sorted(BAD_OPTION_VALUES))
 @pytest.mark.parametrize("command", ["embed", "score-variants"])
-def test_bad_option_values_exit_2(command, case, data, capfd, tmp_path):
+def test_bad_option_values_exit_2(run_cli, command, case, data, tmp_path):
     args = embed_args(data, tmp_path / "out.h5") if command == "embed" else score_args(data)
-    code, out, _ = run(capfd, *args, *BAD_OPTION_VALUES[case])
+    code, out, _ = run_cli(*args, *BAD_OPTION_VALUES[case])
     assert (code, out) == (2, "")
+
+
+USAGE_ERRORS_BEFORE_ANY_WORK = {
+    "embed -o -": lambda data: embed_args(data, "-"),
+    "score-variants --write-index to stdout": lambda data: score_args(data, "--write-index"),
+    "score-variants --write-index to plain VCF": lambda data: score_args(
+        data, "--write-index", "-o", "x.vcf"
+    ),
+    "score-variants --shard on stdin": lambda data: score_args(data, "--shard", "1/2", vcf="-"),
+    "score-variants negative --emb-flank": lambda data: score_args(data, "--emb-flank", "-1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(USAGE_ERRORS_BEFORE_ANY_WORK))
+def test_option_conflicts_exit_2_with_one_line_and_no_output(run_cli, case, data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(*USAGE_ERRORS_BEFORE_ANY_WORK[case](data))
+    assert (code, out) == (2, "")
+    assert len(err.strip().splitlines()) == 1 and err.startswith("caduceus: error: ")
+    assert list(tmp_path.iterdir()) == []
 
 
 INPUT_ERRORS = {
@@ -250,9 +236,9 @@ INPUT_ERRORS = {
 
 
 @pytest.mark.parametrize("case", sorted(INPUT_ERRORS))
-def test_input_errors_exit_1_with_one_line_naming_the_file(case, data, capfd, tmp_path):
+def test_input_errors_exit_1_with_one_line_naming_the_file(run_cli, case, data, tmp_path):
     make_args, name = INPUT_ERRORS[case]
-    code, out, err = run(capfd, *make_args(data, tmp_path))
+    code, out, err = run_cli(*make_args(data, tmp_path))
     assert (code, out) == (1, "")
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("caduceus: error: ") and name in lines[0]
@@ -266,13 +252,13 @@ def test_input_errors_exit_1_with_one_line_naming_the_file(case, data, capfd, tm
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the answer when no GPU is usable")
 @pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:1"])
 @pytest.mark.parametrize("command", ["embed", "score-variants", "doctor"])
-def test_cuda_device_without_a_gpu_exits_3(command, device, data, capfd, tmp_path):
+def test_cuda_device_without_a_gpu_exits_3(run_cli, command, device, data, tmp_path):
     args = {
         "embed": embed_args(data, tmp_path / "out.h5"),
         "score-variants": score_args(data, "-o", tmp_path / "out.vcf"),
         "doctor": ["doctor"],
     }[command]
-    code, out, err = run(capfd, *args, "--device", device)
+    code, out, err = run_cli(*args, "--device", device)
     assert code == 3
     assert out == "" or command == "doctor"
     assert err.strip().splitlines() == [
@@ -299,6 +285,18 @@ def test_empty_cuda_visible_devices_hides_every_gpu(data, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["auto.vcf"]
 
 
+def test_a_local_model_has_revision_none_in_every_output(run_cli, data, tmp_path):
+    assert run_cli(*embed_args(data, tmp_path / "out.h5"), "-q")[0] == 0
+    with h5py.File(tmp_path / "out.h5") as h5:
+        assert h5.attrs["model_revision"] == "none"
+    assert run_cli(*score_args(data, "-o", tmp_path / "out.vcf", "-q"))[0] == 0
+    header = [line for line in (tmp_path / "out.vcf").read_text().splitlines() if line.startswith("##")]
+    assert any(line.startswith("##caduceus_model=") and ";revision=none;" in line for line in header)
+    assert any("CADUCEUS_LLR" in line and "(revision none, sha256" in line for line in header)
+    code, out, _ = run_cli("info", data["model"])
+    assert code == 0 and "\nrevision " in out and out.split("\nrevision ")[1].split("\n")[0].strip() == "none"
+
+
 # ---------------------------------------------------------------------------------------------
 # stdout carries data only; logs are plain text off a terminal, and go to --log-file too
 
@@ -319,45 +317,71 @@ def test_score_variants_in_a_pipe_writes_only_vcf_on_stdout_and_plain_logs_on_st
 
 
 @pytest.mark.parametrize("command", ["embed", "merge", "score-variants to a file"])
-def test_commands_writing_files_print_nothing_on_stdout(command, data, capfd, tmp_path):
+def test_commands_writing_files_print_nothing_on_stdout(run_cli, command, data, tmp_path):
     args = {
         "embed": lambda: embed_args(data, tmp_path / "out.h5"),
-        "merge": lambda: ["merge", *shard_files(data, capfd, tmp_path), "-o", tmp_path / "all.h5"],
+        "merge": lambda: ["merge", *shard_files(data, run_cli, tmp_path), "-o", tmp_path / "all.h5"],
         "score-variants to a file": lambda: score_args(data, "-o", tmp_path / "out.vcf.gz"),
     }[command]()
-    code, out, err = run(capfd, *args)
+    code, out, err = run_cli(*args)
     assert (code, out) == (0, "")
     assert " INFO " in err and ANSI_ESCAPE not in err
 
 
 @pytest.mark.parametrize("command", ["embed", "score-variants", "merge"])
-def test_quiet_success_is_silent(command, data, capfd, tmp_path):
+def test_quiet_success_is_silent(run_cli, command, data, tmp_path):
     args = {
         "embed": lambda: embed_args(data, tmp_path / "out.h5"),
         "score-variants": lambda: score_args(data, "-o", tmp_path / "out.vcf"),
-        "merge": lambda: ["merge", *shard_files(data, capfd, tmp_path), "-o", tmp_path / "all.h5"],
+        "merge": lambda: ["merge", *shard_files(data, run_cli, tmp_path), "-o", tmp_path / "all.h5"],
     }[command]()
-    assert run(capfd, *args, "-q") == (0, "", "")
+    assert run_cli(*args, "-q") == (0, "", "")
 
 
 @pytest.mark.parametrize("command", ["embed", "score-variants", "merge"])
-def test_log_file_gets_the_log(command, data, capfd, tmp_path):
+def test_log_file_gets_the_log(run_cli, command, data, tmp_path):
     args = {
         "embed": lambda: embed_args(data, tmp_path / "out.h5"),
         "score-variants": lambda: score_args(data, "-o", tmp_path / "out.vcf"),
-        "merge": lambda: ["merge", *shard_files(data, capfd, tmp_path), "-o", tmp_path / "all.h5"],
+        "merge": lambda: ["merge", *shard_files(data, run_cli, tmp_path), "-o", tmp_path / "all.h5"],
     }[command]()
     log = tmp_path / "run.log"
-    code, _, err = run(capfd, *args, "--log-file", log)
+    code, _, err = run_cli(*args, "--log-file", log)
     assert code == 0
     text = log.read_text()
     assert " caduceus INFO " in text and ANSI_ESCAPE not in text
     assert all(line in err for line in text.splitlines()), "the file holds what stderr showed"
 
 
-def test_log_file_records_the_error_that_ended_the_run(data, capfd, tmp_path):
+@pytest.mark.parametrize(
+    ("count", "seconds", "shown"),
+    [(3, 8, "0.375"), (0, 5, "0"), (25, 2, "12.5"), (1234, 1, "1,234"), (99.96, 1, "100")],
+)
+def test_rates_keep_three_significant_digits_below_100(count, seconds, shown):
+    assert format_rate(count, seconds) == shown
+
+
+def test_score_variants_on_a_terminal_shows_the_records_total_and_each_level_once(run_cli, data, monkeypatch):
+    screen = io.StringIO()
+    monkeypatch.setattr(terminal, "stderr", Console(file=screen, force_terminal=True, width=200))
+    code, _, err = run_cli(*score_args(data, "-o", "-"))
+    assert code == 0, err
+    shown = screen.getvalue()
+    assert "12/12" in shown and "/?" not in shown
+    assert "scores llr" in shown and "INFO:caduceus" not in shown
+    assert all(line.count("INFO") <= 1 for line in shown.splitlines())
+
+
+def test_a_count_without_a_total_is_shown_alone():
+    with Progress(*terminal.progress_bar(True, "records").columns) as progress:
+        task = progress.add_task("x", total=None, rate="-")
+        progress.update(task, advance=7)
+        assert [column.render(progress.tasks[task]).plain for column in progress.columns[2:3]] == ["7"]
+
+
+def test_log_file_records_the_error_that_ended_the_run(run_cli, data, tmp_path):
     log = tmp_path / "run.log"
-    code, _, err = run(capfd, *score_args(data, "-m", tmp_path / "no_model", "--log-file", log))
+    code, _, err = run_cli(*score_args(data, "-m", tmp_path / "no_model", "--log-file", log))
     assert code == 1
     assert "no_model" in log.read_text()
 

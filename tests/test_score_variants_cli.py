@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import subprocess
 import sys
@@ -10,15 +11,23 @@ from pathlib import Path
 import numpy as np
 import pysam
 import pytest
-from typer.testing import CliRunner
 
-from caduceus_cli.cli import app
-from caduceus_cli.commands import score_variants as command
 from caduceus_cli.engine import Engine, Window
-from caduceus_cli.errors import InputError
-from caduceus_cli.io.vcf import HtslibMessages
+from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, add_scoring_header, open_vcf
 from caduceus_cli.model.load import load_model
-from caduceus_cli.scoring import BASE_ID, flank_rows, masked, unmasked_tile, variant_window, with_base
+from caduceus_cli.pipelines import variants as variants_pipeline
+from caduceus_cli.scoring import (
+    BASE_ID,
+    Settings,
+    default_window,
+    flank_rows,
+    info_fields,
+    masked,
+    unmasked_tile,
+    variant_window,
+    with_base,
+)
 from caduceus_cli.tokens import tokenize
 
 WINDOW = 64
@@ -50,6 +59,7 @@ TRICKY = [
     line("1", 30, CHR1[29], "<DEL>"),  # symbolic
     line("1", 40, "N" if CHR1[39].upper() != "N" else "A", "C"),  # REF mismatch
     line("1", 60, CHR1[59:61], CHR1[59] + other_bases(CHR1[60])[0] + "," + CHR1[59]),  # padded SNV + indel
+    line("1", 70, CHR1[69], CHR1[69]),  # ALT equal to REF
     line("2", 50, CHR2[49], other_bases(CHR2[49])[:1]),
     line("chrUn", 5, "A", "G"),  # contig not in the FASTA
 ]
@@ -59,6 +69,7 @@ TRICKY_FLAGS = [
     ("symbolic",),
     ("ref_mismatch",),
     (".", "indel"),
+    ("alt_is_ref",),
     None,
     ("contig_missing",),
 ]
@@ -81,11 +92,10 @@ def write_vcf(folder: Path, lines: list[str], name: str = "in.vcf") -> Path:
     return path
 
 
-def run(*args: str):
-    result = CliRunner().invoke(app, ["score-variants", "-q", "--window", str(WINDOW), *map(str, args)])
-    if result.exception and not isinstance(result.exception, (InputError, SystemExit)):
-        raise result.exception
-    return result
+@pytest.fixture
+def run(run_cli):
+    """`caduceus score-variants -q --window 64 ARGS`."""
+    return lambda *args: run_cli("score-variants", "-q", "--window", WINDOW, *args)
 
 
 def read_records(path: Path) -> list[pysam.VariantRecord]:
@@ -106,13 +116,13 @@ def reference_ids(sequence: str, start: int) -> np.ndarray:
     return tokenize(padded[start + WINDOW : start + 2 * WINDOW])
 
 
-def test_llr_scores_equal_the_engines_conjoined_logits_at_edges_and_middle(tmp_path, genome, checkpoint):
+def test_llr_scores_equal_the_engines_conjoined_logits_at_edges_and_middle(run, tmp_path, genome, checkpoint):
     vcf = write_vcf(tmp_path, EDGE_AND_MIDDLE)
     out = tmp_path / "out.bcf"  # BCF keeps float32 exactly
     scores = ("llr", "llr-unmasked", "emb-cos", "emb-l2")
     result = run(vcf, "--fasta", genome, "--model", checkpoint, "-o", out, "--emb-flank", FLANK, "--probs",
                  *[arg for s in scores for arg in ("-s", s)])  # fmt: skip
-    assert result.exit_code == 0, result.output
+    assert result.code == 0, result.err
 
     engine = Engine(load_model(checkpoint))
 
@@ -147,11 +157,13 @@ def test_llr_scores_equal_the_engines_conjoined_logits_at_edges_and_middle(tmp_p
         assert "CADUCEUS_FLAG" not in record.info
 
 
-def test_every_record_comes_out_in_order_with_flags_and_an_index(tmp_path, genome, ph_checkpoint, caplog):
+def test_every_record_comes_out_in_order_with_flags_and_an_index(
+    run, tmp_path, genome, ph_checkpoint, caplog
+):
     vcf = write_vcf(tmp_path, TRICKY)
     out = tmp_path / "out.vcf.gz"
     result = run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", out, "--write-index")
-    assert result.exit_code == 0, result.output
+    assert result.code == 0, result.err
 
     with caplog.at_level(logging.WARNING, logger="caduceus"), HtslibMessages() as messages:
         got = read_records(out)
@@ -173,10 +185,36 @@ def test_every_record_comes_out_in_order_with_flags_and_an_index(tmp_path, genom
         assert [value is not None for value in llr] == scored
 
 
-def test_stdin_to_stdout_in_a_shell_pipe(tmp_path, genome, ph_checkpoint):
+def test_the_python_api_writes_what_the_command_writes_and_returns_its_tally(
+    run, tmp_path, genome, ph_checkpoint
+):
+    vcf = write_vcf(tmp_path, TRICKY)
+    assert run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "cli.vcf").code == 0
+    model = load_model(ph_checkpoint)
+    settings = Settings(("llr",), False, WINDOW, 768, "flag")
+    with (
+        HtslibMessages() as messages,
+        Fasta(genome) as reader_fasta,
+        Fasta(genome) as window_fasta,
+        open_vcf(str(vcf), messages) as variants,
+    ):
+        add_scoring_header(variants.header, info_fields(settings, model), {}, str(vcf))
+        writer = VcfWriter(str(tmp_path / "api.vcf"), "v", variants.header, messages)
+        tally = variants_pipeline.score_vcf(
+            Engine(model), variants, writer, settings, reader_fasta, window_fasta, messages, str(vcf)
+        )
+        writer.close()
+    flags = {"indel": 2, "symbolic": 1, "ref_mismatch": 1, "alt_is_ref": 1, "contig_missing": 1}
+    assert (tally.records, tally.skipped, tally.scored, dict(tally.flags)) == (8, 0, 5, flags)
+    assert [str(r) for r in read_records(tmp_path / "api.vcf")] == [
+        str(r) for r in read_records(tmp_path / "cli.vcf")
+    ]
+
+
+def test_stdin_to_stdout_in_a_shell_pipe(run, tmp_path, genome, ph_checkpoint):
     vcf = write_vcf(tmp_path, TRICKY)
     reference = tmp_path / "file.vcf"
-    assert run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", reference).exit_code == 0
+    assert run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", reference).code == 0
     caduceus = f"{sys.executable} -c 'from caduceus_cli.cli import main; main()'"
     piped = subprocess.run(
         f"cat {vcf} | {caduceus} score-variants --fasta {genome} --model {ph_checkpoint} -w {WINDOW} -q"
@@ -191,57 +229,97 @@ def test_stdin_to_stdout_in_a_shell_pipe(tmp_path, genome, ph_checkpoint):
     assert data_lines(tmp_path / "piped.vcf") == data_lines(reference)
 
 
-def test_shards_concatenate_to_the_single_run(tmp_path, genome, ph_checkpoint, monkeypatch):
-    monkeypatch.setattr(command, "CHUNK_RECORDS", 2)  # several chunks per run: order across chunk borders
+def test_shards_concatenate_to_the_single_run(run, tmp_path, genome, ph_checkpoint, monkeypatch):
+    monkeypatch.setattr(
+        variants_pipeline, "CHUNK_RECORDS", 2
+    )  # several chunks per run: order across chunk borders
     vcf = write_vcf(tmp_path, TRICKY + EDGE_AND_MIDDLE)
     common = ("--fasta", genome, "--model", ph_checkpoint, "-s", "llr", "-s", "llr-unmasked")
-    assert run(vcf, *common, "-o", tmp_path / "all.vcf").exit_code == 0
-    assert run(vcf, *common, "-o", tmp_path / "again.vcf").exit_code == 0
+    assert run(vcf, *common, "-o", tmp_path / "all.vcf").code == 0
+    assert run(vcf, *common, "-o", tmp_path / "again.vcf").code == 0
     assert data_lines(tmp_path / "all.vcf") == data_lines(tmp_path / "again.vcf")  # deterministic
     shards = []
     for i in (1, 2, 3):
-        assert run(vcf, *common, "--shard", f"{i}/3", "-o", tmp_path / f"s{i}.vcf").exit_code == 0
+        assert run(vcf, *common, "--shard", f"{i}/3", "-o", tmp_path / f"s{i}.vcf").code == 0
         shards.append([str(r) for r in read_records(tmp_path / f"s{i}.vcf")])
-    assert [len(s) for s in shards] == [3, 4, 4]
+    assert [len(s) for s in shards] == [4, 4, 4]
     assert sum(shards, []) == [str(r) for r in read_records(tmp_path / "all.vcf")]
 
 
-def test_ref_mismatch_can_skip_or_stop(tmp_path, genome, ph_checkpoint):
+@pytest.mark.parametrize(
+    ("flank", "averaged"),
+    [
+        (8, "averaged over 8 bp each side of it"),
+        (32, "averaged over the whole window"),
+        (500, "averaged over the whole window"),
+    ],
+)
+def test_emb_cos_description_states_the_flank_as_clamped_to_the_window(
+    run, tmp_path, genome, ph_checkpoint, flank, averaged
+):
+    vcf = write_vcf(tmp_path, EDGE_AND_MIDDLE)
+    common = ("--fasta", genome, "--model", ph_checkpoint, "-s", "emb-cos", "--emb-flank", flank)
+    assert run(vcf, *common, "-o", tmp_path / "out.vcf").code == 0
+    with pysam.VariantFile(str(tmp_path / "out.vcf")) as scored:
+        description = scored.header.info["CADUCEUS_EMB_COS"].description
+    assert description.endswith(averaged, 0, description.index("; model"))
+
+
+def test_a_plain_gzip_vcf_is_streamed_like_the_uncompressed_one(run, tmp_path, genome, ph_checkpoint):
+    vcf = write_vcf(tmp_path, TRICKY)
+    gzipped = tmp_path / "in.vcf.gz"
+    gzipped.write_bytes(gzip.compress(vcf.read_bytes()))  # plain gzip, not BGZF: htslib cannot seek in it
+    common = ("--fasta", genome, "--model", ph_checkpoint)
+    assert run(vcf, *common, "-o", tmp_path / "plain.vcf").code == 0
+    result = run(gzipped, *common, "-o", tmp_path / "gzip.vcf")
+    assert result.code == 0, result.err
+    assert data_lines(tmp_path / "gzip.vcf") == data_lines(tmp_path / "plain.vcf")
+    assert run(gzipped, *common, "--shard", "2/2", "-o", tmp_path / "part2.vcf").code == 0
+    records = [str(record) for record in read_records(tmp_path / "plain.vcf")]
+    assert [str(record) for record in read_records(tmp_path / "part2.vcf")] == records[len(TRICKY) // 2 :]
+
+
+def test_ref_mismatch_can_skip_or_stop(run, tmp_path, genome, ph_checkpoint):
     vcf = write_vcf(tmp_path, TRICKY)
     common = ("--fasta", genome, "--model", ph_checkpoint)
-    assert run(vcf, *common, "--on-ref-mismatch", "skip", "-o", tmp_path / "skip.vcf").exit_code == 0
-    assert [r.pos for r in read_records(tmp_path / "skip.vcf")] == [10, 20, 30, 60, 50, 5]
+    assert run(vcf, *common, "--on-ref-mismatch", "skip", "-o", tmp_path / "skip.vcf").code == 0
+    assert [r.pos for r in read_records(tmp_path / "skip.vcf")] == [10, 20, 30, 60, 70, 50, 5]
     result = run(vcf, *common, "--on-ref-mismatch", "error", "-o", tmp_path / "error.vcf")
-    assert isinstance(result.exception, InputError)
-    assert "record 4 at 1:40: REF N differs from the FASTA" in str(result.exception)
+    assert result.code == 1
+    assert "record 4 at 1:40: REF N differs from the FASTA" in result.err
     assert not list(tmp_path.glob("error.vcf*"))
 
 
-def test_malformed_vcf_is_one_error_and_leaves_no_output(tmp_path, genome, ph_checkpoint):
+def test_malformed_vcf_is_one_error_and_leaves_no_output(run, tmp_path, genome, ph_checkpoint):
     vcf = write_vcf(tmp_path, [TRICKY[0], "1\t12x\t.\tA\tG\t.\t.\t.\n", TRICKY[1]])
     result = run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "out.vcf.gz", "-W")
-    assert isinstance(result.exception, InputError)
-    message = str(result.exception)
-    assert message.startswith(f"{vcf}: record 2 (after 1:10): ") and "\n" not in message
+    assert result.code == 1
+    assert result.err.startswith(f"caduceus: error: {vcf}: record 2 (after 1:10): ")
+    assert len(result.err.splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.vcf"]
 
 
-def test_unreadable_fasta_is_one_error_and_leaves_no_output(tmp_path, ph_checkpoint):
+def test_unreadable_fasta_is_one_error_and_leaves_no_output(run, tmp_path, ph_checkpoint):
     vcf = write_vcf(tmp_path, TRICKY)
     not_fasta = tmp_path / "ref.fa"
     not_fasta.write_text("this is not a FASTA\n")
     result = run(vcf, "--fasta", not_fasta, "--model", ph_checkpoint, "-o", tmp_path / "out.vcf")
-    assert isinstance(result.exception, InputError)
-    assert str(result.exception).startswith(f"{not_fasta}: not a FASTA file")
+    assert result.code == 1
+    assert result.err.startswith(f"caduceus: error: {not_fasta}: not a FASTA file")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.vcf", "ref.fa"]
 
 
-def test_no_contig_in_the_fasta_names_both_sets_and_leaves_no_output(tmp_path, genome, ph_checkpoint):
+def test_no_contig_in_the_fasta_names_both_sets_and_leaves_no_output_or_written_count(
+    run_cli, tmp_path, genome, ph_checkpoint
+):
     vcf = write_vcf(tmp_path, [line("chrUn", 5, "A", "G"), line("chrZ", 7, "C", "T")])
-    result = run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "out.vcf")
-    assert isinstance(result.exception, InputError)
-    assert "VCF contigs chrUn, chrZ; FASTA contigs chr1, chr2" in str(result.exception)
+    log = tmp_path / "run.log"
+    args = [vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "out.vcf", "--log-file", log]
+    result = run_cli("score-variants", "--window", WINDOW, *args)
+    assert result.code == 1
+    assert "VCF contigs chrUn, chrZ; FASTA contigs chr1, chr2" in result.err
     assert not list(tmp_path.glob("out.vcf*"))
+    assert "scores llr" in log.read_text() and "records written" not in log.read_text()
 
 
 @pytest.mark.parametrize(
@@ -252,10 +330,10 @@ def test_no_contig_in_the_fasta_names_both_sets_and_leaves_no_output(tmp_path, g
         (("--shard", "1/2"), "--shard needs the VCF as a file"),
     ],
 )
-def test_bad_option_combinations_fail_before_any_work(tmp_path, genome, args, message):
+def test_bad_option_combinations_are_usage_errors_before_any_work(run, tmp_path, genome, args, message):
     result = run("-", "--fasta", genome, *args)
-    assert isinstance(result.exception, InputError)
-    assert message in str(result.exception)
+    assert result.code == 2
+    assert message in result.err
 
 
 @pytest.mark.parametrize(("trained", "window"), [(1024, 1024), (131072, 2048), (None, 2048), (1001, 1000)])
@@ -263,4 +341,4 @@ def test_default_window_is_the_training_length_up_to_2048(trained, window):
     class Model:
         default_window = trained
 
-    assert command.default_window(Model()) == window
+    assert default_window(Model()) == window

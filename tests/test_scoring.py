@@ -7,11 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import UsageError
 from caduceus_cli.scoring import (
     BASE_ID,
     ScorePlan,
+    Snv,
     check_window,
+    classify_alleles,
     cosine_distance,
     flank_rows,
     l2_distance,
@@ -27,7 +29,7 @@ from caduceus_cli.tokens import MASK_ID, tokenize
 
 @pytest.mark.parametrize("window", [0, 1, 3, 129, -2])
 def test_window_must_be_even_and_at_least_two(window):
-    with pytest.raises(InputError, match="even"):
+    with pytest.raises(UsageError, match="even"):
         check_window(window)
 
 
@@ -138,3 +140,36 @@ def test_plan_builds_windows_and_reads_scores_from_the_right_rows():
     assert scores["emb-l2"] == pytest.approx(3.0)
     assert scores["p-ref"] + scores["p-alt"] < 1.0
     assert math.log(scores["p-alt"] / scores["p-ref"]) == pytest.approx(-3.0)
+
+
+# --- alleles --------------------------------------------------------------------------------
+
+
+def test_snvs_are_scored_and_ref_is_compared_case_insensitively():
+    assert classify_alleles("a", ("G", "t"), "A", 99) == [Snv(99, "A", "G"), Snv(99, "A", "T")]
+    assert classify_alleles("A", ("G",), "a", 99) == [Snv(99, "A", "G")]
+
+
+@pytest.mark.parametrize(
+    ("ref", "alts", "fasta", "expected"),
+    [
+        ("A", ("G", "C"), None, ["contig_missing", "contig_missing"]),
+        ("A", ("G",), "C", ["ref_mismatch"]),
+        ("AC", ("A",), "AT", ["ref_mismatch"]),
+        ("A", ("<DEL>", "*", "A[chr2:10[", "A."), "A", ["symbolic"] * 4),
+        ("A", ("N", "R"), "A", ["not_acgt", "not_acgt"]),
+        ("N", ("A",), "N", ["not_acgt"]),
+        ("AC", ("A",), "AC", ["indel"]),
+        ("A", ("AT",), "A", ["indel"]),
+        ("AC", ("GT",), "AC", ["mnv"]),
+        ("A", ("A", "a"), "A", ["alt_is_ref", "alt_is_ref"]),
+        ("AC", ("AC",), "AC", ["alt_is_ref"]),
+    ],
+)
+def test_unscorable_alleles_get_their_flag(ref, alts, fasta, expected):
+    assert classify_alleles(ref, alts, fasta, 0) == expected
+
+
+def test_a_padded_snv_in_a_multiallelic_record_is_scored_at_the_changed_base():
+    alleles = classify_alleles("ACT", ("AGT", "A", "GCA"), "ACT", 50)
+    assert alleles == [Snv(51, "C", "G"), "indel", "mnv"]

@@ -8,15 +8,12 @@ import os
 import pysam
 import pytest
 
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.vcf import (
     TBI_MAX_POSITION,
     HtslibMessages,
-    InfoField,
-    Snv,
     VcfWriter,
     add_scoring_header,
-    classify_alleles,
     count_records,
     index_path,
     needs_csi,
@@ -25,6 +22,7 @@ from caduceus_cli.io.vcf import (
     records,
     write_index,
 )
+from caduceus_cli.scoring import InfoField
 
 HEADER = (
     "##fileformat=VCFv4.2\n"
@@ -43,37 +41,6 @@ RECORDS = [
 def write_text(path, text: str):
     path.write_text(text)
     return str(path)
-
-
-# --- alleles --------------------------------------------------------------------------------
-
-
-def test_snvs_are_scored_and_ref_is_compared_case_insensitively():
-    assert classify_alleles("a", ("G", "t"), "A", 99) == [Snv(99, "A", "G"), Snv(99, "A", "T")]
-    assert classify_alleles("A", ("G",), "a", 99) == [Snv(99, "A", "G")]
-
-
-@pytest.mark.parametrize(
-    ("ref", "alts", "fasta", "expected"),
-    [
-        ("A", ("G", "C"), None, ["contig_missing", "contig_missing"]),
-        ("A", ("G",), "C", ["ref_mismatch"]),
-        ("AC", ("A",), "AT", ["ref_mismatch"]),
-        ("A", ("<DEL>", "*", "A[chr2:10[", "A."), "A", ["symbolic"] * 4),
-        ("A", ("N", "R"), "A", ["not_acgt", "not_acgt"]),
-        ("N", ("A",), "N", ["not_acgt"]),
-        ("AC", ("A",), "AC", ["indel"]),
-        ("A", ("AT",), "A", ["indel"]),
-        ("AC", ("GT",), "AC", ["mnv"]),
-    ],
-)
-def test_unscorable_alleles_get_their_flag(ref, alts, fasta, expected):
-    assert classify_alleles(ref, alts, fasta, 0) == expected
-
-
-def test_a_padded_snv_in_a_multiallelic_record_is_scored_at_the_changed_base():
-    alleles = classify_alleles("ACT", ("AGT", "A", "GCA"), "ACT", 50)
-    assert alleles == [Snv(51, "C", "G"), "indel", "mnv"]
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -212,7 +179,7 @@ def test_output_format_from_option_or_extension():
     assert output_format("a.VCF.BGZ", None) == "z"
     assert output_format("a.bcf", None) == "b"
     assert output_format("a.vcf", None) == "v"
-    with pytest.raises(InputError):
+    with pytest.raises(UsageError, match="-O u: use v"):
         output_format("a.vcf", "u")
 
 

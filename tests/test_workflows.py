@@ -7,7 +7,6 @@ with example values and run through the real entry point: the module cannot drif
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shlex
@@ -19,9 +18,9 @@ import h5py
 import numpy as np
 import pysam
 import pytest
-from conftest import make_checkpoint
+from conftest import caduceus
 
-from caduceus_cli.cli import main
+from caduceus_cli.io import hdf5
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflows" / "snakemake" / "Snakefile"
@@ -33,8 +32,7 @@ rng = np.random.default_rng(11)
 CONTIGS = {"chr1": "".join(rng.choice(list("ACGT"), 420)), "chr2": "".join(rng.choice(list("ACGTn"), 230))}
 BED = "chr1\t0\t150\tg1\t0\t+\nchr1\t100\t420\tg2\t0\t-\nchr2\t5\t200\tg3\t0\t.\nchr2\t0\t40\tg4\t0\t+\n"
 # Provenance that names the command as typed: it differs between a shard run and a single run.
-PROVENANCE_ATTRS = {"command_line", "tool_version"}
-PROVENANCE_LINES = ("##caduceus_command=", "##caduceus_concat=")
+PROVENANCE_LINES = ("##caduceus_command=", "##caduceus_merge=")
 
 
 def vcf_text() -> str:
@@ -56,39 +54,27 @@ def vcf_text() -> str:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> dict[str, Path]:
+def data(tmp_path_factory, tiny_checkpoint) -> dict[str, Path]:
     """A tiny model (it records a 64-base training length) and example inputs."""
     folder = tmp_path_factory.mktemp("workflow_data")
     fasta = folder / "ref.fa"
     fasta.write_text("".join(f">{name}\n{seq}\n" for name, seq in CONTIGS.items()))
     (folder / "genes.bed").write_text(BED)
     (folder / "calls.vcf").write_text(vcf_text())
-    model = make_checkpoint(folder / "model", "ph", seed=5, d_model=8, n_layer=1, max_length=WINDOW)
+    model = tiny_checkpoint("ph", max_length=WINDOW)
     return {"fasta": fasta, "regions": folder / "genes.bed", "vcf": folder / "calls.vcf", "model": model}
-
-
-def caduceus(*args: object) -> None:
-    """Run the real entry point in this process (a fresh interpreter would cost seconds of imports)."""
-    argv = sys.argv
-    sys.argv = ["caduceus", *map(str, args)]
-    try:
-        main()
-    except SystemExit as done:
-        assert done.code in (0, None), f"caduceus {' '.join(map(str, args))} exited {done.code}"
-    finally:
-        sys.argv = argv
 
 
 def unsharded_outputs(data: dict[str, Path], folder: Path) -> dict[str, Path]:
     """The outputs of one unsharded run of each command, which the gathered ones must equal."""
     embeddings, scored = folder / "embeddings.h5", folder / "scored.vcf"
-    caduceus(
+    assert caduceus(
         "embed", data["fasta"], "--regions", data["regions"], "--model", data["model"], "-q", "-o", embeddings
-    )
-    caduceus(
+    ) == 0
+    assert caduceus(
         "score-variants", data["vcf"], "--fasta", data["fasta"], "--model", data["model"],
         *SCORE_OPTIONS.split(), "-q", "-o", scored,
-    )  # fmt: skip
+    ) == 0  # fmt: skip
     return {"embeddings": embeddings, "scored": scored}
 
 
@@ -98,16 +84,9 @@ def single_run(data, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def example_data(tmp_path_factory) -> dict[str, Path]:
+def example_data(tiny_checkpoint) -> dict[str, Path]:
     """The shipped example data (real sequence, genes on both strands), with a tiny model for speed."""
-    model = make_checkpoint(
-        tmp_path_factory.mktemp("example_model") / "model",
-        "ph",
-        seed=7,
-        d_model=8,
-        n_layer=1,
-        max_length=2048,
-    )
+    model = tiny_checkpoint("ph", max_length=2048)
     examples = REPO / "examples"
     return {
         "fasta": examples / "example.fa",
@@ -132,7 +111,7 @@ def hdf5_contents(path: Path) -> tuple[dict[str, np.ndarray], dict[str, object]]
 
     with h5py.File(path, "r") as h5:
         h5.visititems(keep)
-        attrs = {key: value for key, value in h5.attrs.items() if key not in PROVENANCE_ATTRS}
+        attrs = {key: value for key, value in h5.attrs.items() if key not in hdf5.PROVENANCE_ATTRS}
     return datasets, attrs
 
 
@@ -250,14 +229,10 @@ def filled(template: str, values: dict[str, object]) -> list[str]:
 
 
 def run_task(argv: list[str], workdir: Path, monkeypatch) -> None:
-    """Run one task command in its work folder: `caduceus` through its entry point, `python` as a process."""
+    """Run one task command (every task runs `caduceus`) in its work folder, through the entry point."""
     monkeypatch.chdir(workdir)
-    if argv[0] == "caduceus":
-        caduceus(*argv[1:])
-    else:
-        assert argv[0] == "python"
-        done = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
+    assert argv[0] == "caduceus"
+    assert caduceus(*argv[1:]) == 0, argv
 
 
 def test_nextflow_module_commands_run_and_gather_to_the_single_run(
@@ -300,82 +275,3 @@ def test_workflow_defaults_are_the_example_data_and_the_shipped_model():
     for key in ("fasta", "regions", "vcf"):
         assert (REPO / config[key]).is_file() and config[key] == params[key]
     assert config["model"] == '""' and params["caduceus_model"] == ""
-
-
-# ---------------------------------------------------------------------------------------------
-# The shard VCF joiner's refusals
-
-
-@pytest.fixture(scope="module")
-def concat_vcf():
-    spec = importlib.util.spec_from_file_location(
-        "concat_vcf", REPO / "workflows" / "scripts" / "concat_vcf.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def write_shard(folder: Path, shard: str, lines: list[str], model: str = "m1") -> Path:
-    path = folder / f"part{shard.replace('/', '-of-')}.vcf"
-    header = [
-        "##fileformat=VCFv4.2",
-        "##contig=<ID=chr1,length=1000>",
-        "##contig=<ID=chr2,length=1000>",
-        f"##caduceus_command=caduceus score-variants in.vcf --fasta ref.fa --shard {shard} -o {path.name}",
-        f"##caduceus_model=source={model}",
-        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
-    ]
-    path.write_text("\n".join(header + lines) + "\n")
-    return path
-
-
-def record(chrom: str, pos: int) -> str:
-    return f"{chrom}\t{pos}\t.\tA\tG\t.\t.\t."
-
-
-def test_vcf_joiner_orders_shards_by_their_shard_option(concat_vcf, tmp_path):
-    first = write_shard(tmp_path, "1/2", [record("chr1", 5), record("chr1", 9)])
-    second = write_shard(tmp_path, "2/2", [record("chr1", 9), record("chr2", 1)])
-    assert concat_vcf.main(["-o", str(tmp_path / "all.vcf.gz"), str(second), str(first)]) == 0
-    header, lines = vcf_lines(tmp_path / "all.vcf.gz")
-    assert lines == [record("chr1", 5), record("chr1", 9), record("chr1", 9), record("chr2", 1)]
-    assert "##caduceus_model=source=m1" in header
-    assert (tmp_path / "all.vcf.gz.tbi").is_file()
-
-
-@pytest.mark.parametrize(
-    "problem, message",
-    [
-        ("missing", "shard 2/3 is missing"),
-        ("repeated", "given twice"),
-        ("other model", "differs from"),
-        ("unsorted", "unsorted"),
-        ("contig again", "appears again"),
-    ],
-)
-def test_vcf_joiner_refuses_what_cannot_be_one_run_and_leaves_no_output(
-    problem, message, concat_vcf, tmp_path, capsys
-):
-    shards = {
-        "missing": lambda: [("1/3", [record("chr1", 1)]), ("3/3", [record("chr1", 2)])],
-        "repeated": lambda: [("1/2", [record("chr1", 1)]), ("1/2", [record("chr1", 1)])],
-        "unsorted": lambda: [("1/2", [record("chr1", 5)]), ("2/2", [record("chr1", 4)])],
-        "contig again": lambda: [
-            ("1/2", [record("chr1", 5), record("chr2", 1)]),
-            ("2/2", [record("chr1", 9)]),
-        ],
-        "other model": lambda: [("1/2", [record("chr1", 1)]), ("2/2", [record("chr1", 2)])],
-    }[problem]()
-    folders = [tmp_path / str(number) for number in range(len(shards))]
-    paths = []
-    for number, (folder, (shard, lines)) in enumerate(zip(folders, shards, strict=True)):
-        folder.mkdir()
-        paths.append(
-            write_shard(folder, shard, lines, model="m2" if problem == "other model" and number else "m1")
-        )
-    out = tmp_path / "out"
-    out.mkdir()
-    assert concat_vcf.main(["-o", str(out / "all.vcf.gz"), *map(str, paths)]) == 1
-    assert message in capsys.readouterr().err
-    assert list(out.iterdir()) == []

@@ -1,4 +1,4 @@
-"""Options and plumbing shared by every command: model, device, threads, logging, progress, shards."""
+"""Options and plumbing shared by every command: model, device, threads, shards (logs and progress: terminal.py)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,13 @@ import logging
 import os
 import shlex
 import sys
+from collections.abc import Iterable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import torch
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from caduceus_cli.errors import UsageError
 
@@ -57,34 +48,9 @@ ShardOpt = Annotated[
     str | None, typer.Option("--shard", help="I/N: process only the I-th of N deterministic parts (1-based).")
 ]
 
-stderr = Console(stderr=True)
-
-
-def log_to_file(message: str) -> None:
-    """Record the error that ended a run in --log-file too (stderr already shows it once)."""
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.emit(
-                logging.makeLogRecord(
-                    {"name": "caduceus", "levelname": "ERROR", "levelno": 40, "msg": message}
-                )
-            )
-
-
-def setup_logging(quiet: bool, log_file: Path | None) -> None:
-    """Log to stderr (rich on a terminal, plain text otherwise) and optionally to a file."""
-    handlers: list[logging.Handler] = []
-    if stderr.is_terminal:
-        handlers.append(RichHandler(console=stderr, show_path=False, show_time=False))
-    else:
-        plain = logging.StreamHandler(sys.stderr)
-        plain.setFormatter(logging.Formatter("%(asctime)s caduceus %(levelname)s %(message)s"))
-        handlers.append(plain)
-    if log_file is not None:
-        to_file = logging.FileHandler(log_file)
-        to_file.setFormatter(logging.Formatter("%(asctime)s caduceus %(levelname)s %(message)s"))
-        handlers.append(to_file)
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=handlers, force=True)
+def choices(name: str, values: Iterable[str]) -> type[Enum]:
+    """An option's choices as an Enum made from the module constant that defines them, so they cannot drift."""
+    return Enum(name, [(value, value) for value in values], type=str)
 
 
 def set_threads(threads: int | None) -> int:
@@ -96,21 +62,6 @@ def set_threads(threads: int | None) -> int:
         raise UsageError(f"--threads {threads}: must be at least 1")
     torch.set_num_threads(threads)
     return threads
-
-
-def progress_bar(quiet: bool, unit: str) -> Progress:
-    """A rich progress bar on stderr; disabled with -q or when stderr is not a terminal."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn(f"{{task.fields[rate]}} {unit}/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        disable=quiet or not stderr.is_terminal,
-    )
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import logging
-import queue
 import re
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from enum import Enum
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -28,58 +23,49 @@ from caduceus_cli.commands.common import (
     RevisionOpt,
     ShardOpt,
     ThreadsOpt,
+    choices,
     command_line,
     open_model,
     parse_shard,
-    progress_bar,
     set_threads,
-    setup_logging,
 )
-from caduceus_cli.engine import Engine, Window
+from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError, UsageError
-from caduceus_cli.io.atomic import atomic_output, check_writable_output, partial_path
 from caduceus_cli.io.contigs import read_chrom_map
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.hdf5 import (
     COMPRESSIONS,
     COORDINATES,
+    POOLS,
     PRECISIONS,
     EmbeddingFile,
     Layout,
-    RegionWriter,
     ShardInfo,
+    partial_progress,
     regions_digest,
 )
+from caduceus_cli.io.outputs import check_writable_output, committed, partial_path
 from caduceus_cli.io.regions import Region, all_contigs, parse_region, read_bed
-from caduceus_cli.tokens import soft_mask, tokenize
+from caduceus_cli.model.caduceus import RC_MODES
+from caduceus_cli.pipelines.embed import embed_regions
+from caduceus_cli.terminal import setup_logging
 from caduceus_cli.windows import (
+    FALLBACK_WINDOW,
     balanced_shards,
     check_tiling,
     default_overlap,
-    oriented,
-    oriented_flags,
-    tile_region,
 )
 
 log = logging.getLogger("caduceus")
 
-WRITE_QUEUE_DEPTH = 8  # tiles in flight to the writer: enough to ride out a slow flush, bounded in memory
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([KMGT]?)I?B?", re.IGNORECASE)
 
 
-class RcMode(str, Enum):
-    auto = "auto"
-    none = "none"
-    average = "average"
-
-
-class Pool(str, Enum):
-    mean = "mean"
-
-
-# Choices as the writer defines them, so the option and the file format cannot drift apart.
-Precision = Enum("Precision", [(name, name) for name in PRECISIONS], type=str)
-Compression = Enum("Compression", [(name, name) for name in COMPRESSIONS], type=str)
+# Choices as the model and the writer define them, so the options and what they set cannot drift apart.
+RcMode = choices("RcMode", RC_MODES)
+Pool = choices("Pool", POOLS)
+Precision = choices("Precision", PRECISIONS)
+Compression = choices("Compression", COMPRESSIONS)
 
 
 def parse_size(text: str) -> int:
@@ -123,10 +109,10 @@ def embed(
     ] = None,
     rc: Annotated[
         RcMode, typer.Option("--rc", help="Reverse-complement handling, as in the engine.")
-    ] = RcMode.auto,
+    ] = RcMode["auto"],
     precision: Annotated[
         Precision, typer.Option("--precision", help="Stored float type of embeddings.")
-    ] = Precision.float16,
+    ] = Precision["float16"],
     pool: Annotated[
         Pool | None, typer.Option("--pool", help="Add /pooled: the mean over each region.")
     ] = None,
@@ -150,7 +136,7 @@ def embed(
         typer.Option(
             "--compression", help="Codec for embeddings: none (fastest), gzip, bitshuffle (hdf5plugin)."
         ),
-    ] = Compression.none,
+    ] = Compression["none"],
     batch_size: BatchSizeOpt = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted run from its partial file.")
@@ -167,6 +153,8 @@ def embed(
 ) -> None:
     """Embed FASTA regions (all contigs by default) with a Caduceus model into an HDF5 file."""
     setup_logging(quiet, log_file)
+    if str(output) == "-":
+        raise UsageError("-o -: HDF5 cannot be written to stdout; give a file name")
     set_threads(threads)
     shard_part = parse_shard(shard)
     max_bytes = parse_size(max_output_size)
@@ -178,9 +166,14 @@ def embed(
     with Fasta(fasta, read_chrom_map(chrom_map) if chrom_map else None) as reference:
         regions = _regions(reference, regions_bed, region or [])
         model_obj = open_model(model, revision, device, dtype)
-        window = window or model_obj.default_window
         if window is None:
-            raise UsageError("--window: this model does not record its training length; give --window")
+            window = model_obj.default_window
+        if window is None:
+            window = FALLBACK_WINDOW
+            log.info(
+                "the model records no training length; tiling with --window %d (the published models' length)",
+                window,
+            )
         overlap = default_overlap(window) if overlap is None else overlap
         try:
             check_tiling(window, overlap)
@@ -202,18 +195,38 @@ def embed(
         provenance = {"tool_version": __version__, "command_line": command_line()}
         engine = Engine(model_obj, batch_size=batch_size)
         tmp = partial_path(output)
-        # A resume is checked before atomic_output takes charge of the partial file, so a refused
+        # A resume is checked before committed() takes charge of the partial file, so a refused
         # resume (other model or settings) leaves the interrupted run's work in place.
         out = EmbeddingFile.resume(tmp, selected, layout, settings, shard_info) if resume else None
-        with atomic_output(output, keep_partial_on_interrupt=True):
+        if out is None and tmp.exists():
+            log.warning(
+                "%s: starting over, discarding an interrupted run's partial file (%s); "
+                "--resume continues from it instead",
+                tmp,
+                _progress_text(tmp),
+            )
+        with committed(output, keep_partial_on_interrupt=True):
             if out is None:
                 out = EmbeddingFile.create(tmp, selected, layout, settings, provenance, shard_info)
             try:
-                _run(engine, reference, selected, out, window, overlap, rc.value, quiet)
+                embed_regions(engine, reference, selected, out, window, overlap, rc.value, quiet)
                 out.finish()
+            except KeyboardInterrupt:
+                out.close()  # commits the finished regions, so the count below is what --resume skips
+                raise KeyboardInterrupt(
+                    f"{_progress_text(tmp)} saved in {tmp}; rerun the same command with --resume to continue"
+                ) from None
             finally:
                 out.close()
     log.info("wrote %s", output)
+
+
+def _progress_text(partial: Path) -> str:
+    """'N of M regions done' for an interrupted run's partial file."""
+    progress = partial_progress(partial)
+    if progress is None:
+        return "unreadable, regions done unknown"
+    return f"{progress[0]} of {progress[1]} regions done"
 
 
 def _regions(reference: Fasta, bed: Path | None, texts: Sequence[str]) -> list[Region]:
@@ -227,7 +240,7 @@ def _settings(model, rc: str, window: int, overlap: int, fasta: Path, regions: S
     """What determines the output values: stored as root attributes, checked on resume and merge."""
     return {
         "model_source": model.provenance["source"] or "",
-        "model_revision": model.provenance["revision"] or "",
+        "model_revision": model.provenance["revision"],
         "model_sha256": model.provenance["sha256"] or "",
         "model_variant": model.variant,
         "rc": rc,
@@ -268,112 +281,3 @@ def _human(size: float) -> str:
             return f"{size:.1f}{unit}" if unit != "B" else f"{size:.0f}B"
         size /= 1024
     return f"{size:.1f}T"
-
-
-@dataclass(frozen=True)
-class _TileKey:
-    """What the writer needs with each tile's kept rows: which region, and where in it."""
-
-    row: int
-    length: int
-    first: bool
-    last: bool
-    mask: np.ndarray | None
-
-
-def _tiles(
-    reference: Fasta, jobs: Sequence[tuple[int, Region]], window: int, overlap: int, with_mask: bool
-) -> Iterator[Window]:
-    """Model windows of the regions still to do, read and tokenized one tile at a time (bounded memory).
-
-    Runs in the engine's read-ahead thread. A '-' region is read 5'->3' on its strand: tile
-    [s, e) of the oriented sequence is contig [end - e, end - s), reverse complemented.
-    """
-    for row, region in jobs:
-        length = region.end - region.start
-        tiles = tile_region(length, window, overlap)
-        for number, tile in enumerate(tiles):
-            if region.strand == "-":
-                lo, hi = region.end - tile.end, region.end - tile.start
-            else:
-                lo, hi = region.start + tile.start, region.start + tile.end
-            seq = reference.fetch(region.chrom, lo, hi)
-            ids = oriented(
-                tokenize(seq, where=f"{reference.path}: {region.chrom}:{lo + 1}-{hi}"), region.strand
-            )
-            mask = oriented_flags(soft_mask(seq), region.strand)[tile.keep] if with_mask else None
-            key = _TileKey(row, length, number == 0, number == len(tiles) - 1, mask)
-            yield Window(ids=ids, key=key, rows=tile.keep)
-
-
-class _BackgroundWriter:
-    """Writes results in its own thread behind a bounded queue, so the model does not wait for the disk."""
-
-    def __init__(self, out: EmbeddingFile):
-        self._out = out
-        self._queue: queue.Queue = queue.Queue(maxsize=WRITE_QUEUE_DEPTH)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="caduceus-writer", daemon=True)
-        self._thread.start()
-
-    def put(self, key: _TileKey, rows: np.ndarray) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put((key, rows))
-
-    def close(self) -> None:
-        """Wait for every queued tile to be written; re-raise the writer's error if it had one."""
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def _loop(self) -> None:
-        region: RegionWriter | None = None
-        try:
-            while (item := self._queue.get()) is not None:
-                key, rows = item
-                if key.first:
-                    region = self._out.region(key.row, key.length)
-                region.add(rows, key.mask)
-                if key.last:
-                    region.close()
-        except BaseException as err:  # handed to the main thread, which stops the run
-            self._error = err
-            while self._queue.get() is not None:  # keep the producer from blocking on a full queue
-                pass
-
-
-def _run(
-    engine: Engine,
-    reference: Fasta,
-    regions: Sequence[Region],
-    out: EmbeddingFile,
-    window: int,
-    overlap: int,
-    rc: str,
-    quiet: bool,
-) -> None:
-    done = out.done
-    jobs = [(row, region) for row, region in enumerate(regions) if not done[row]]
-    if len(jobs) < len(regions):
-        log.info("resuming: %d of %d regions already done", len(regions) - len(jobs), len(regions))
-    total = sum(region.end - region.start for _, region in jobs)
-    writer = _BackgroundWriter(out)
-    started = time.perf_counter()
-    written = 0
-    try:
-        with progress_bar(quiet, "bases") as progress:
-            task = progress.add_task("embed", total=total, rate="-")
-            for key, rows in engine.map(
-                _tiles(reference, jobs, window, overlap, out.layout.soft_mask), "embed", rc
-            ):
-                writer.put(key, rows)
-                written += len(rows)
-                progress.update(
-                    task, advance=len(rows), rate=f"{written / (time.perf_counter() - started):,.0f}"
-                )
-    finally:
-        writer.close()
-    elapsed = time.perf_counter() - started
-    log.info("embedded %d bases in %.1f s (%.0f bases/s)", written, elapsed, written / max(elapsed, 1e-9))

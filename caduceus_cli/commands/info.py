@@ -28,7 +28,7 @@ def info(
     )
     rows = [
         ("source", loaded.provenance["source"]),
-        ("revision", loaded.provenance["revision"] or "-"),
+        ("revision", loaded.provenance["revision"]),
         ("weights sha256", loaded.provenance["sha256"]),
         ("variant", loaded.variant.upper()),
         ("d_model", config.d_model),

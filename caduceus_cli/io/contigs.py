@@ -6,10 +6,13 @@ The one place where `chr1` <-> `1`, `chrM` <-> `MT` and `--chrom-map` are decide
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from caduceus_cli.errors import InputError
+
+log = logging.getLogger("caduceus")
 
 _MITOCHONDRIAL = {"M", "MT"}
 
@@ -85,7 +88,10 @@ class ContigMatcher:
                 f"contig '{name}' matches several FASTA contigs ({', '.join(candidates)}); "
                 "use --chrom-map to say which"
             )
-        return candidates[0] if candidates else None
+        if not candidates:
+            return None
+        log.info("contig '%s' read as FASTA contig '%s' (chr/M/MT naming; --chrom-map overrides)", name, candidates[0])
+        return candidates[0]
 
 
 def name_sample(names: Sequence[str], limit: int = 5) -> str:

@@ -10,19 +10,22 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import re
 import stat
-import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 import pysam
 
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import ContigMatcher
-from caduceus_cli.io.htslib import HtslibMessages
+from caduceus_cli.io.htslib import HtslibMessages, compression
+from caduceus_cli.io.outputs import committed
 
 _SCAN_CHUNK = 8 << 20  # bytes read at a time when scanning headers: bounded memory on any genome
 _SNIFF_BYTES = 64 << 10
+_NOT_TEXT = re.compile(rb"[^\t\n\r\x20-\x7e]")  # htslib's indexer skips such bytes without a word
 
 
 class Fasta:
@@ -91,18 +94,13 @@ def _open_indexed(path: str) -> pysam.FastaFile:
 
 def _is_bgzipped(path: str) -> bool:
     """True for BGZF; an error for plain gzip, which htslib cannot seek in."""
-    with open(path, "rb") as handle:
-        head = handle.read(18)
-    if head[:2] != b"\x1f\x8b":
-        return False
-    # BGZF is gzip with an extra field whose subfield id is 'BC' (SAM spec, section 4.1).
-    has_extra = len(head) >= 14 and head[3] & 0x04
-    if has_extra and head[12:14] == b"BC":
-        return True
-    raise InputError(
-        f"{path}: compressed with gzip, not bgzip; recompress it (gunzip -c {path} | bgzip > out.fa.gz) "
-        "or decompress it"
-    )
+    kind = compression(path)
+    if kind == "gzip":
+        raise InputError(
+            f"{path}: compressed with gzip, not bgzip; recompress it (gunzip -c {path} | bgzip > out.fa.gz) "
+            "or decompress it"
+        )
+    return kind == "bgzf"
 
 
 def _open_bytes(path: str, bgzipped: bool) -> BinaryIO:
@@ -129,46 +127,32 @@ def _check_index_names_unique(fai: str) -> None:
 
 
 def _build_index(path: str, index_paths: list[str], bgzipped: bool) -> None:
-    """Write the `.fai` (and `.gzi`) beside the FASTA, atomically.
+    """Write the `.fai` (and `.gzi`) beside the FASTA, each committed under a unique temporary name.
 
     The header scan comes first because htslib keeps the first of two same-named contigs with
-    only a warning. Building into temporary names and renaming means two jobs started at once
-    on the same genome (shards) never read a half-written index.
+    only a warning. Unique temporary names and renames mean two jobs started at once on the same
+    genome (shards) never read a half-written index.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    temporary: list[str] = []
-    try:
-        for index in index_paths:
-            temporary.append(_temporary_beside(index, folder, path))
-        _check_headers(path, bgzipped)
-        options = ["--fai-idx", temporary[0]] + (["--gzi-idx", temporary[1]] if bgzipped else [])
+    _check_headers(path, bgzipped)
+    _check_plain_text(path, bgzipped)
+    # whoever may read the FASTA may read its index (temporary files start owner-only)
+    mode = stat.S_IMODE(os.stat(path).st_mode) & 0o666
+    with contextlib.ExitStack() as stack:
+        try:
+            temporary = [stack.enter_context(committed(Path(index), unique=True, mode=mode)) for index in index_paths]
+        except OSError:
+            folder = os.path.dirname(os.path.abspath(path))
+            raise InputError(
+                f"{path}: index {index_paths[0]} is missing and {folder} is not writable; run samtools faidx "
+                f"{path} as a user who can write there, or copy the FASTA to a writable folder"
+            ) from None
+        options = ["--fai-idx", str(temporary[0])] + (["--gzi-idx", str(temporary[1])] if bgzipped else [])
         with HtslibMessages() as messages:
             try:
                 pysam.faidx(path, *options)
             except pysam.SamtoolsError:
                 reason = messages.reason("malformed FASTA (lines within a sequence must have equal lengths)")
                 raise InputError(f"{path}: cannot index FASTA: {reason}") from None
-        # mkstemp makes owner-only files; whoever may read the FASTA may read its index.
-        mode = stat.S_IMODE(os.stat(path).st_mode) & 0o666
-        for temp, index in zip(temporary, index_paths, strict=True):
-            os.chmod(temp, mode)
-            os.replace(temp, index)
-    finally:
-        for temp in temporary:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(temp)
-
-
-def _temporary_beside(index: str, folder: str, path: str) -> str:
-    try:
-        handle, temp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(index) + ".", suffix=".tmp")
-    except OSError:
-        raise InputError(
-            f"{path}: index {index} is missing and {folder} is not writable; run samtools faidx {path} "
-            "as a user who can write there, or copy the FASTA to a writable folder"
-        ) from None
-    os.close(handle)
-    return temp
 
 
 def _check_headers(path: str, bgzipped: bool) -> None:
@@ -186,6 +170,33 @@ def _check_headers(path: str, bgzipped: bool) -> None:
                     f"(first at line {first_seen[name]})"
                 )
             first_seen[name] = lineno
+
+
+def _check_plain_text(path: str, bgzipped: bool) -> None:
+    """A byte that is not printable text (NUL, 0xFF, ...) is an error naming its contig, line and offset.
+
+    htslib's indexer skips such bytes, so `>a` then NUL, 0xFF, 0xFE, `ACGT` would read as `ACGT`.
+    """
+    offset, lineno = 0, 1
+    with _open_bytes(path, bgzipped) as handle:
+        while chunk := handle.read(_SCAN_CHUNK):
+            bad = _NOT_TEXT.search(chunk)
+            if bad is None:
+                offset += len(chunk)
+                lineno += chunk.count(b"\n")
+                continue
+            lineno += chunk.count(b"\n", 0, bad.start())
+            byte, offset = chunk[bad.start()], offset + bad.start()
+            break
+        else:
+            return
+    with _open_bytes(path, bgzipped) as handle:
+        headers = [header for number, header in _header_lines(handle) if number <= lineno]
+    contig = headers[-1].split()[0].decode(errors="replace") if headers and headers[-1].split() else "?"
+    raise InputError(
+        f"{path}:{lineno}: contig '{contig}': byte 0x{byte:02x} at file offset {offset} is not text; "
+        "a FASTA holds printable letters only"
+    )
 
 
 def _header_lines(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:

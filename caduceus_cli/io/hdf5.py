@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 import torch
 
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import InputError, UsageError
 
 CHUNK_ROWS = 2048  # 1 MiB per chunk at d = 256 in float16: large enough for codecs, small for partial reads
 CHUNK_CACHE_BYTES = 64 << 20
@@ -42,8 +42,9 @@ CHUNK_CACHE_BYTES = 64 << 20
 COMMIT_REGIONS = 256
 COMMIT_BASES = 1 << 18
 COORDINATES = "0-based half-open contig coordinates; rows run 5'->3' on the region's strand"
-PROVENANCE_ATTRS = ("tool_version", "command_line")
+PROVENANCE_ATTRS = ("tool_version", "command_line", "shard_command_lines")
 SHARD_ATTRS = ("shard_index", "shard_count", "total_regions")
+POOLS = ("mean",)  # --pool: how /pooled summarises a region
 COMPRESSIONS = ("none", "gzip", "bitshuffle")
 PRECISIONS = {"float16": np.float16, "float32": np.float32}
 _STR = h5py.string_dtype("utf-8")
@@ -73,12 +74,12 @@ def compression_filters(name: str) -> dict:
         try:
             import hdf5plugin
         except ImportError as err:
-            raise InputError(
+            raise UsageError(
                 "--compression bitshuffle: needs the hdf5plugin package (pip install hdf5plugin), "
                 "and so does every program that reads the file"
             ) from err
         return dict(hdf5plugin.Bitshuffle(cname="lz4"))
-    raise InputError(f"--compression {name}: use one of {', '.join(COMPRESSIONS)}")
+    raise UsageError(f"--compression {name}: use one of {', '.join(COMPRESSIONS)}")
 
 
 @dataclass(frozen=True)
@@ -454,11 +455,22 @@ def _check_resumable(
         raise InputError(f"{path}: cannot resume, --shard differs from the interrupted run's")
 
 
+def partial_progress(path: Path) -> tuple[int, int] | None:
+    """(regions done, regions) of an interrupted run's partial file; None when it cannot be read as one."""
+    try:
+        with _open(path, "r") as h5:
+            done = h5["done"][()] if "done" in h5 else None
+    except OSError:
+        return None
+    return None if done is None else (int(done.astype(bool).sum()), len(done))
+
+
 def merge_shards(inputs: Sequence[Path], output: Path, provenance: Mapping[str, object]) -> None:
     """Join the complete shard files of one split run into the layout a single run writes.
 
     Refuses files from different models, settings or region lists, missing or repeated shards,
-    and unfinished files. Per-region datasets are copied as stored (no recompression).
+    and unfinished files. Per-region datasets are copied as stored (no recompression). The
+    shards' command lines are kept, in shard order, as `shard_command_lines`.
     """
     shards: list[h5py.File] = []
     try:
@@ -518,6 +530,8 @@ def _write_merged(
     provenance: Mapping[str, object],
 ) -> None:
     out.attrs.update({**provenance, **_settings(shards[0])})
+    by_index = sorted(shards, key=lambda h5: int(h5.attrs["shard_index"]))
+    out.attrs["shard_command_lines"] = [str(h5.attrs.get("command_line", "")) for h5 in by_index]
     columns = [_read_regions(h5) for h5 in shards]
     _write_regions(out, {key: [columns[s][key][row] for s, row in order] for key in columns[0]})
     groups = [name for name in ("embeddings", "binned", "soft_mask") if name in shards[0]]

@@ -90,3 +90,15 @@ def _is_fd2(stream: object) -> bool:
         return stream.fileno() == 2  # type: ignore[attr-defined]
     except (AttributeError, OSError, ValueError):
         return False
+
+
+
+def compression(path: str) -> str:
+    """'bgzf', 'gzip' (plain, which htslib cannot seek in) or '' (not compressed), from the first bytes."""
+    with open(path, "rb") as handle:
+        head = handle.read(18)
+    if head[:2] != b"\x1f\x8b":
+        return ""
+    # BGZF is gzip with an extra field whose subfield id is 'BC' (SAM spec, section 4.1).
+    has_extra = len(head) >= 14 and head[3] & 0x04
+    return "bgzf" if has_extra and head[12:14] == b"BC" else "gzip"

@@ -1,4 +1,4 @@
-"""VCF / BCF in and out through pysam: streaming reads, allele classification, scored output.
+"""VCF / BCF in and out through pysam: streaming reads and scored output (what an allele scores as: scoring.py).
 
 Records are never translated between headers: the score definitions are added to the input
 header before the first record is read, and each record is written under that same header.
@@ -14,34 +14,24 @@ warnings, and nothing but data ever reaches stdout.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pysam
 import pysam.bcftools
 from pysam.libcbgzf import BGZFile
 
-from caduceus_cli.errors import InputError
-from caduceus_cli.io.htslib import HtslibMessages
+from caduceus_cli.errors import InputError, UsageError
+from caduceus_cli.io.htslib import HtslibMessages, compression
+from caduceus_cli.scoring import InfoField
 
 log = logging.getLogger("caduceus")
 
-# Why an ALT is not scored, in the order they are tested (the first that applies is reported).
-FLAGS = {
-    "contig_missing": "contig not in the FASTA",
-    "ref_mismatch": "REF differs from the FASTA",
-    "symbolic": "symbolic, * or breakend ALT",
-    "not_acgt": "a base other than A C G T",
-    "indel": "REF and ALT lengths differ",
-    "mnv": "several bases differ",
-}
 FORMATS = {"v": "w", "z": "wz", "b": "wb"}
+INDEX_SUFFIXES = (".tbi", ".csi")  # by csi: False, True
 TBI_MAX_POSITION = 1 << 29  # positions a .tbi can hold (512 Mbp); beyond it the index must be CSI
-_ACGT = frozenset("ACGT")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,6 +47,11 @@ def open_vcf(path: str, messages: HtslibMessages) -> pysam.VariantFile:
     if path != "-" and not os.path.isfile(path):
         raise InputError(f"{path}: VCF file not found")
     try:
+        if path != "-" and compression(path) == "gzip":
+            # htslib cannot seek in plain gzip, but streams it as it does stdin (as bcftools does);
+            # pysam reads a duplicate of the descriptor, so ours can close at once
+            with open(path, "rb") as handle:
+                return pysam.VariantFile(handle)
         return pysam.VariantFile(path)
     except (OSError, ValueError) as error:
         reason = messages.reason(str(error))
@@ -93,56 +88,7 @@ def count_records(path: str, messages: HtslibMessages) -> tuple[int, set[str]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# alleles
-
-
-@dataclass(frozen=True)
-class Snv:
-    """One ALT allele reduced to the single base it changes."""
-
-    pos0: int  # 0-based position of the changed base
-    ref: str  # uppercase reference base (from the FASTA, equal to the VCF's REF)
-    alt: str  # uppercase alternative base
-
-
-def classify_alleles(ref: str, alts: tuple[str, ...], fasta_ref: str | None, pos0: int) -> list[Snv | str]:
-    """For each ALT, the SNV it scores as, or the flag saying why it cannot be scored.
-
-    `fasta_ref` is the FASTA over the REF's span (None when the contig is not in the FASTA);
-    REF is compared case-insensitively. A same-length REF/ALT pair that differs at exactly one
-    base (a SNV padded to a longer REF in a multi-allelic record) is scored at that base.
-    """
-    if fasta_ref is None:
-        return ["contig_missing"] * len(alts)
-    ref = ref.upper()
-    if ref != fasta_ref.upper():
-        return ["ref_mismatch"] * len(alts)
-    return [_classify_alt(ref, alt.upper(), pos0) for alt in alts]
-
-
-def _classify_alt(ref: str, alt: str, pos0: int) -> Snv | str:
-    if alt.startswith("<") or alt == "*" or any(char in alt for char in "[].") or not alt:
-        return "symbolic"
-    if not _ACGT.issuperset(ref) or not _ACGT.issuperset(alt):
-        return "not_acgt"
-    if len(ref) != len(alt):
-        return "indel"
-    differ = [i for i, (r, a) in enumerate(zip(ref, alt, strict=True)) if r != a]
-    if len(differ) > 1:
-        return "mnv"
-    at = differ[0] if differ else 0
-    return Snv(pos0 + at, ref[at], alt[at])
-
-
-# ---------------------------------------------------------------------------------------------
 # header
-
-
-@dataclass(frozen=True)
-class InfoField:
-    key: str
-    type: str  # "Float" or "String"
-    description: str
 
 
 def add_scoring_header(
@@ -178,7 +124,7 @@ def output_format(path: str | None, fmt: str | None) -> str:
     """'v', 'z' or 'b': as given by -O, else from the file extension (VCF text on stdout)."""
     if fmt is not None:
         if fmt not in FORMATS:
-            raise InputError(f"-O {fmt}: use v (VCF), z (bgzipped VCF) or b (BCF)")
+            raise UsageError(f"-O {fmt}: use v (VCF), z (bgzipped VCF) or b (BCF)")
         return fmt
     if path is None or path == "-":
         return "v"
@@ -275,8 +221,8 @@ class VcfWriter:
             went_back = here[1] < self._last[1] if same_contig else here[0] in self._seen_contigs
             if went_back:
                 raise InputError(
-                    f"--write-index needs a sorted VCF: {here[0]}:{here[1]} comes after "
-                    f"{self._last[0]}:{self._last[1]} (sort with bcftools sort)"
+                    f"an index needs sorted records: {here[0]}:{here[1]} comes after "
+                    f"{self._last[0]}:{self._last[1]} (sort the input with bcftools sort)"
                 )
         self._seen_contigs.add(here[0])
         self._last = here
@@ -295,7 +241,7 @@ def needs_csi(fmt: str, contig_lengths: list[int | None], max_end: int) -> bool:
 
 
 def index_path(path: str | Path, csi: bool) -> str:
-    return f"{path}.{'csi' if csi else 'tbi'}"
+    return f"{path}{INDEX_SUFFIXES[csi]}"
 
 
 def write_index(data_path: str | Path, index_file: str | Path, csi: bool) -> None:
@@ -304,15 +250,3 @@ def write_index(data_path: str | Path, index_file: str | Path, csi: bool) -> Non
         pysam.bcftools.index("--csi" if csi else "--tbi", "--force", "-o", str(index_file), str(data_path))
     except pysam.utils.SamtoolsError as error:
         raise InputError(f"{data_path}: cannot index the output ({str(error).strip()})") from None
-
-
-@contextlib.contextmanager
-def removed_on_error(*paths: str | Path) -> Iterator[None]:
-    """Delete the given files if the block fails, so no half-written output or index is left."""
-    try:
-        yield
-    except BaseException:
-        for path in paths:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
-        raise

@@ -22,6 +22,7 @@ from caduceus_cli.model import compiled
 from caduceus_cli.model.config import CaduceusConfig
 from caduceus_cli.model.scan import selective_scan
 
+RC_MODES = ("auto", "none", "average")  # reverse-complement handling of embed() and logits_conjoined()
 
 @dataclass
 class ModelOutput:
@@ -318,15 +319,23 @@ class CaduceusForMaskedLM(nn.Module):
 
     @staticmethod
     def _check_rc(rc: str) -> None:
-        if rc not in ("auto", "none", "average"):
+        if rc not in RC_MODES:
             raise ValueError(f"rc must be 'auto', 'none' or 'average', got {rc!r}")
+
+    def _rc_batch(self, rc: str) -> bool:
+        """Whether `rc` runs the reverse complement as a second batch: average, and auto on PH."""
+        self._check_rc(rc)
+        return rc == "average" or (rc == "auto" and not self.config.rcps)
+
+    def strand_passes(self, rc: str = "auto") -> int:
+        """Strands the network runs per input window under `rc` (what memory scales with): 2 with the
+        RC batch, and doubled on PS, whose every call runs both strands."""
+        return (2 if self._rc_batch(rc) else 1) * (2 if self.config.rcps else 1)
 
     def embed(self, ids: torch.Tensor, rc: str = "auto") -> torch.Tensor:
         """(B, L) -> (B, L, d) per-position embedding. auto: PS one pass, PH forward and RC passes
         averaged (RC pass flipped back); none: forward strand only; average: two passes for either."""
-        self._check_rc(rc)
-        two_passes = rc == "average" or (rc == "auto" and not self.config.rcps)
-        if not two_passes:
+        if not self._rc_batch(rc):
             return self._strand_embedding(self(ids).hidden)
         fwd, rev = self._with_rc_pass(ids)
         return 0.5 * (self._strand_embedding(fwd.hidden) + self._strand_embedding(rev.hidden).flip(1))
@@ -334,9 +343,7 @@ class CaduceusForMaskedLM(nn.Module):
     def logits_conjoined(self, ids: torch.Tensor, rc: str = "auto") -> torch.Tensor:
         """(B, L) -> (B, L, V): 0.5 * (logits(x) + flipL(logits(rc x))[..., comp]); PS is already
         RC-equivariant, so `auto` runs it once."""
-        self._check_rc(rc)
-        two_passes = rc == "average" or (rc == "auto" and not self.config.rcps)
-        if not two_passes:
+        if not self._rc_batch(rc):
             return self(ids).logits
         fwd, rev = self._with_rc_pass(ids)
         return 0.5 * (fwd.logits + rev.logits.flip(1)[..., self.complement])

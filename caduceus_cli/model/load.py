@@ -29,6 +29,7 @@ from caduceus_cli.model.config import CaduceusConfig
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DEFAULT_MODEL = "caduceus-ph-tair10"
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+NO_REVISION = "none"  # provenance revision of a local folder: one spelling in every output
 _SEQLEN_IN_NAME = re.compile(r"seqlen-(\d+)(k?)", re.IGNORECASE)
 
 
@@ -41,7 +42,8 @@ def load_model(
     """Load a Caduceus checkpoint from a folder (config.json + model.safetensors) or a hub id.
 
     The model comes back in eval mode on `device` in `dtype`, with `provenance` (source,
-    revision, sha256 of the weights file) and `default_window` (its training length when known).
+    revision, "none" for a local folder, and sha256 of the weights file) and `default_window`
+    (its training length when known).
     """
     folder, resolved_revision = _resolve(str(source), revision)
     config_path = folder / "config.json"
@@ -56,7 +58,11 @@ def load_model(
     _load_state(model, state, weights_path)
     torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
     model = model.to(device=device, dtype=torch_dtype).eval()
-    model.provenance = {"source": str(source), "revision": resolved_revision, "sha256": _sha256(weights_path)}
+    model.provenance = {
+        "source": str(source),
+        "revision": resolved_revision or NO_REVISION,
+        "sha256": _sha256(weights_path),
+    }
     model.default_window = _training_length(folder, str(source))
     return model
 
@@ -97,9 +103,17 @@ def _resolve(source: str, revision: str | None) -> tuple[Path, str | None]:
         if not (path / "config.json").is_file():
             raise CheckpointError(f"{path}: not a Caduceus checkpoint (no config.json)")
         return path, revision
+    if _names_a_folder(source):
+        raise CheckpointError(f"{source}: no such folder")
     if not _HUB_ID.match(source):
         raise CheckpointError(f"{source}: no such folder, and not a hub id of the form owner/name")
     return _download(source, revision)
+
+
+def _names_a_folder(source: str) -> bool:
+    """A value that can only mean a local path: it starts with '.', '/' or '~', or its first part is a
+    folder here (`mydir/model` with `mydir/` present), so a missing one is not looked up on the hub."""
+    return source.startswith((".", "/", "~")) or Path(source).expanduser().parent.is_dir() and "/" in source
 
 
 def _download(repo_id: str, revision: str | None) -> tuple[Path, str | None]:
@@ -115,12 +129,13 @@ def _download(repo_id: str, revision: str | None) -> tuple[Path, str | None]:
             )
     except LocalEntryNotFoundError as err:
         raise CheckpointError(
-            f"{repo_id}: not in the Hugging Face cache and the hub cannot be reached (HF_HUB_OFFLINE set or no "
-            "network); download it once on a machine with network, or pass a local folder"
+            f"{repo_id}: no such folder, and not in the Hugging Face cache and the hub cannot be reached "
+            "(HF_HUB_OFFLINE set or no network); download it once on a machine with network, or pass a "
+            "local folder"
         ) from err
     except (RepositoryNotFoundError, HFValidationError) as err:
         raise CheckpointError(
-            f"{repo_id}: no such model on the Hugging Face hub ({type(err).__name__})"
+            f"{repo_id}: no such folder, and no such model on the Hugging Face hub ({type(err).__name__})"
         ) from err
     if not (folder / "config.json").is_file():
         raise CheckpointError(f"{repo_id}: not a Caduceus checkpoint (no config.json in the repository)")

@@ -3,9 +3,8 @@
  *
  * Splits `caduceus embed` and `caduceus score-variants` into N tasks with `--shard I/N`
  * (one GPU each when params.caduceus_device is 'cuda'), then gathers them: `caduceus merge`
- * joins the embed shards into the file an unsharded run writes, and ../scripts/concat_vcf.py
- * joins the score shards in shard order (the unsharded run's records) into a bgzipped VCF with
- * a .tbi index.
+ * joins the embed shards into the file an unsharded run writes, and the score shards in
+ * shard order (the unsharded run's records) into a bgzipped VCF with a .tbi index.
  *
  * As a module:
  *     include { CADUCEUS_SCATTER_GATHER } from './workflows/nextflow/main.nf'
@@ -121,9 +120,9 @@ process CADUCEUS_CONCAT_VCF {
     tuple path('scored.vcf.gz'), path('scored.vcf.gz.tbi'), emit: vcf
 
     script:
-    // concat_vcf.py puts the shards in --shard order itself, so collect() order does not matter.
+    // caduceus merge puts the shards in --shard order itself, so collect() order does not matter.
     """
-    python ${moduleDir}/../scripts/concat_vcf.py -o scored.vcf.gz ${shards}
+    caduceus merge -o scored.vcf.gz ${shards}
     """
 }
 

@@ -1,0 +1,148 @@
+"""Embedding regions of a FASTA into an `EmbeddingFile`: tiles read ahead, the engine, writes behind.
+
+    from pathlib import Path
+
+    from caduceus_cli import load_model
+    from caduceus_cli.engine import Engine
+    from caduceus_cli.io.fasta import Fasta
+    from caduceus_cli.io.hdf5 import EmbeddingFile, Layout
+    from caduceus_cli.io.regions import all_contigs
+    from caduceus_cli.pipelines.embed import embed_regions
+
+    model = load_model("weights/caduceus-ph-tair10")
+    with Fasta("genome.fa") as reference:
+        regions = all_contigs(reference)
+        out = EmbeddingFile.create(Path("out.h5"), regions, Layout(d=model.config.d_model), {}, {})
+        stats = embed_regions(Engine(model), reference, regions, out, window=1024, overlap=128)
+        out.finish()
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from caduceus_cli.engine import Engine, Window
+from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.hdf5 import EmbeddingFile, RegionWriter
+from caduceus_cli.io.regions import Region
+from caduceus_cli.stages import WriteBehind
+from caduceus_cli.terminal import format_rate, progress_bar
+from caduceus_cli.tokens import soft_mask, tokenize
+from caduceus_cli.windows import oriented, oriented_flags, tile_region
+
+log = logging.getLogger("caduceus")
+
+WRITE_QUEUE_DEPTH = 8  # tiles in flight to the writer: enough to ride out a slow flush, bounded in memory
+
+
+@dataclass(frozen=True)
+class EmbedStats:
+    """What one `embed_regions` call did: regions resumed (already done), regions and bases embedded, seconds."""
+
+    resumed: int
+    regions: int
+    bases: int
+    seconds: float
+
+    @property
+    def bases_per_second(self) -> float:
+        return self.bases / max(self.seconds, 1e-9)
+
+
+def embed_regions(
+    engine: Engine,
+    reference: Fasta,
+    regions: Sequence[Region],
+    out: EmbeddingFile,
+    window: int,
+    overlap: int,
+    rc: str = "auto",
+    quiet: bool = True,
+) -> EmbedStats:
+    """Embed every region of `regions` (the rows of `out`) not yet marked done in `out`.
+
+    Long regions are tiled (`window`, `overlap`; each base kept from its most central tile). The
+    caller creates or resumes `out` and calls `out.finish()` after; a progress bar shows on a
+    terminal unless `quiet`.
+    """
+    done = out.done
+    jobs = [(row, region) for row, region in enumerate(regions) if not done[row]]
+    if len(jobs) < len(regions):
+        log.info("resuming: %d of %d regions already done", len(regions) - len(jobs), len(regions))
+    total = sum(region.end - region.start for _, region in jobs)
+    writer = WriteBehind(_RegionSink(out), WRITE_QUEUE_DEPTH)
+    started = time.perf_counter()
+    written = 0
+    try:
+        with progress_bar(quiet, "bases") as progress:
+            task = progress.add_task("embed", total=total, rate="-")
+            for key, rows in engine.map(
+                _tiles(reference, jobs, window, overlap, out.layout.soft_mask), "embed", rc
+            ):
+                writer.put((key, rows))
+                written += len(rows)
+                progress.update(
+                    task, advance=len(rows), rate=format_rate(written, time.perf_counter() - started)
+                )
+    finally:
+        writer.close()
+    elapsed = time.perf_counter() - started
+    log.info("embedded %d bases in %.1f s (%s bases/s)", written, elapsed, format_rate(written, elapsed))
+    return EmbedStats(len(regions) - len(jobs), len(jobs), written, elapsed)
+
+
+@dataclass(frozen=True)
+class _TileKey:
+    """What the writer needs with each tile's kept rows: which region, and where in it."""
+
+    row: int
+    length: int
+    first: bool
+    last: bool
+    mask: np.ndarray | None
+
+
+def _tiles(
+    reference: Fasta, jobs: Sequence[tuple[int, Region]], window: int, overlap: int, with_mask: bool
+) -> Iterator[Window]:
+    """Model windows of the regions still to do, read and tokenized one tile at a time (bounded memory).
+
+    Runs in the engine's read-ahead thread. A '-' region is read 5'->3' on its strand: tile
+    [s, e) of the oriented sequence is contig [end - e, end - s), reverse complemented.
+    """
+    for row, region in jobs:
+        length = region.end - region.start
+        tiles = tile_region(length, window, overlap)
+        for number, tile in enumerate(tiles):
+            if region.strand == "-":
+                lo, hi = region.end - tile.end, region.end - tile.start
+            else:
+                lo, hi = region.start + tile.start, region.start + tile.end
+            seq = reference.fetch(region.chrom, lo, hi)
+            ids = oriented(
+                tokenize(seq, where=f"{reference.path}: {region.chrom}:{lo + 1}-{hi}"), region.strand
+            )
+            mask = oriented_flags(soft_mask(seq), region.strand)[tile.keep] if with_mask else None
+            key = _TileKey(row, length, number == 0, number == len(tiles) - 1, mask)
+            yield Window(ids=ids, key=key, rows=tile.keep)
+
+
+class _RegionSink:
+    """The write-behind stage's consumer: each tile's kept rows into its region of the file."""
+
+    def __init__(self, out: EmbeddingFile):
+        self._out = out
+        self._region: RegionWriter | None = None
+
+    def __call__(self, item: tuple[_TileKey, np.ndarray]) -> None:
+        key, rows = item
+        if key.first:
+            self._region = self._out.region(key.row, key.length)
+        self._region.add(rows, key.mask)
+        if key.last:
+            self._region.close()

@@ -1,0 +1,96 @@
+"""Background stages: reading ahead of a consumer and writing behind a producer, each on its own thread.
+
+The one pattern every pipeline uses to keep the model busy while files are read and written:
+`read_ahead` (FASTA tiles, VCF chunks, the engine's batches) and `WriteBehind` (HDF5 tiles,
+scored VCF chunks). Both are bounded, keep order, and hand an error of the background thread to
+the caller's thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+def read_ahead(
+    items: Iterable[T], depth: int, name: str = "caduceus-reader", stop: threading.Event | None = None
+) -> Iterator[T]:
+    """Iterate `items` on a background thread, at most `depth` items ahead of the consumer.
+
+    An exception raised by `items` re-raises in the consumer. When the consumer stops early, `stop`
+    is set and the producer stops at its next item (`items` may check the same event to stop
+    sooner); a producer blocked inside `items` (a silent stdin) is left behind as a daemon thread.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = stop if stop is not None else threading.Event()
+    end = object()
+
+    def put(item: object) -> None:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                put(item)
+            put(end)
+        except BaseException as err:  # handed to the consumer, which re-raises it
+            put(err)
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while (item := buffer.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+class WriteBehind(Generic[T]):
+    """Calls `consume(item)` for each `put` item, in order, on its own thread, at most `depth` items queued.
+
+    So the producer (the model) does not wait for the disk. `put` re-raises an error that `consume`
+    raised earlier; `close` waits until every queued item is consumed and re-raises such an error.
+    """
+
+    def __init__(self, consume: Callable[[T], None], depth: int, name: str = "caduceus-writer"):
+        self._consume = consume
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._end = object()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, item: T) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Wait for every queued item to be consumed; re-raise the consumer's error if it had one."""
+        self._queue.put(self._end)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _loop(self) -> None:
+        try:
+            while (item := self._queue.get()) is not self._end:
+                self._consume(item)
+        except BaseException as err:  # handed to the producer's thread, which stops the run
+            self._error = err
+            while self._queue.get() is not self._end:  # keep the producer from blocking on a full queue
+                pass
