@@ -284,8 +284,17 @@ def main(argv: list[str] | None = None) -> None:
     text = read_fasta_text(data_file(ATHALIANA_FASTA))[CHR1]
     chr1_ids = tokenize(text, where=ATHALIANA_FASTA)
     heldout = chr1_ids[HELDOUT.start : HELDOUT.end]
-    tables = all_counts(training_segments(relatives=not args.no_relatives))
+    segments = training_segments(relatives=not args.no_relatives)
+    print(
+        f"k-mer baseline: counting over {sum(map(len, segments)) / 1e6:.1f} Mbp of training sequence",
+        flush=True,
+    )
+    tables = all_counts(segments)
     k, validation_scores = choose_k(tables, chr1_ids, VALIDATION, length)
+    print(
+        f"k-mer baseline: +-{k} chosen on {VALIDATION.contig}:{VALIDATION.start:,}-{VALIDATION.end:,}; scoring the model",
+        flush=True,
+    )
     results: list[tuple[str, int, float, float]] = []  # (metric, n, model, baseline)
 
     masked = masked_base_task(*heldout_masked(), length, args.max_windows)
@@ -300,6 +309,9 @@ def main(argv: list[str] | None = None) -> None:
 
     transcripts = heldout_transcripts(chr1_ids)
     sites = splice_sites(transcripts, text)
+    introns = sum(len(t.segments) - 1 for t in transcripts)
+    print(f"{len(transcripts)} held-out coding transcripts, {introns} introns between CDS pieces,", end=" ")
+    print(f"{len(sites['donor'])} GT donors and {len(sites['acceptor'])} AG acceptors of GT...AG introns")
     rng = np.random.default_rng(0)
     for kind, motif in (("donor", "GT"), ("acceptor", "AG")):
         task = motif_task(heldout, sample(sites[kind], args.splice_sites, rng) - HELDOUT.start, window)
