@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from caduceus_cli.tokens import MASK_ID, N_ID, NUCLEOTIDE_IDS, tokenize
-from weights.data import IGNORE, Interval, mask_for_mlm
-from weights.evaluate import choose_k, masked_base_task, motif_task, recovered
-from weights.kmer_baseline import ALPHA, all_counts, predict, without_slice
+from weights import data
+from weights.data import HELDOUT, IGNORE, Interval, mask_for_mlm
+from weights.evaluate import VALIDATION, choose_k, masked_base_task, motif_task, recovered
+from weights.kmer_baseline import ALPHA, K_MAX, all_counts, predict, without_slice
 
 
 def random_dna(length: int, seed: int) -> np.ndarray:
@@ -95,3 +96,14 @@ def test_k_is_chosen_on_validation_data_the_counts_never_saw(slice_kind, k, accu
     assert chosen == k
     assert scores[k][0] == pytest.approx(accuracy, abs=0.001)
     assert scores[3][0] == pytest.approx(longest_accuracy, abs=0.001)
+
+
+def test_the_baseline_counts_chr1_without_the_heldout_interval_and_validates_clear_of_it(monkeypatch):
+    chromosome = np.random.default_rng(7).choice(NUCLEOTIDE_IDS, HELDOUT.end + 1000).astype(np.uint8)
+    monkeypatch.setattr(data, "read_athaliana_chr1", lambda: chromosome)
+    segments = data.training_segments(relatives=False)
+    assert [len(segment) for segment in segments] == [HELDOUT.start, 1000]
+    np.testing.assert_array_equal(segments[1], chromosome[HELDOUT.end :])
+    # without_slice needs the validation slice and 2 K_MAX bases either side inside one training segment
+    assert VALIDATION.contig == HELDOUT.contig
+    assert VALIDATION.start - 2 * K_MAX >= 0 and VALIDATION.end + 2 * K_MAX <= HELDOUT.start
