@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from conftest import random_config, random_model
 
 from caduceus_cli.tokens import MASK_ID, N_ID, NUCLEOTIDE_IDS, tokenize
 from weights import data
 from weights.data import HELDOUT, IGNORE, Interval, mask_for_mlm
-from weights.evaluate import VALIDATION, choose_k, masked_base_task, motif_task, recovered
+from weights.evaluate import VALIDATION, choose_k, masked_base_task, model_probs, motif_task, recovered
 from weights.kmer_baseline import ALPHA, K_MAX, all_counts, predict, without_slice
 
 
@@ -50,6 +52,17 @@ def test_a_motif_is_masked_whole_and_recovered_only_when_both_bases_are_right():
     np.testing.assert_array_equal(task.bases, [2, 3, 2, 3])
     one_wrong = np.eye(4)[[2, 3, 2, 0]]
     assert recovered(one_wrong, task.bases) == 0.5
+
+
+def test_model_probabilities_are_taken_at_the_scored_positions_across_batches():
+    model = random_model(random_config("ph", d_model=16, n_layer=1))
+    inputs, labels = mask_for_mlm(random_dna(5 * 64, seed=8), np.random.default_rng(9))
+    task = masked_base_task(inputs, labels, length=64)
+    probs = model_probs(model, task, batch=2)  # windows 0-1, 2-3, 4
+    with torch.no_grad():
+        logits = model.logits_conjoined(torch.from_numpy(task.windows))
+    expected = torch.softmax(logits[task.rows, task.offsets][:, NUCLEOTIDE_IDS], -1).numpy()
+    np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_the_baseline_reads_masked_context_as_a_wildcard_and_never_the_base_itself():

@@ -114,11 +114,12 @@ def motif_task(ids: np.ndarray, firsts: np.ndarray, length: int) -> Task:
 def model_probs(model: CaduceusForMaskedLM, task: Task, batch: int) -> np.ndarray:
     """(n scored, 4) A/C/G/T probabilities of the model, RC-conjoined."""
     nucleotides = torch.as_tensor(NUCLEOTIDE_IDS)
+    device = next(model.parameters()).device
     probs = []
     for first in range(0, len(task.windows), batch):
         ids = torch.from_numpy(task.windows[first : first + batch])
         with torch.no_grad():
-            logits = model.logits_conjoined(ids)
+            logits = model.logits_conjoined(ids.to(device)).cpu()
         here = (task.rows >= first) & (task.rows < first + len(ids))
         picked = logits[task.rows[here] - first, task.offsets[here]][:, nucleotides]
         probs.append(torch.softmax(picked, -1).numpy())
@@ -266,6 +267,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--no-relatives", action="store_true", help="the model was trained on A. thaliana chr1 only"
     )
+    p.add_argument("--device", default="cpu", help="for the masked-base and splice passes (cpu, cuda)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", type=Path, default=None, help="folder for the chr1 FASTA and VCFs")
     return p.parse_args(argv)
@@ -275,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.monotonic()
-    model = load_model(args.model)
+    model = load_model(args.model, device=args.device)
     length = model.default_window or 1024
     window = args.window or length
     print(
