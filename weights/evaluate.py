@@ -273,13 +273,85 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+Result = tuple[str, int, float, float]  # (metric, n, model, k-mer baseline)
+
+
+def masked_base_results(
+    model: CaduceusForMaskedLM, tables: list[np.ndarray], k: int, length: int, max_windows: int, batch: int
+) -> tuple[list[Result], list[tuple[float, float]]]:
+    """Accuracy and cross-entropy at the held-out [MASK] positions, and the baseline's for every k."""
+    task = masked_base_task(*heldout_masked(), length, max_windows)
+    accuracy, cross_entropy = accuracy_and_cross_entropy(model_probs(model, task, batch), task.bases)
+    by_k = [accuracy_and_cross_entropy(probs, task.bases) for probs in kmer_probs(tables, task)]
+    n = len(task.bases)
+    results = [
+        ("masked-base accuracy", n, accuracy, by_k[k][0]),
+        ("masked-base cross-entropy, nats (lower is better)", n, cross_entropy, by_k[k][1]),
+    ]
+    return results, by_k
+
+
+def splice_results(
+    model: CaduceusForMaskedLM,
+    tables: list[np.ndarray],
+    k: int,
+    heldout: np.ndarray,
+    sites: dict[str, np.ndarray],
+    n_sites: int,
+    window: int,
+    batch: int,
+) -> list[Result]:
+    """Donor GT and acceptor AG recovery at n_sites sampled sites of each kind (0: all), one window each."""
+    rng = np.random.default_rng(0)
+    results = []
+    for kind, motif in (("donor", "GT"), ("acceptor", "AG")):
+        firsts = sample(sites[kind], n_sites, rng) - HELDOUT.start
+        task = motif_task(heldout, firsts, window)
+        ours = recovered(model_probs(model, task, batch), task.bases)
+        baseline = recovered(kmer_probs(tables[: k + 1], task)[k], task.bases)
+        results.append(
+            (f"splice {kind} {motif} recovered (of {len(sites[kind])})", len(firsts), ours, baseline)
+        )
+    return results
+
+
+def snv_results(llr: np.ndarray, kmer: np.ndarray, snvs: list[Snv]) -> list[Result]:
+    """AUROC of the model's and the baseline's LLR, damaging classes against synonymous."""
+    ours, baseline = separation(llr, snvs), separation(kmer, snvs)
+    effects = [s.effect for s in snvs]
+    n = {
+        "missense+nonsense": len(snvs),
+        "missense": effects.count("missense") + effects.count("synonymous"),
+        "nonsense": effects.count("nonsense") + effects.count("synonymous"),
+    }
+    return [(f"coding-SNV AUROC, {c} vs synonymous", n[c], ours[c], baseline[c]) for c in ours]
+
+
+def print_tables(
+    k: int, validation: list[tuple[float, float]], heldout: list[tuple[float, float]], results: list[Result]
+) -> None:
+    """The baseline at every k, then model against baseline for every metric (markdown tables)."""
+    print(f"\nk-mer baseline by k (chosen: +-{k}, lowest validation cross-entropy)")
+    print(
+        "| k | validation accuracy | validation cross-entropy | held-out accuracy | held-out cross-entropy |"
+    )
+    print("| --- | --- | --- | --- | --- |")
+    for j, ((val_acc, val_ce), (test_acc, test_ce)) in enumerate(zip(validation, heldout, strict=True)):
+        print(f"| +-{j} | {val_acc:.4f} | {val_ce:.4f} | {test_acc:.4f} | {test_ce:.4f} |")
+    print(
+        f"\nheld-out evaluation, model (RC-conjoined) against the k-mer baseline (+-{k}); see weights/evaluate.py"
+    )
+    print(f"| metric | n | model | k-mer +-{k} | model - k-mer |\n| --- | --- | --- | --- | --- |")
+    for metric, n, ours, baseline in results:
+        print(f"| {metric} | {n} | {ours:.4f} | {baseline:.4f} | {ours - baseline:+.4f} |")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.monotonic()
     model = load_model(args.model, device=args.device)
     length = model.default_window or 1024
-    window = args.window or length
     print(
         f"model {args.model}: d_model {model.config.d_model}, n_layer {model.config.n_layer}, window {length}"
     )
@@ -293,69 +365,25 @@ def main(argv: list[str] | None = None) -> None:
     )
     tables = all_counts(segments)
     k, validation_scores = choose_k(tables, chr1_ids, VALIDATION, length)
-    print(
-        f"k-mer baseline: +-{k} chosen on {VALIDATION.contig}:{VALIDATION.start:,}-{VALIDATION.end:,}; scoring the model",
-        flush=True,
-    )
-    results: list[tuple[str, int, float, float]] = []  # (metric, n, model, baseline)
+    where = f"{VALIDATION.contig}:{VALIDATION.start:,}-{VALIDATION.end:,}"
+    print(f"k-mer baseline: +-{k} chosen on {where}; scoring the model", flush=True)
 
-    masked = masked_base_task(*heldout_masked(), length, args.max_windows)
-    model_accuracy, model_ce = accuracy_and_cross_entropy(
-        model_probs(model, masked, args.batch_size), masked.bases
-    )
-    test_scores = [accuracy_and_cross_entropy(probs, masked.bases) for probs in kmer_probs(tables, masked)]
-    results.append(("masked-base accuracy", len(masked.bases), model_accuracy, test_scores[k][0]))
-    results.append(
-        ("masked-base cross-entropy, nats (lower is better)", len(masked.bases), model_ce, test_scores[k][1])
-    )
-
+    results, heldout_scores = masked_base_results(model, tables, k, length, args.max_windows, args.batch_size)
     transcripts = heldout_transcripts(chr1_ids)
     sites = splice_sites(transcripts, text)
     introns = sum(len(t.segments) - 1 for t in transcripts)
     print(f"{len(transcripts)} held-out coding transcripts, {introns} introns between CDS pieces,", end=" ")
     print(f"{len(sites['donor'])} GT donors and {len(sites['acceptor'])} AG acceptors of GT...AG introns")
-    rng = np.random.default_rng(0)
-    for kind, motif in (("donor", "GT"), ("acceptor", "AG")):
-        task = motif_task(heldout, sample(sites[kind], args.splice_sites, rng) - HELDOUT.start, window)
-        kmer = kmer_probs(tables[: k + 1], task)[k]
-        results.append(
-            (
-                f"splice {kind} {motif} recovered (of {len(sites[kind])})",
-                len(task.windows),
-                recovered(model_probs(model, task, args.batch_size), task.bases),
-                recovered(kmer, task.bases),
-            )
-        )
+    window = args.window or length
+    results += splice_results(model, tables, k, heldout, sites, args.splice_sites, window, args.batch_size)
 
     work = args.work or Path(tempfile.mkdtemp(prefix="caduceus-eval-"))
     work.mkdir(parents=True, exist_ok=True)
     snvs = codon_snvs(transcripts, chr1_ids, text, args.codons)
     llr = score_with_cli(args.model, snvs, text, work, window)
-    model_auroc, kmer_auroc = separation(llr, snvs), separation(kmer_llr(tables, k, heldout, snvs), snvs)
-    for classes, n in (
-        ("missense+nonsense", len(snvs)),
-        ("missense", sum(s.effect in ("missense", "synonymous") for s in snvs)),
-        ("nonsense", sum(s.effect in ("nonsense", "synonymous") for s in snvs)),
-    ):
-        results.append(
-            (f"coding-SNV AUROC, {classes} vs synonymous", n, model_auroc[classes], kmer_auroc[classes])
-        )
+    results += snv_results(llr, kmer_llr(tables, k, heldout, snvs), snvs)
 
-    print(f"\nk-mer baseline by k (chosen: +-{k}, lowest validation cross-entropy)")
-    print(
-        "| k | validation accuracy | validation cross-entropy | held-out accuracy | held-out cross-entropy |"
-    )
-    print("| --- | --- | --- | --- | --- |")
-    for j, ((val_acc, val_ce), (test_acc, test_ce)) in enumerate(
-        zip(validation_scores, test_scores, strict=True)
-    ):
-        print(f"| +-{j} | {val_acc:.4f} | {val_ce:.4f} | {test_acc:.4f} | {test_ce:.4f} |")
-    print(
-        f"\nheld-out evaluation, model (RC-conjoined) against the k-mer baseline (+-{k}); see weights/evaluate.py"
-    )
-    print(f"| metric | n | model | k-mer +-{k} | model - k-mer |\n| --- | --- | --- | --- | --- |")
-    for metric, n, ours, baseline in results:
-        print(f"| {metric} | {n} | {ours:.4f} | {baseline:.4f} | {ours - baseline:+.4f} |")
+    print_tables(k, validation_scores, heldout_scores, results)
     print(f"\nwall time {time.monotonic() - started:.0f} s; work files in {work}")
 
 
