@@ -1,8 +1,10 @@
-"""k-mer baseline for held-out masked-base prediction: the centre base from its +-k context.
+"""k-mer baseline for held-out masked-base prediction: a base from its +-k context.
 
-For every k up to K_MAX we count, over the training segments, how often each centre base follows
-each context (k bases left and k right). A held-out position is predicted from the counts of its
-true, unmasked context (an advantage over the model, whose inputs have 15% of positions masked).
+For every k up to K_MAX we count, over the model's training sequence, how often each centre base
+follows each context (k bases left and k right). A position is predicted from the context it has in
+the model's input: context bases the model cannot read ([MASK], N, beyond the window's ends) are
+wildcards, summed over their four values; bases the masking randomised are read as the model reads
+them. So the baseline has the same information as the model, within +-k.
 
 Smoothing: interpolated Dirichlet back-off, p_k(b | ctx) = (n_k(ctx, b) + ALPHA * p_{k-1}(b | ctx'))
 / (n_k(ctx) + ALPHA), where ctx' drops the outermost base on each side and p_0 is the add-one base
@@ -10,19 +12,20 @@ frequency. An unseen context therefore predicts like the next shorter one, which
 smoothing gets badly wrong for long contexts.
 
 Counts are taken once at K_MAX (4**12 contexts x 4 bases, ~540 MB) and summed down for smaller k.
-
-    python -m weights.kmer_baseline        # prints accuracy and cross-entropy for k = 0..K_MAX
+Which k to use is chosen on a validation slice of the training sequence whose k-mers are taken out
+of the counts (`without_slice`); weights/evaluate.py does that and reports every k.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from caduceus_cli.tokens import A_ID, N_ID
-from weights.data import IGNORE, heldout_ids, heldout_masked, kmer_codes, training_segments
+from caduceus_cli.tokens import A_ID
+from weights.data import kmer_codes
 
 K_MAX = 6
 ALPHA = 2.0
+UNKNOWN = -1  # a context base the predictor may not read
 
 
 def _split(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,40 +60,47 @@ def all_counts(segments: list[np.ndarray], k_max: int = K_MAX) -> list[np.ndarra
     return tables[::-1]
 
 
+def without_slice(tables: list[np.ndarray], ids: np.ndarray, start: int, end: int) -> list[np.ndarray]:
+    """The tables less every counted k-mer that touches ids[start:end]: as if that slice were N.
+
+    `tables` must have been counted over a segment that holds ids[start - 2 K_MAX : end + 2 K_MAX]
+    contiguously (a (2k+1)-mer touching the slice lies inside that stretch, and every k-mer inside the
+    stretch touches the slice).
+    """
+    margin = 2 * (len(tables) - 1)
+    touching = all_counts([ids[max(0, start - margin) : end + margin]], len(tables) - 1)
+    return [full - near for full, near in zip(tables, touching, strict=True)]
+
+
 def predict(tables: list[np.ndarray], ids: np.ndarray, positions: np.ndarray) -> list[np.ndarray]:
     """[(len(positions), 4) probabilities of A, C, G, T for k = 0..k_max] at the given positions of ids.
 
-    Contexts running off the ends of `ids` or containing N fall back to the next shorter k.
+    The base at a position itself is never read. A context base that is not A/C/G/T in `ids` ([MASK],
+    N) or lies beyond its ends is unknown: the counts are summed over its four values (a wildcard).
     """
-    base = tables[0][0] + 1.0
-    probs = [np.broadcast_to(base / base.sum(), (len(positions), 4))]
-    for k in range(1, len(tables)):
-        padded = np.concatenate([np.full(k, N_ID), ids, np.full(k, N_ID)])
-        codes, valid = kmer_codes(padded, 2 * k + 1)  # entry p covers ids[p - k : p + k + 1]
-        context, _ = _split(codes[positions], k)
-        counts = tables[k][context.astype(np.int64)]
-        smoothed = (counts + ALPHA * probs[-1]) / (counts.sum(axis=1, keepdims=True) + ALPHA)
-        probs.append(np.where(valid[positions, None], smoothed, probs[-1]))
+    k_max = len(tables) - 1
+    bases = ids.astype(np.int64) - A_ID
+    bases = np.where((bases >= 0) & (bases < 4), bases, UNKNOWN)
+    padded = np.concatenate([np.full(k_max, UNKNOWN), bases, np.full(k_max, UNKNOWN)])
+    centres = np.asarray(positions) + k_max  # indices into padded
+    composition = tables[0][0] + 1.0
+    probs = [np.broadcast_to(composition / composition.sum(), (len(centres), 4))]
+    for k in range(1, k_max + 1):
+        table = tables[k].reshape((4,) * (2 * k) + (4,))
+        contexts = [np.r_[padded[c - k : c], padded[c + 1 : c + k + 1]] for c in centres]
+        counts = np.array([_wildcard_counts(table, context) for context in contexts], dtype=np.float64)
+        counts = counts.reshape(-1, 4)
+        probs.append((counts + ALPHA * probs[-1]) / (counts.sum(axis=1, keepdims=True) + ALPHA))
     return probs
+
+
+def _wildcard_counts(table: np.ndarray, context: np.ndarray) -> np.ndarray:
+    """(4,) counts of each centre base after `context` (2k bases), summed over its unknown bases."""
+    index = tuple(slice(None) if base == UNKNOWN else int(base) for base in context)
+    return table[index].reshape(-1, 4).sum(axis=0)
 
 
 def accuracy_and_cross_entropy(probs: np.ndarray, bases: np.ndarray) -> tuple[float, float]:
     """Fraction of argmax hits and mean -ln p(true base) in nats; bases are 0..3 for A, C, G, T."""
     picked = probs[np.arange(len(bases)), bases]
     return float((probs.argmax(axis=1) == bases).mean()), float(-np.log(picked).mean())
-
-
-def main() -> None:
-    _, labels = heldout_masked()
-    positions = np.flatnonzero(labels != IGNORE)
-    bases = labels[positions] - A_ID
-    print(f"held-out masked positions: {len(positions)}; counting +-{K_MAX} contexts over training data")
-    tables = all_counts(training_segments())
-    print(f"{'k':>2}  {'accuracy':>8}  {'cross-entropy (nats)':>20}")
-    for k, probs in enumerate(predict(tables, heldout_ids(), positions)):
-        accuracy, cross_entropy = accuracy_and_cross_entropy(probs, bases)
-        print(f"{k:>2}  {accuracy:8.4f}  {cross_entropy:20.4f}")
-
-
-if __name__ == "__main__":
-    main()
