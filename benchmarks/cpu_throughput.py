@@ -15,8 +15,9 @@ Sections (`--sections`, default all):
   model    model-only conjoined bases/s (`model.embed(ids)`), batch 1, random weights (published size)
            or the shipped model
   batch    model-only conjoined bases/s of the compiled path against the batch size (L = 1,024)
-  e2e      `caduceus embed` in-process (FASTA in, HDF5 out), default options but --threads
-  variants `caduceus score-variants` masked LLR at its default window, the example SNVs
+  e2e      the embed pipeline (what `caduceus embed` runs) in-process, FASTA in, HDF5 out, default
+           window, overlap and batch
+  variants the score-variants pipeline, masked LLR at its default window, the example SNVs
   train    weights/train.py's step (forward, backward, AdamW) on random windows, tokens/s
   memory   peak resident memory of `model.embed` on one window (and on the default CPU batch), over
            that of the same process on a 64-base window (model, libraries, compiled kernels loaded),
@@ -31,6 +32,11 @@ one call, it takes seconds to minutes). Markdown tables on stdout.
 
 from __future__ import annotations
 
+# ruff: noqa: E402 - the process settings of the command line come before torch is imported
+from caduceus_cli.runtime import tune_process
+
+tune_process()
+# isort: split
 import argparse
 import contextlib
 import os
@@ -42,17 +48,21 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
+from benchmarks.embed_throughput import end_to_end
 from benchmarks.model_speed import random_ids, random_model
+from benchmarks.score_variants import run as score_vcf_seconds
 from caduceus_cli import load_model
-from caduceus_cli.cli import main as caduceus_main
+from caduceus_cli.engine import Engine
+from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.model import compiled
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
-from caduceus_cli.model.load import save_checkpoint
 from caduceus_cli.model.scan import selective_scan
+from caduceus_cli.scoring import DEFAULT_FLANK, default_window
 from weights.data import mask_for_mlm
 from weights.train import TrainConfig, make_optimizer, masked_loss, model_config
 
@@ -328,32 +338,28 @@ def batch_rates(models: list[Subject], counts: list[int], repeats: int) -> None:
 
 
 # --- end to end --------------------------------------------------------------------------------
-def run_cli(argv: list[str]) -> float:
-    """Seconds of one in-process `caduceus` command (logging quiet); raises if it fails."""
-    sys.argv = ["caduceus", *argv]
-    started = time.perf_counter()
-    try:
-        caduceus_main()
-    except SystemExit as status:
-        if status.code:
-            raise SystemExit(f"caduceus failed ({status.code}): {' '.join(argv)}") from None
-    return time.perf_counter() - started
-
-
 def old_cpu_batch(model: CaduceusForMaskedLM, length: int) -> int:
     """The former default CPU batch: windows of `length` fitting a 2 GiB activation budget."""
     per_window = length * model.config.d_inner * 64 * 2
     return max(1, _OLD_CPU_BUDGET // per_window)
 
 
+def example_prefix(folder: Path, bases: int) -> Path:
+    """The first `bases` of the example contig as a FASTA of its own."""
+    with Fasta(EXAMPLE_FASTA) as reference:
+        sequence = reference.fetch("Chr1", 0, bases)
+    path = folder / f"chr1_{bases}.fa"
+    path.write_text(">Chr1\n" + "\n".join(sequence[i : i + 60] for i in range(0, len(sequence), 60)) + "\n")
+    return path
+
+
 def e2e_rates(models: list[Subject], counts: list[int], folder: Path) -> None:
-    """Embed a region of the example contig: 100 kbp (compiled) or 20 kbp (reference) for the
-    shipped model, 20 / 3 kbp at the published size, so each run takes seconds to a minute."""
+    """The embed pipeline (`embed_regions`, what `caduceus embed` runs, with its default window, overlap
+    and rc; model loading excluded, opening the FASTA and writing the HDF5 included) on the start of
+    the example contig: 100 kbp (compiled) or 20 kbp (reference) with the shipped model, 20 / 3 kbp
+    at the published size, so each run takes seconds to a minute."""
     rows = []
     for subject in models:
-        checkpoint = folder / subject.name.replace(" ", "_")
-        if not (checkpoint / "config.json").exists():
-            save_checkpoint(subject.model, checkpoint, max_length=1024)
         shipped = subject.name == "shipped"
         for n in counts:
             row = [subject.name, str(n)]
@@ -364,24 +370,14 @@ def e2e_rates(models: list[Subject], counts: list[int], folder: Path) -> None:
                     if shipped
                     else (20_000 if path == "compiled" else 3_000)
                 )
-                argv = [
-                    "embed",
-                    str(EXAMPLE_FASTA),
-                    "-r",
-                    f"Chr1:1-{bases}",
-                    "-m",
-                    str(checkpoint),
-                    "-o",
-                    str(folder / "out.h5"),
-                    "--force",
-                    "-q",
-                    "--threads",
-                    str(n),
-                ]
-                if path == "reference":
-                    argv += ["--batch-size", str(old_cpu_batch(subject.model, 1024))]
-                with cpu_path(path):
-                    speeds[path] = bases / run_cli(argv)
+                batch = old_cpu_batch(subject.model, 1024) if path == "reference" else None
+                fasta = example_prefix(folder, bases)
+                with cpu_path(path), threads(n):
+                    engine = Engine(subject.model, batch_size=batch)
+                    _, seconds = end_to_end(
+                        subject.model, engine, fasta, folder / "out.h5", {}, 1024, 128, "auto"
+                    )
+                speeds[path] = bases / seconds
                 row.append(f"{speeds[path]:,.0f} ({bases // 1000} kbp)")
             row.append(f"{speeds['compiled'] / speeds['reference']:.1f}x")
             rows.append(row)
@@ -389,11 +385,14 @@ def e2e_rates(models: list[Subject], counts: list[int], folder: Path) -> None:
 
 
 def variant_rates(counts: list[int], folder: Path) -> None:
-    """Masked LLR of the example SNVs with the shipped model at its default window: all 300 with the
-    compiled path, the first 30 with the reference."""
-    records = [line for line in EXAMPLE_VCF.read_text().splitlines(keepends=True) if not line.startswith("#")]
-    header = [line for line in EXAMPLE_VCF.read_text().splitlines(keepends=True) if line.startswith("#")]
+    """Masked LLR of the example SNVs (`score_vcf`, what `caduceus score-variants` runs) with the
+    shipped model at its default window: all 300 with the compiled path, the first 30 with the
+    reference."""
+    lines = EXAMPLE_VCF.read_text().splitlines(keepends=True)
+    header = [line for line in lines if line.startswith("#")]
+    records = [line for line in lines if not line.startswith("#")]
     model = load_model(SHIPPED)
+    window = default_window(model)
     rows = []
     for n in counts:
         row = [str(n)]
@@ -402,26 +401,17 @@ def variant_rates(counts: list[int], folder: Path) -> None:
             count = len(records) if path == "compiled" else 30
             vcf = folder / f"snvs{count}.vcf"
             vcf.write_text("".join(header + records[:count]))
-            argv = [
-                "score-variants",
-                str(vcf),
-                "--fasta",
-                str(EXAMPLE_FASTA),
-                "-o",
-                str(folder / "out.vcf.gz"),
-                "--force",
-                "-q",
-                "--threads",
-                str(n),
-            ]
-            if path == "reference":
-                argv += ["--batch-size", str(old_cpu_batch(model, 1024))]
-            with cpu_path(path):
-                speeds[path] = count / run_cli(argv)
+            batch = old_cpu_batch(model, window) if path == "reference" else None
+            options = SimpleNamespace(emb_flank=DEFAULT_FLANK, batch_size=batch)
+            with cpu_path(path), threads(n):
+                seconds = score_vcf_seconds(
+                    vcf, EXAMPLE_FASTA, model, window, ["llr"], options, folder / "out.bcf"
+                )
+            speeds[path] = count / seconds
             row.append(f"{speeds[path]:,.1f} ({count} SNVs)")
         row.append(f"{speeds['compiled'] / speeds['reference']:.1f}x")
         rows.append(row)
-    table(["threads", "reference variants/s", "compiled variants/s", "speed-up"], rows)
+    table([f"threads (window {window})", "reference variants/s", "compiled variants/s", "speed-up"], rows)
 
 
 def train_rates(counts: list[int], steps: int) -> None:

@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from caduceus_cli import __version__
 from caduceus_cli.errors import CaduceusError
+from caduceus_cli.runtime import tune_process
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -123,6 +124,7 @@ def main() -> None:
     """Entry point. Usage errors exit 2, as Typer/Click report them."""
     # a closed stdout (`| head`) ends the process at once, as it does bcftools
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    tune_process()  # before any command imports torch
     try:
         app()
     except CaduceusError as err:

@@ -35,6 +35,7 @@ from torch import nn
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 from caduceus_cli.model.config import CaduceusConfig
 from caduceus_cli.model.load import save_checkpoint
+from caduceus_cli.runtime import tune_process
 from caduceus_cli.tokens import COMPLEMENT, NUCLEOTIDE_IDS, reverse_complement
 from weights.data import IGNORE, mask_for_mlm, sample_windows, training_segments
 
@@ -350,6 +351,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, str, bool, i
 
 def main(argv: list[str] | None = None) -> None:
     cfg, name, relatives, threads, fresh = parse_args(argv)
+    tune_process()  # the allocator setting still applies; torch is imported already
     if threads is not None:
         torch.set_num_threads(threads)
     run_dir = WEIGHTS_DIR / "runs" / name
