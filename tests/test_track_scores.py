@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import random_config, random_model
 
 from caduceus_cli.errors import UsageError
 from caduceus_cli.scoring import (
@@ -23,7 +24,6 @@ from caduceus_cli.scoring import (
     unmasked_tile,
 )
 from caduceus_cli.tokens import tokenize
-from tests.conftest import random_config, random_model
 
 
 def _logits(acgt_rows, fill: float = 5.0) -> np.ndarray:
