@@ -224,6 +224,11 @@ def nucleotide_log_probs(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
+def mean_alternative_llr(llrs: np.ndarray) -> np.ndarray:
+    """(L,) mean of the 3 LLRs in each row of `substitution_llrs` (0 where the reference is not ACGT)."""
+    return np.nan_to_num(llrs, nan=0.0).sum(axis=1) / 3.0  # the reference's NaN cell adds 0
+
+
 def track_scores(
     logits: np.ndarray, reference_ids: np.ndarray, scores: Sequence[str] = TRACK_SCORES
 ) -> dict[str, np.ndarray]:
@@ -245,9 +250,8 @@ def track_scores(
         values["entropy"] = -(np.exp(log_probs) * log_probs).sum(axis=1)
     if "llr-min" in scores or "llr-mean" in scores:
         llrs = substitution_llrs(logits, reference_ids)
-        # the reference's own cell adds 0 to the sum of the 3 alternatives and never wins the min
-        values["llr-mean"] = np.nan_to_num(llrs, nan=0.0).sum(axis=1) / 3.0
-        values["llr-min"] = np.where(np.isnan(llrs), np.inf, llrs).min(axis=1)
+        values["llr-mean"] = mean_alternative_llr(llrs)
+        values["llr-min"] = np.where(np.isnan(llrs), np.inf, llrs).min(axis=1)  # NaN cells never win
     out = {}
     for name in scores:
         track = values[name].astype(np.float32)
