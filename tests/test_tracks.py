@@ -10,6 +10,7 @@ import pysam
 import pytest
 
 from caduceus_cli.errors import InputError
+from caduceus_cli.io import tracks
 from caduceus_cli.io.tracks import merge_tracks, track_writer
 from caduceus_cli.scoring import ism_table, track_scores
 from caduceus_cli.tokens import tokenize
@@ -101,6 +102,36 @@ def test_merged_shards_equal_an_unsharded_write(tmp_path, fmt):
     assert (tmp_path / f"merged{suffix}").read_bytes() == (tmp_path / f"whole{suffix}").read_bytes()
     if fmt == "bigwig":
         _assert_genome(_read_bigwig(tmp_path / f"merged{suffix}"))
+
+
+@pytest.mark.parametrize("fmt", ["bigwig", "bedgraph"])
+def test_merging_reads_shards_in_small_pieces_to_the_same_file(tmp_path, fmt, monkeypatch):
+    monkeypatch.setattr(tracks, "READ_BASES", 7)
+    monkeypatch.setattr(tracks, "READ_CHARS", 50)  # blocks end mid-line
+    _write(tmp_path / "whole", fmt)
+    shards = [tmp_path / "a", tmp_path / "b"]
+    _write(shards[0], fmt, REGIONS[0::2])
+    _write(shards[1], fmt, REGIONS[1::2])
+    merge_tracks(shards, tmp_path / "merged", CHROM_SIZES, fmt)
+    assert (tmp_path / "merged").read_bytes() == (tmp_path / "whole").read_bytes()
+
+
+def test_a_bedgraph_shard_without_a_final_newline_is_read_whole(tmp_path):
+    (tmp_path / "a.bedgraph.gz").write_bytes(gzip.compress(b"chr1\t5\t6\t0.5\nchr1\t6\t8\t-2"))
+    merge_tracks([tmp_path / "a.bedgraph.gz"], tmp_path / "m.bedgraph.gz", CHROM_SIZES, "bedgraph")
+    assert gzip.decompress((tmp_path / "m.bedgraph.gz").read_bytes()).decode().splitlines() == [
+        "chr1\t5\t6\t0.5",
+        "chr1\t6\t7\t-2.0",
+        "chr1\t7\t8\t-2.0",
+    ]
+
+
+@pytest.mark.parametrize("text", ["track type=bedGraph\nchr1\t5\t6\t0.5\n", "chr1\t5\t6\tx\n"])
+def test_a_file_that_is_not_a_bedgraph_track_is_an_error(tmp_path, text):
+    (tmp_path / "a.bedgraph.gz").write_bytes(gzip.compress(text.encode()))
+    with pytest.raises(InputError, match="a.bedgraph.gz: not a bedGraph track"):
+        merge_tracks([tmp_path / "a.bedgraph.gz"], tmp_path / "m.bedgraph.gz", CHROM_SIZES, "bedgraph")
+    assert not (tmp_path / "m.bedgraph.gz").exists()
 
 
 def test_a_shard_may_be_empty(tmp_path):
