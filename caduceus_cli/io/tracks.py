@@ -18,6 +18,7 @@ Both are written under a temporary name and renamed when complete (`track_writer
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import gzip
 import heapq
@@ -52,7 +53,7 @@ def _pybigwig() -> Any:
     return pyBigWig
 
 
-def finite_stretches(start: int, values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+def _finite_stretches(start: int, values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """(start, values) of each NaN-free run of `values`, whose first value is at position `start`."""
     finite = np.concatenate(([False], ~np.isnan(values), [False])).astype(np.int8)
     edges = np.flatnonzero(np.diff(finite))
@@ -60,11 +61,11 @@ def finite_stretches(start: int, values: np.ndarray) -> Iterator[tuple[int, np.n
         yield start + begin, values[begin:end]
 
 
-class TrackWriter:
-    """Checks what `add` is given (known contig, inside it, FASTA order, no overlap) and drops NaNs."""
+class TrackWriter(abc.ABC):
+    """Checks what `add` is given (known contig, inside it, FASTA order, no overlap) and drops NaNs;
+    subclasses write the NaN-free stretches to their format."""
 
-    def __init__(self, path: Path, chrom_sizes: ChromSizes):
-        self.path = path
+    def __init__(self, chrom_sizes: ChromSizes):
         self.chrom_sizes = dict(chrom_sizes)
         self._rank = {chrom: rank for rank, (chrom, _) in enumerate(chrom_sizes)}
         self._written_to = (0, 0)  # (contig rank, end) of the last value written
@@ -83,19 +84,19 @@ class TrackWriter:
                 f"{chrom}:{start + 1}: track values out of FASTA order or overlapping earlier ones"
             )
         self._written_to = (self._rank[chrom], end)
-        for stretch_start, stretch in finite_stretches(start, np.asarray(values, dtype=np.float32)):
+        for stretch_start, stretch in _finite_stretches(start, np.asarray(values, dtype=np.float32)):
             self._write(chrom, stretch_start, stretch)
 
-    def _write(self, chrom: str, start: int, values: np.ndarray) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _write(self, chrom: str, start: int, values: np.ndarray) -> None: ...
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
 
 class BigWigWriter(TrackWriter):
     def __init__(self, path: Path, chrom_sizes: ChromSizes):
-        super().__init__(path, chrom_sizes)
+        super().__init__(chrom_sizes)
         self._file = _pybigwig().open(str(path), "w")
         self._file.addHeader([(chrom, int(size)) for chrom, size in chrom_sizes])
 
@@ -108,7 +109,7 @@ class BigWigWriter(TrackWriter):
 
 class BedGraphWriter(TrackWriter):
     def __init__(self, path: Path, chrom_sizes: ChromSizes):
-        super().__init__(path, chrom_sizes)
+        super().__init__(chrom_sizes)
         self._file = pysam.BGZFile(str(path), "wb")
 
     def _write(self, chrom: str, start: int, values: np.ndarray) -> None:
@@ -134,7 +135,7 @@ def track_writer(path: Path, chrom_sizes: ChromSizes, fmt: str) -> Iterator[Trac
             writer.close()
 
 
-def per_base(chrom: str, starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> Iterator[Stretch]:
+def _per_base(chrom: str, starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> Iterator[Stretch]:
     """Intervals [starts, ends) with one value each (sorted, disjoint) as stretches of contiguous bases."""
     if not len(starts):
         return
@@ -162,7 +163,7 @@ def read_bigwig(path: Path, chrom_sizes: ChromSizes) -> Iterator[Stretch]:
                 found = track.intervals(chrom, start, end) or []  # None where there is no value
                 intervals = np.array(found, dtype=np.float64).reshape(-1, 3)
                 starts, ends = np.clip(intervals[:, :2].astype(np.int64), start, end).T
-                yield from per_base(chrom, starts, ends, intervals[:, 2])
+                yield from _per_base(chrom, starts, ends, intervals[:, 2])
     finally:
         track.close()
 
@@ -201,7 +202,7 @@ def _bedgraph_stretches(path: Path, lines: str) -> Iterator[Stretch]:
         raise InputError(f"{path}: not a bedGraph track (a start, end or value is not a number)") from None
     bounds = [0, *(np.flatnonzero(chroms[1:] != chroms[:-1]) + 1).tolist(), len(chroms)]
     for begin, end in itertools.pairwise(bounds):
-        yield from per_base(str(chroms[begin]), starts[begin:end], ends[begin:end], values[begin:end])
+        yield from _per_base(str(chroms[begin]), starts[begin:end], ends[begin:end], values[begin:end])
 
 
 _READERS = {"bigwig": read_bigwig, "bedgraph": read_bedgraph}
