@@ -305,3 +305,16 @@ def ism_table(logits: np.ndarray, reference_ids: np.ndarray, chrom: str, start: 
     return IsmTable(
         chrom, start, reference, logits[:, NUCLEOTIDE_IDS], substitution_llrs(logits, reference_ids)
     )
+
+
+# Beyond ~10 kbp the ISM figure is no longer readable, and `--mode masked` runs one model window per base.
+ISM_MAX_BASES = 10_000
+
+
+def check_ism_region(chrom: str, start: int, end: int) -> None:
+    """An ISM region [start, end) must hold at least one base and at most ISM_MAX_BASES."""
+    where = f"{chrom}:{start + 1}-{end}"
+    if end <= start:
+        raise InputError(f"{where}: the region is empty")
+    if end - start > ISM_MAX_BASES:
+        raise InputError(f"{where}: {end - start:,} bp; ism takes regions of at most {ISM_MAX_BASES:,} bp")

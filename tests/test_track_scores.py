@@ -9,12 +9,14 @@ import pytest
 import torch
 from conftest import random_config, random_model
 
-from caduceus_cli.errors import UsageError
+from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.scoring import (
     BASE_ID,
     ISM_COLUMNS,
+    ISM_MAX_BASES,
     TRACK_SCORES,
     ScorePlan,
+    check_ism_region,
     ism_table,
     log_likelihood_ratio,
     nucleotide_probs,
@@ -146,3 +148,12 @@ def test_unmasked_ism_and_track_values_equal_score_variants_llr_unmasked():
 
     track = track_scores(tile_logits[centre], tile_ids[centre], ("llr-min",))["llr-min"]
     assert track[p0 - start - centre.start] == np.float32(min(expected.values()))
+
+
+def test_an_ism_region_holds_one_to_ism_max_bases():
+    check_ism_region("chr1", 0, 1)
+    check_ism_region("chr1", 100, 100 + ISM_MAX_BASES)
+    with pytest.raises(InputError, match="chr1:11-10: the region is empty"):
+        check_ism_region("chr1", 10, 10)
+    with pytest.raises(InputError, match="chr1:1-10001: 10,001 bp; ism takes regions of at most 10,000 bp"):
+        check_ism_region("chr1", 0, ISM_MAX_BASES + 1)
