@@ -184,8 +184,8 @@ class ScorePlan:
 
 # Per-base scores of one RC-conjoined pass over the reference (`caduceus track`, `caduceus ism`).
 #
-# Every value here is read from the logits at a position of the unmodified reference, so one pass
-# scores every base and every single-base change there ("unmasked", as `llr-unmasked`). LLRs are
+# Track scores read the logits at each position of the unmodified reference, so one pass scores
+# every base and every single-base change there ("unmasked", as `llr-unmasked`). LLRs are
 # differences of logits, as `log_likelihood_ratio`: the same number under the 4-way softmax over
 # A, C, G, T (the normalisation of `nucleotide_probs`) or the full one. Positions whose reference
 # is not A, C, G or T (N, padding) have no reference allele, so every value there is NaN.

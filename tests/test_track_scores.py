@@ -157,3 +157,26 @@ def test_an_ism_region_holds_one_to_ism_max_bases():
         check_ism_region("chr1", 10, 10)
     with pytest.raises(InputError, match="chr1:1-10001: 10,001 bp; ism takes regions of at most 10,000 bp"):
         check_ism_region("chr1", 0, ISM_MAX_BASES + 1)
+
+
+def test_masked_ism_from_the_centre_rows_of_masked_windows_equals_score_variants_llr():
+    window = 16
+    model = random_model(random_config("ph"), seed=4)
+    reference = "ACGTTGCAAGCTTACGGATCCATGACGTACGT"
+    ids = tokenize(reference)
+    plan = ScorePlan(("llr",), probs=False, window=window, flank=0)
+    positions = range(8, 12)
+    for p0 in positions:
+        plan.add("chr1", p0, "A" if reference[p0] != "A" else "C")
+    centre_rows = []
+    for key in plan.logit_jobs:
+        start = key[2] - window // 2
+        window_ids, rows = plan.window_for(key, ids[start : start + window])
+        with torch.no_grad():
+            output = model.logits_conjoined(torch.from_numpy(window_ids)[None])[0].numpy()[rows]
+        plan.keep(key, output)
+        centre_rows.append(output[0])
+
+    table = ism_table(np.stack(centre_rows), ids[8:12], "chr1", 8)
+    for _, pos, ref, alt, llr, _, _ in table.rows():
+        assert llr == plan.allele_scores("chr1", pos - 1, ref, alt)["llr"]
