@@ -17,7 +17,7 @@ from caduceus_cli.tokens import tokenize
 
 pyBigWig = pytest.importorskip("pyBigWig")
 
-CHROM_SIZES = [("chr2", 300), ("chr1", 200), ("chrM", 50)]  # FASTA order, not sorted by name
+CHROM_SIZES = {"chr2": 300, "chr1": 200, "chrM": 50}  # FASTA order, not sorted by name
 
 
 def _values(size: int, seed: int) -> np.ndarray:
@@ -26,7 +26,7 @@ def _values(size: int, seed: int) -> np.ndarray:
     return values
 
 
-GENOME = {chrom: _values(size, seed) for seed, (chrom, size) in enumerate(CHROM_SIZES)}
+GENOME = {chrom: _values(size, seed) for seed, (chrom, size) in enumerate(CHROM_SIZES.items())}
 # regions as a sharded run would split them: several per contig, shards interleaved
 REGIONS = [("chr2", 0, 120), ("chr2", 120, 300), ("chr1", 0, 80), ("chr1", 80, 200), ("chrM", 0, 50)]
 
@@ -55,8 +55,8 @@ def test_bigwig_holds_every_value_as_written_and_no_entry_for_nan(tmp_path):
     path = tmp_path / "scores.bw"
     _write(path, "bigwig")
     track = pyBigWig.open(str(path))
-    assert track.chroms() == dict(CHROM_SIZES)
-    gap = CHROM_SIZES[0][1] // 3
+    assert track.chroms() == CHROM_SIZES
+    gap = CHROM_SIZES["chr2"] // 3
     assert track.intervals("chr2", gap - 1, gap + 8) == (
         (gap - 1, gap, float(GENOME["chr2"][gap - 1])),
         (gap + 7, gap + 8, float(GENOME["chr2"][gap + 7])),
@@ -69,7 +69,7 @@ def test_bigwig_holds_every_value_as_written_and_no_entry_for_nan(tmp_path):
 
 def test_bigwig_is_the_same_file_written_in_pieces_or_at_once(tmp_path):
     _write(tmp_path / "pieces.bw", "bigwig")
-    _write(tmp_path / "whole.bw", "bigwig", [(chrom, 0, size) for chrom, size in CHROM_SIZES])
+    _write(tmp_path / "whole.bw", "bigwig", [(chrom, 0, size) for chrom, size in CHROM_SIZES.items()])
     assert (tmp_path / "pieces.bw").read_bytes() == (tmp_path / "whole.bw").read_bytes()
 
 
@@ -79,7 +79,7 @@ def test_bedgraph_is_bgzipped_zero_based_lines_without_a_header_and_tabix_indexa
     lines = gzip.decompress(path.read_bytes()).decode().splitlines()
     assert lines[0] == f"chr2\t0\t1\t{str(GENOME['chr2'][0])}"
     rows = [line.split("\t") for line in lines]
-    assert [row[0] for row in rows] == sorted((row[0] for row in rows), key=[c for c, _ in CHROM_SIZES].index)
+    assert [row[0] for row in rows] == sorted((row[0] for row in rows), key=list(CHROM_SIZES).index)
     assert all(int(end) == int(start) + 1 for _, start, end, _ in rows)
     assert len(rows) == sum(int(np.isfinite(v).sum()) for v in GENOME.values())
     for chrom, start, _, value in rows:
@@ -154,7 +154,7 @@ def test_overlapping_shards_are_an_error_and_leave_nothing(tmp_path):
 def test_a_bigwig_shard_of_another_genome_is_an_error(tmp_path):
     _write(tmp_path / "a.bw", "bigwig")
     with pytest.raises(InputError, match="a.bw: its contigs are not those of the FASTA"):
-        merge_tracks([tmp_path / "a.bw"], tmp_path / "m.bw", CHROM_SIZES[:2], "bigwig")
+        merge_tracks([tmp_path / "a.bw"], tmp_path / "m.bw", {"chr2": 300, "chr1": 200}, "bigwig")
 
 
 def test_a_file_that_is_not_bigwig_is_an_error(tmp_path):
@@ -176,10 +176,10 @@ def test_a_file_that_is_not_bigwig_is_an_error(tmp_path):
 def test_values_out_of_order_or_outside_the_genome_are_an_error_and_leave_nothing(
     tmp_path, fmt, regions, message
 ):
-    genome = {chrom: np.zeros(size + 1, dtype=np.float32) for chrom, size in [*CHROM_SIZES, ("chr9", 1)]}
+    zeros = np.zeros(max(CHROM_SIZES.values()) + 1, dtype=np.float32)
     with pytest.raises(InputError, match=message), track_writer(tmp_path / "t", CHROM_SIZES, fmt) as writer:
         for chrom, start, end in regions:
-            writer.add(chrom, start, genome[chrom][start:end])
+            writer.add(chrom, start, zeros[start:end])
     assert list(tmp_path.iterdir()) == []
 
 
@@ -196,7 +196,7 @@ def test_a_bigwig_value_equals_the_ism_score_at_that_base(tmp_path):
     reference = "ACGTNACGGT"
     logits = rng.normal(size=(len(reference), 16)).astype(np.float32)
     ids = tokenize(reference)
-    with track_writer(tmp_path / "llr-min.bw", [("chr1", 100)], "bigwig") as writer:
+    with track_writer(tmp_path / "llr-min.bw", {"chr1": 100}, "bigwig") as writer:
         writer.add("chr1", 40, track_scores(logits, ids, ("llr-min",))["llr-min"])
     track = pyBigWig.open(str(tmp_path / "llr-min.bw"))
     for pos in range(41, 41 + len(reference)):  # 1-based

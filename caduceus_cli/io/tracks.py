@@ -23,7 +23,7 @@ import contextlib
 import gzip
 import heapq
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from caduceus_cli.errors import InputError
 from caduceus_cli.io.atomic import atomic_output
 
 TRACK_FORMATS = ("bigwig", "bedgraph")
-ChromSizes = Sequence[tuple[str, int]]
+ChromSizes = Mapping[str, int]  # contig lengths in FASTA order, as `Fasta.contigs`
 Stretch = tuple[str, int, np.ndarray]  # (chrom, 0-based start, per-base float32 values)
 
 # what the merge reads from a shard at a time: bases of a bigWig, characters of a bedGraph (~1M lines)
@@ -66,8 +66,8 @@ class TrackWriter(abc.ABC):
     subclasses write the NaN-free stretches to their format."""
 
     def __init__(self, chrom_sizes: ChromSizes):
-        self.chrom_sizes = dict(chrom_sizes)
-        self._rank = {chrom: rank for rank, (chrom, _) in enumerate(chrom_sizes)}
+        self.chrom_sizes = chrom_sizes
+        self._rank = {chrom: rank for rank, chrom in enumerate(chrom_sizes)}
         self._written_to = (0, 0)  # (contig rank, end) of the last value written
 
     def add(self, chrom: str, start: int, values: np.ndarray) -> None:
@@ -98,7 +98,7 @@ class BigWigWriter(TrackWriter):
     def __init__(self, path: Path, chrom_sizes: ChromSizes):
         super().__init__(chrom_sizes)
         self._file = _pybigwig().open(str(path), "w")
-        self._file.addHeader([(chrom, int(size)) for chrom, size in chrom_sizes])
+        self._file.addHeader([(chrom, int(size)) for chrom, size in chrom_sizes.items()])
 
     def _write(self, chrom: str, start: int, values: np.ndarray) -> None:
         self._file.addEntries(chrom, int(start), values=values, span=1, step=1)
@@ -157,7 +157,7 @@ def read_bigwig(path: Path, chrom_sizes: ChromSizes) -> Iterator[Stretch]:
     try:
         if track.chroms() != dict(chrom_sizes):
             raise InputError(f"{path}: its contigs are not those of the FASTA")
-        for chrom, size in chrom_sizes:
+        for chrom, size in chrom_sizes.items():
             for start in range(0, size, READ_BASES):
                 end = min(start + READ_BASES, size)
                 found = track.intervals(chrom, start, end) or []  # None where there is no value
@@ -214,7 +214,7 @@ def merge_tracks(shards: Sequence[Path], path: Path, chrom_sizes: ChromSizes, fm
     Values are merged in FASTA order and written by the same writer, so the file holds exactly
     what an unsharded run writes; shards that overlap are an error.
     """
-    rank = {chrom: rank for rank, (chrom, _) in enumerate(chrom_sizes)}
+    rank = {chrom: rank for rank, chrom in enumerate(chrom_sizes)}
     streams = [_READERS[fmt](shard, chrom_sizes) for shard in shards]
     with track_writer(path, chrom_sizes, fmt) as writer:
         for chrom, start, values in heapq.merge(*streams, key=lambda s: (rank.get(s[0], -1), s[1])):
