@@ -15,11 +15,12 @@ records are: shards and a single run give the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from caduceus_cli.errors import UsageError
+from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.tokens import A_ID, C_ID, G_ID, MASK_ID, NUCLEOTIDE_IDS, T_ID
 
 BASE_ID = {"A": A_ID, "C": C_ID, "G": G_ID, "T": T_ID}
@@ -323,3 +324,141 @@ def info_fields(settings: Settings, model_obj: object) -> list[InfoField]:
     reasons = ", ".join(f"{flag} ({meaning})" for flag, meaning in FLAGS.items())
     fields.append(InfoField(FLAG_KEY, "String", f"Why the Caduceus scores of an ALT are missing: {reasons}"))
     return fields
+
+
+# Per-base scores of one RC-conjoined pass over the reference (`caduceus track`, `caduceus ism`).
+#
+# Track scores read the logits at each position of the unmodified reference, so one pass scores
+# every base and every single-base change there ("unmasked", as `llr-unmasked`). LLRs are
+# differences of logits, as `log_likelihood_ratio`: the same number under the 4-way softmax over
+# A, C, G, T (the normalisation of `nucleotide_probs`) or the full one. Positions whose reference
+# is not A, C, G or T (N, padding) have no reference allele, so every value there is NaN.
+
+TRACK_SCORES = ("ref-logprob", "entropy", "llr-min", "llr-mean")
+ACGT = "ACGT"
+
+
+def reference_columns(reference_ids: np.ndarray) -> np.ndarray:
+    """(L,) column of each reference base among A, C, G, T (0-3), or -1 where it is not one of them."""
+    columns = np.full(reference_ids.shape, -1, dtype=np.int64)
+    for column, token in enumerate(NUCLEOTIDE_IDS):
+        columns[reference_ids == token] = column
+    return columns
+
+
+def substitution_llrs(logits: np.ndarray, reference_ids: np.ndarray) -> np.ndarray:
+    """(L, 4) log P(base) - log P(ref) for base = A, C, G, T at each position, in float64.
+
+    The reference's own cell and every cell of a non-ACGT position are NaN, so the finite cells
+    are exactly the 3 single-base changes of each position, each equal to `log_likelihood_ratio`.
+    """
+    acgt = logits[:, NUCLEOTIDE_IDS].astype(np.float64)
+    columns = reference_columns(reference_ids)
+    rows = np.arange(len(columns))
+    llrs = acgt - acgt[rows, columns][:, None]
+    llrs[rows, columns] = np.nan
+    llrs[columns < 0] = np.nan
+    return llrs
+
+
+def nucleotide_log_probs(logits: np.ndarray) -> np.ndarray:
+    """(L, 4) log-softmax over each position's A, C, G, T logits in float64 (the log of `nucleotide_probs`)."""
+    acgt = logits[:, NUCLEOTIDE_IDS].astype(np.float64)
+    shifted = acgt - acgt.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def mean_alternative_llr(llrs: np.ndarray) -> np.ndarray:
+    """(L,) mean of the 3 LLRs in each row of `substitution_llrs` (0 where the reference is not ACGT)."""
+    return np.nan_to_num(llrs, nan=0.0).sum(axis=1) / 3.0  # the reference's NaN cell adds 0
+
+
+def track_scores(
+    logits: np.ndarray, reference_ids: np.ndarray, scores: Sequence[str] = TRACK_SCORES
+) -> dict[str, np.ndarray]:
+    """The requested TRACK_SCORES of each position, float32 (L,) arrays, NaN where the reference is not ACGT.
+
+    `logits` (L, V) are the model's `logits_conjoined` rows for the reference `reference_ids` (L,).
+    ref-logprob: log P(ref) under the A/C/G/T softmax; entropy: of that distribution, in nats;
+    llr-min: the most damaging single-base change (the smallest of the 3 LLRs); llr-mean: their mean.
+    """
+    unknown = [name for name in scores if name not in TRACK_SCORES]
+    if unknown:
+        raise UsageError(f"--score {unknown[0]}: not a track score; choose from {', '.join(TRACK_SCORES)}")
+    columns = reference_columns(reference_ids)
+    no_reference = columns < 0
+    values: dict[str, np.ndarray] = {}
+    if "ref-logprob" in scores or "entropy" in scores:
+        log_probs = nucleotide_log_probs(logits)
+        values["ref-logprob"] = log_probs[np.arange(len(columns)), columns]
+        values["entropy"] = -(np.exp(log_probs) * log_probs).sum(axis=1)
+    if "llr-min" in scores or "llr-mean" in scores:
+        llrs = substitution_llrs(logits, reference_ids)
+        values["llr-mean"] = mean_alternative_llr(llrs)
+        values["llr-min"] = np.where(np.isnan(llrs), np.inf, llrs).min(axis=1)  # NaN cells never win
+    out = {}
+    for name in scores:
+        track = values[name].astype(np.float32)
+        track[no_reference] = np.nan
+        out[name] = track
+    return out
+
+
+ISM_COLUMNS = ("chrom", "pos", "ref", "alt", "llr", "logit_ref", "logit_alt")
+
+
+@dataclass(frozen=True)
+class IsmTable:
+    """Saturation mutagenesis of the bases [start, start + L) of `chrom`: every base changed to the other 3.
+
+    Row i of `logits` and `llrs` belongs to position start + i, columns are A, C, G, T; `llrs` is
+    `substitution_llrs` (NaN at the reference cell and at N). `rows` gives the table of ISM_COLUMNS.
+    """
+
+    chrom: str
+    start: int
+    reference: str
+    logits: np.ndarray
+    llrs: np.ndarray
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.reference)
+
+    def rows(self) -> Iterator[tuple[str, int, str, str, float, float, float]]:
+        """One row per SNV: (chrom, pos 1-based, ref, alt, llr, logit_ref, logit_alt); positions in order,
+        alternatives in A, C, G, T order; a position whose reference is not A, C, G or T has no rows."""
+        for index, ref in enumerate(self.reference):
+            if ref not in ACGT:
+                continue
+            pos, logits, llrs = self.start + index + 1, self.logits[index].tolist(), self.llrs[index].tolist()
+            for column, alt in enumerate(ACGT):
+                if alt != ref:
+                    yield self.chrom, pos, ref, alt, llrs[column], logits[ACGT.index(ref)], logits[column]
+
+
+def ism_table(logits: np.ndarray, reference_ids: np.ndarray, chrom: str, start: int) -> IsmTable:
+    """The ISM table of the region starting at 0-based `start` whose reference ids are `reference_ids` (L,).
+
+    Row i of `logits` (L, V) is what the model says at position start + i: the rows of one
+    conjoined pass over the reference give the unmasked table (every LLR equal to `llr-unmasked`);
+    the centre rows of one masked window per position give the exact masked one (equal to `llr`).
+    """
+    columns = reference_columns(reference_ids)
+    reference = "".join(ACGT[column] if column >= 0 else "N" for column in columns)
+    return IsmTable(
+        chrom, start, reference, logits[:, NUCLEOTIDE_IDS], substitution_llrs(logits, reference_ids)
+    )
+
+
+# Beyond ~10 kbp the ISM figure is no longer readable, and `--mode masked` runs one model window per base.
+ISM_MAX_BASES = 10_000
+
+
+def check_ism_region(chrom: str, start: int, end: int) -> None:
+    """An ISM region [start, end) must hold at least one base and at most ISM_MAX_BASES."""
+    where = f"{chrom}:{start + 1}-{end}"
+    if end <= start:
+        raise InputError(f"{where}: the region is empty")
+    if end - start > ISM_MAX_BASES:
+        raise InputError(f"{where}: {end - start:,} bp; ism takes regions of at most {ISM_MAX_BASES:,} bp")
