@@ -27,9 +27,9 @@ OUTPUTS = ("embed", "logits")
 # PyTorch path with a margin; the GPU budget is a fraction of free memory.
 _BYTES_PER_TOKEN_PER_CHANNEL = 64
 _GPU_MEMORY_FRACTION = 0.6
-# On the CPU a batch buys no speed (the compiled kernels run one sequence per thread and block of
-# channels; benchmarks/cpu_throughput.py measured batches of 1-16 windows of 1,024 within noise of
-# each other) and costs memory, so batches stay small: about this many tokens.
+# On the CPU, batches of 4-8 windows of 1,024 ran fastest at 2 threads (benchmarks/cpu_throughput.py:
+# up to 1.9x batch 1 for the published size, 1.4x for the shipped model), while 16 ran slower (its
+# activations no longer fit in cache) and memory grows with the batch: about this many tokens.
 _CPU_TOKENS_PER_BATCH = 8192
 _READ_AHEAD_BATCHES = 4
 
