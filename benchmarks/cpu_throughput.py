@@ -454,19 +454,18 @@ batch = default_batch_size(subject.model, length) if run == "batch" else 1
 ids = torch.randint(7, 11, (batch, length if run != "tiny" else 64))
 with torch.inference_mode():
     subject.model.embed(ids)
-print(batch)
+peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(batch, int(peak.split()[1]) * 1024)
 """
 
 
 def peak_rss(argv: list[str]) -> tuple[int, str]:
-    """Peak resident bytes of a child process and what it printed."""
-    process = subprocess.Popen([sys.executable, "-c", _MEMORY_PROBE, *argv], stdout=subprocess.PIPE, cwd=ROOT)
-    output = process.stdout.read().decode().strip()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = status
-    if status:
-        raise SystemExit(f"memory probe failed: {argv}")
-    return usage.ru_maxrss * 1024, output
+    """Peak resident bytes of a fresh process running the probe, and its batch. VmHWM (Linux), not the
+    child's rusage, which also counts the parent's memory at the fork."""
+    output = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, *argv], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.split()
+    return int(output[1]), output[0]
 
 
 def memory(models: list[Subject], lengths: list[int]) -> None:
