@@ -18,7 +18,7 @@ from typing import TextIO
 
 import numpy as np
 
-from caduceus_cli.io.atomic import atomic_output
+from caduceus_cli.io.outputs import committed
 
 
 def format_cell(value: object) -> str:
@@ -41,7 +41,7 @@ def write_rows(stream: TextIO, columns: Sequence[str], rows: Iterable[Sequence[o
 
 def write_table(path: Path, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> int:
     """Write a table to `path` (gzip-compressed if it ends in .gz), which appears only once complete."""
-    with atomic_output(path) as temporary, open(temporary, "wb") as raw:
+    with committed(path) as temporary, open(temporary, "wb") as raw:
         # no file name in the gzip header: it would be the temporary one
         binary = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if path.suffix == ".gz" else raw
         with io.TextIOWrapper(binary, encoding="utf-8", newline="\n") as text:
