@@ -5,19 +5,22 @@ chunk needs (`ScorePlan`), the calling thread runs those windows through the eng
 reads ahead itself), and a writer thread puts the scores into the records and writes them in
 input order. At most a few chunks are in memory at any time, whatever the size of the input.
 
-`score_vcf` takes opened resources (the engine, two handles on the FASTA, the input VCF whose
-header already declares the score fields, and a `VcfWriter`) and returns its `Tally`.
+`score_vcf` takes opened resources (the engine, two handles on the FASTA, the input VCF, and a
+`VcfWriter`, for which the header must declare the score fields, or a `ScoreTable`) and returns
+its `Tally`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import shlex
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TextIO
 
 import numpy as np
 import pysam
@@ -26,8 +29,18 @@ from caduceus_cli.engine import Engine, Window
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import name_sample
 from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.tables import format_row
 from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, count_records, input_name, open_vcf, records
-from caduceus_cli.scoring import FLAG_KEY, INFO_KEYS, PROBS, ScorePlan, Settings, Snv, classify_alleles
+from caduceus_cli.scoring import (
+    FLAG_KEY,
+    INFO_KEYS,
+    LOGITS,
+    PROBS,
+    ScorePlan,
+    Settings,
+    Snv,
+    classify_alleles,
+)
 from caduceus_cli.stages import WriteBehind, read_ahead
 from caduceus_cli.terminal import format_rate, progress_bar
 from caduceus_cli.tokens import tokenize
@@ -64,7 +77,7 @@ class Tally:
 def score_vcf(
     engine: Engine,
     variants: pysam.VariantFile,
-    writer: VcfWriter,
+    writer: VcfWriter | ScoreTable,
     settings: Settings,
     reader_fasta: Fasta,
     window_fasta: Fasta,
@@ -106,7 +119,10 @@ class _Run:
         self._cached_ids = np.empty(0, dtype=np.int64)
 
     def score(
-        self, variants: pysam.VariantFile, shard_range: tuple[int, int, set[str]] | None, writer: VcfWriter
+        self,
+        variants: pysam.VariantFile,
+        shard_range: tuple[int, int, set[str]] | None,
+        writer: VcfWriter | ScoreTable,
     ) -> None:
         """Score and write every record (of the shard); unsharded, fail if no contig was in the FASTA."""
         total = shard_range[1] - shard_range[0] if shard_range else None
@@ -232,20 +248,45 @@ class _Run:
 
     # writer thread ------------------------------------------------------------------------
 
-    def _write_chunk(self, chunk: Chunk, writer: VcfWriter) -> None:
+    def _write_chunk(self, chunk: Chunk, writer: VcfWriter | ScoreTable) -> None:
         for record, contig, alleles in chunk.records:
             per_allele = [
                 chunk.plan.allele_scores(contig, a.pos0, a.ref, a.alt) if isinstance(a, Snv) else a
                 for a in alleles
             ]
-            _set_info(record, per_allele, self.settings)
-            writer.write(record)
+            if isinstance(writer, ScoreTable):
+                writer.write(record, per_allele)
+            else:
+                _set_info(record, per_allele, self.settings)
+                writer.write(record)
             self.tally.records += 1
             for value in per_allele:
                 if isinstance(value, str):
                     self.tally.flags[value] += 1
                 else:
                     self.tally.scored += 1
+
+
+class ScoreTable:
+    """The table output of score-variants: one tab-separated row per ALT allele, in input order.
+
+    Columns: chrom, pos, id, ref, alt as in the VCF, each requested score (and p_ref, p_alt with
+    --probs), logit_ref and logit_alt of the logits row that gave the LLR (`ScorePlan.logit_row`),
+    and flag ('.' when scored, else why not; the allele's values are then NaN). Score names are
+    written with '_' for '-', so pandas columns are attributes.
+    """
+
+    def __init__(self, stream: TextIO, settings: Settings):
+        self._stream = stream
+        self._names = [*settings.scores, *(PROBS if settings.probs else ()), *LOGITS]
+        self.columns = ("chrom", "pos", "id", "ref", "alt", *(n.replace("-", "_") for n in self._names), "flag")
+        stream.write(format_row(self.columns))
+
+    def write(self, record: pysam.VariantRecord, per_allele: list[dict[str, float] | str]) -> None:
+        for alt, value in zip(record.alts or (), per_allele, strict=True):
+            flag, scores = (value, {}) if isinstance(value, str) else (".", value)
+            cells = [scores.get(name, math.nan) for name in self._names]
+            self._stream.write(format_row((record.contig, record.pos, record.id or ".", record.ref, alt, *cells, flag)))
 
 
 def _set_info(
