@@ -35,6 +35,11 @@ COMMANDS = {
         "score_variants",
         "Score every variant of a VCF/BCF with the model; every record is written back, in order.",
     ),
+    "ism": (
+        "caduceus_cli.commands.ism",
+        "ism",
+        "Score every single-base change of a region (in-silico saturation mutagenesis) into a table.",
+    ),
     "merge": (
         "caduceus_cli.commands.merge",
         "merge",

@@ -178,7 +178,8 @@ class ScorePlan:
             values["llr-unmasked"] = log_likelihood_ratio(self._tile_row(contig, p0), ref, alt)
         logits = self.logit_row(contig, p0)
         if logits is not None:
-            values["logit-ref"], values["logit-alt"] = float(logits[BASE_ID[ref]]), float(logits[BASE_ID[alt]])
+            values["logit-ref"] = float(logits[BASE_ID[ref]])
+            values["logit-alt"] = float(logits[BASE_ID[alt]])
         if self._embeddings:
             ref_mean = self._outputs[("ref", contig, p0)]
             alt_mean = self._outputs[("alt", contig, p0, alt)]

@@ -115,8 +115,7 @@ class _Run:
         self.reader_fasta, self.window_fasta = reader_fasta, window_fasta
         self.tally = Tally()
         self._stop = threading.Event()
-        self._cached_span: tuple[str, int, int] | None = None
-        self._cached_ids = np.empty(0, dtype=np.int64)
+        self._runner = PlanRunner(engine, window_fasta)
 
     def score(
         self,
@@ -147,7 +146,7 @@ class _Run:
             try:
                 chunks = read_ahead(self._chunks(variants, shard_range), CHUNKS_AHEAD, "caduceus-vcf-reader", self._stop)
                 for chunk in chunks:
-                    self._run_engine(chunk.plan)
+                    self._runner.run(chunk.plan)  # in this (the calling) thread
                     behind.put(chunk)
             finally:
                 behind.close()
@@ -221,31 +220,6 @@ class _Run:
             return None
         return alleles
 
-    # calling thread -----------------------------------------------------------------------
-
-    def _run_engine(self, plan: ScorePlan) -> None:
-        for jobs, output in ((plan.logit_jobs, "logits"), (plan.embed_jobs, "embed")):
-            if jobs:
-                for key, rows in self.engine.map(self._windows(plan, jobs), output=output, rc="auto"):
-                    plan.keep(key, rows)
-
-    def _windows(self, plan: ScorePlan, jobs: Iterable[tuple]) -> Iterator[Window]:
-        """Windows built as the engine asks for them (in its read-ahead thread), sharing reference reads."""
-        for key in jobs:
-            ids, rows = plan.window_for(key, self._reference_ids(plan.window_span(key)))
-            yield Window(ids=ids, key=key, rows=rows)
-
-    def _reference_ids(self, span: tuple[str, int, int]) -> np.ndarray:
-        # A position's masked, reference and alternative windows come one after another: read once.
-        if span != self._cached_span:
-            contig, start, end = span
-            sequence = self.window_fasta.fetch(contig, start, end)
-            self._cached_ids = tokenize(
-                sequence, where=f"{self.window_fasta.path}:{contig}:{start + 1}-{end}"
-            )
-            self._cached_span = span
-        return self._cached_ids
-
     # writer thread ------------------------------------------------------------------------
 
     def _write_chunk(self, chunk: Chunk, writer: VcfWriter | ScoreTable) -> None:
@@ -267,6 +241,36 @@ class _Run:
                     self.tally.scored += 1
 
 
+class PlanRunner:
+    """Runs the windows of `ScorePlan`s through the engine and hands each output back to its plan."""
+
+    def __init__(self, engine: Engine, fasta: Fasta):
+        self.engine, self.fasta = engine, fasta
+        self._cached_span: tuple[str, int, int] | None = None
+        self._cached_ids = np.empty(0, dtype=np.int64)
+
+    def run(self, plan: ScorePlan) -> None:
+        for jobs, output in ((plan.logit_jobs, "logits"), (plan.embed_jobs, "embed")):
+            if jobs:
+                for key, rows in self.engine.map(self._windows(plan, jobs), output=output, rc="auto"):
+                    plan.keep(key, rows)
+
+    def _windows(self, plan: ScorePlan, jobs: Iterable[tuple]) -> Iterator[Window]:
+        """Windows built as the engine asks for them (in its read-ahead thread), sharing reference reads."""
+        for key in jobs:
+            ids, rows = plan.window_for(key, self._reference_ids(plan.window_span(key)))
+            yield Window(ids=ids, key=key, rows=rows)
+
+    def _reference_ids(self, span: tuple[str, int, int]) -> np.ndarray:
+        # A position's masked, reference and alternative windows come one after another: read once.
+        if span != self._cached_span:
+            contig, start, end = span
+            sequence = self.fasta.fetch(contig, start, end)
+            self._cached_ids = tokenize(sequence, where=f"{self.fasta.path}:{contig}:{start + 1}-{end}")
+            self._cached_span = span
+        return self._cached_ids
+
+
 class ScoreTable:
     """The table output of score-variants: one tab-separated row per ALT allele, in input order.
 
@@ -279,14 +283,16 @@ class ScoreTable:
     def __init__(self, stream: TextIO, settings: Settings):
         self._stream = stream
         self._names = [*settings.scores, *(PROBS if settings.probs else ()), *LOGITS]
-        self.columns = ("chrom", "pos", "id", "ref", "alt", *(n.replace("-", "_") for n in self._names), "flag")
+        scores = (name.replace("-", "_") for name in self._names)
+        self.columns = ("chrom", "pos", "id", "ref", "alt", *scores, "flag")
         stream.write(format_row(self.columns))
 
     def write(self, record: pysam.VariantRecord, per_allele: list[dict[str, float] | str]) -> None:
         for alt, value in zip(record.alts or (), per_allele, strict=True):
             flag, scores = (value, {}) if isinstance(value, str) else (".", value)
             cells = [scores.get(name, math.nan) for name in self._names]
-            self._stream.write(format_row((record.contig, record.pos, record.id or ".", record.ref, alt, *cells, flag)))
+            row = (record.contig, record.pos, record.id or ".", record.ref, alt, *cells, flag)
+            self._stream.write(format_row(row))
 
 
 def _set_info(
