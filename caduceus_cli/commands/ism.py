@@ -107,9 +107,8 @@ def ism(
         check_ism_region(where.chrom, where.start, where.end)
         model_obj = open_model(model, revision, device, dtype)
         engine = Engine(model_obj, batch_size=batch_size)
-        table = saturation_mutagenesis(
-            engine, reference, where, window or default_window(model_obj), mode.value
-        )
+        window = window or default_window(model_obj)
+        table = saturation_mutagenesis(engine, reference, where, window, mode.value, quiet)
     _write(table, table_path, plot)
 
 

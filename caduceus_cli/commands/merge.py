@@ -42,7 +42,7 @@ _VCF_START, _BCF_START = b"##fileformat=VCF", b"BCF"
 def merge(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Every shard file of one `caduceus embed --shard` or `score-variants --shard` run."),
+        typer.Argument(help="Every shard file of one `caduceus embed`, `score-variants` or `track --shard` run."),
     ],
     output: Annotated[
         Path,
@@ -96,7 +96,7 @@ def _kind(path: Path) -> str:
 def _merge_tracks(inputs: list[Path], output: Path, fmt: str, fasta: Path | None) -> None:
     """track shards (each a disjoint set of bases) into one track in FASTA order, as one run writes it."""
     if fasta is None:
-        raise UsageError("track shards: give --fasta, the FASTA the tracks were made from (contig sizes, order)")
+        raise UsageError("track shards: give --fasta, the FASTA of the tracks (contig sizes and order)")
     with Fasta(fasta) as reference:
         merge_tracks(inputs, output, reference.contigs, fmt)
 

@@ -47,11 +47,11 @@ DEFAULT_SCORE = "llr-min"
 
 
 def track(
-    fasta: Annotated[Path, typer.Argument(help="Reference FASTA, plain or bgzip (.fai/.gzi made if missing).")],
+    fasta: Annotated[Path, typer.Argument(help="Reference FASTA, plain or bgzip (.fai made if missing).")],
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", help="Track file (.bw; .bedgraph.gz for bedGraph); OUT.<score>.bw for several scores."
+            "--output", "-o", help="Track (.bw, or .bedgraph.gz); OUT.<score>.bw for several scores."
         ),
     ],
     regions_bed: Annotated[
@@ -124,7 +124,7 @@ _SUFFIXES = (".bedgraph.gz", ".bg.gz", ".bw", ".bigwig", ".gz")
 
 
 def output_paths(output: Path, scores: Sequence[str]) -> dict[str, Path]:
-    """The file of each score: `output` for one score; OUT.<score>.bw (the score before the suffix) for several."""
+    """The file of each score: `output` for one score; for several OUT.<score>.bw (score before the suffix)."""
     if len(scores) == 1:
         return {scores[0]: output}
     name = output.name

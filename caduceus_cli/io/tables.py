@@ -54,7 +54,7 @@ def is_table_name(name: str) -> bool:
 
 @contextlib.contextmanager
 def table_output(path: Path) -> Iterator[TextIO]:
-    """A text stream into `path` (gzip-compressed if it ends in .gz); the file appears if the block succeeds."""
+    """A text stream into `path` (gzipped if it ends in .gz); the file appears if the block succeeds."""
     with committed(path) as temporary, open(temporary, "wb") as raw:
         # no file name in the gzip header: it would be the temporary one
         binary = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if path.suffix == ".gz" else raw

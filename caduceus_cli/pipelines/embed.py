@@ -95,7 +95,7 @@ def map_tiles(
     with_mask: bool = False,
     label: str = "embed",
 ) -> tuple[int, float]:
-    """Run the tiles of `jobs` ((row, region) pairs) through the engine; hand each tile's kept rows to `consume`.
+    """Run the tiles of `jobs` ((row, region) pairs) through the engine; each tile's kept rows to `consume`.
 
     The one data path of `embed` and `track`: tiles are read and tokenized ahead of the model (the
     engine's read-ahead), and `consume` gets `(TileKey, rows)` in order on a writer thread (write

@@ -21,7 +21,7 @@ from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.regions import Region
 from caduceus_cli.pipelines.variants import PlanRunner
 from caduceus_cli.scoring import IsmTable, ScorePlan, check_ism_region, ism_table
-from caduceus_cli.terminal import format_rate
+from caduceus_cli.terminal import format_rate, progress_bar
 from caduceus_cli.tokens import tokenize
 
 log = logging.getLogger("caduceus")
@@ -31,16 +31,27 @@ _SCORE_OF_MODE = {"unmasked": "llr-unmasked", "masked": "llr"}
 
 
 def saturation_mutagenesis(
-    engine: Engine, reference: Fasta, region: Region, window: int, mode: str = "unmasked"
+    engine: Engine, reference: Fasta, region: Region, window: int, mode: str = "unmasked", quiet: bool = True
 ) -> IsmTable:
-    """The ISM table of `region` (forward strand, at most ISM_MAX_BASES) scored with `window`-bp windows."""
+    """The ISM table of `region` (forward strand, at most ISM_MAX_BASES) scored with `window`-bp windows.
+
+    A progress bar of model windows shows on a terminal unless `quiet`."""
     check_ism_region(region.chrom, region.start, region.end)
     positions = range(region.start, region.end)
     plan = ScorePlan((_SCORE_OF_MODE[mode],), probs=False, window=window, flank=0)
     for p0 in positions:
         plan.add(region.chrom, p0, "A")  # the ALT only matters to embedding scores; logits serve all three
     started = time.perf_counter()
-    PlanRunner(engine, reference).run(plan)
+    with progress_bar(quiet, "windows") as progress:
+        task = progress.add_task(f"ism {mode}", total=len(plan.logit_jobs), rate="-")
+        done = 0
+
+        def advance() -> None:
+            nonlocal done
+            done += 1
+            progress.update(task, advance=1, rate=format_rate(done, time.perf_counter() - started))
+
+        PlanRunner(engine, reference).run(plan, advance)
     seconds = time.perf_counter() - started
     log.info(
         "%s ISM of %d positions in %.1f s (%s positions/s)",

@@ -32,9 +32,8 @@ from caduceus_cli.scoring import track_scores
 def genome_order(regions: Sequence[Region], chrom_sizes: ChromSizes) -> list[Region]:
     """`regions` on the forward strand in FASTA order (contig, then start); an overlap is an InputError."""
     rank = {chrom: rank for rank, chrom in enumerate(chrom_sizes)}
-    ordered = sorted(
-        (dataclasses.replace(region, strand="+") for region in regions), key=lambda r: (rank[r.chrom], r.start)
-    )
+    forward = (dataclasses.replace(region, strand="+") for region in regions)
+    ordered = sorted(forward, key=lambda r: (rank[r.chrom], r.start))
     for before, after in itertools.pairwise(ordered):
         if before.chrom == after.chrom and after.start < before.end:
             raise InputError(
@@ -53,7 +52,7 @@ def track_regions(
     overlap: int,
     quiet: bool = True,
 ) -> tuple[int, float]:
-    """Write the TRACK_SCORES named by `writers`' keys, each base of `regions` (`genome_order`) into its writer.
+    """Write the TRACK_SCORES named by `writers`' keys of each base of `regions` (`genome_order`).
 
     Returns (bases, seconds). N bases (and any base whose reference is not A, C, G or T) get no value.
     """

@@ -18,7 +18,7 @@ import shlex
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -249,11 +249,14 @@ class PlanRunner:
         self._cached_span: tuple[str, int, int] | None = None
         self._cached_ids = np.empty(0, dtype=np.int64)
 
-    def run(self, plan: ScorePlan) -> None:
+    def run(self, plan: ScorePlan, on_window: Callable[[], None] | None = None) -> None:
+        """Run every window of `plan`; `on_window` is called after each (a progress bar)."""
         for jobs, output in ((plan.logit_jobs, "logits"), (plan.embed_jobs, "embed")):
             if jobs:
                 for key, rows in self.engine.map(self._windows(plan, jobs), output=output, rc="auto"):
                     plan.keep(key, rows)
+                    if on_window is not None:
+                        on_window()
 
     def _windows(self, plan: ScorePlan, jobs: Iterable[tuple]) -> Iterator[Window]:
         """Windows built as the engine asks for them (in its read-ahead thread), sharing reference reads."""
