@@ -1,11 +1,11 @@
-"""End-to-end `caduceus embed`, `track` and `ism` rates next to the model-only rate of the same model, same run.
+"""End-to-end `caduceus embed`, `track` and `ism` rates next to the model-only rate of the same model.
 
 Writes a random FASTA, then for each output configuration (per-base float16, `--bin 128`, ...)
 runs the embed pipeline (`embed_regions`, what the command runs) in this process, and separately
 streams the same windows through the engine with no FASTA reading and no HDF5 writing ("model
 only"). In the same rounds it runs the track pipeline (`track_regions`, llr-min into a bigWig) over the
 same FASTA and the ISM pipeline (`saturation_mutagenesis`) over the first --ism-bases (unmasked) and
---ism-masked-bases (masked) of it. Each figure is the median of --repeats runs. A second table times the HDF5 codecs of
+--ism-masked-bases (masked) of it. Each figure is the median of --repeats runs. A last table times the HDF5 codecs of
 `--compression` on real model output (write MB/s on one core, and size ratio). Markdown tables go to stdout.
 
     python benchmarks/embed_throughput.py --model ../shared/conformance/ps_d64_l4 --window 256 --windows 8
@@ -92,7 +92,7 @@ def end_to_end(model, engine: Engine, fasta: Path, out: Path, layout: dict, wind
 
 
 def track_run(engine: Engine, fasta: Path, out: Path, window: int, overlap: int) -> float:
-    """Pipeline seconds of `track_regions` writing llr-min of every contig into a bigWig (what `caduceus track` runs)."""
+    """Seconds of `track_regions` writing llr-min of every contig into a bigWig (what `caduceus track` runs)."""
     with Fasta(fasta) as reference, track_writer(out, reference.contigs, "bigwig") as writer:
         regions = genome_order(all_contigs(reference), reference.contigs)
         return track_regions(engine, reference, regions, {"llr-min": writer}, window, overlap)[1]
@@ -211,7 +211,8 @@ def main() -> None:
         print("\n| run | positions/s (3 changes each) | region |")
         print("| --- | --- | --- |")
         for mode, bases in ism_bases.items():
-            print(f"| caduceus ism --mode {mode} | {bases / statistics.median(ism_seconds[mode]):,.1f} | {bases} bp |")
+            rate = bases / statistics.median(ism_seconds[mode])
+            print(f"| caduceus ism --mode {mode} | {rate:,.1f} | {bases} bp |")
         codec_rows = rows if args.codec_data == "model" else synthetic_embeddings(1 << 16, 256)
         codec_table(codec_rows, f"{args.codec_data} output", folder, args.repeats)
 

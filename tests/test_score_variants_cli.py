@@ -400,7 +400,9 @@ def test_table_has_a_row_per_alt_in_input_order_with_the_vcfs_scores_and_the_mas
     assert first.logit_alt == pytest.approx(logits[BASE_ID[first.alt]], abs=1e-5)
 
 
-def test_table_of_unmasked_llr_alone_gives_the_tile_rows_logits_on_stdout(run, tmp_path, genome, ph_checkpoint):
+def test_table_of_unmasked_llr_alone_gives_the_tile_rows_logits_on_stdout(
+    run, tmp_path, genome, ph_checkpoint
+):
     vcf = write_vcf(tmp_path, EDGE_AND_MIDDLE)
     result = run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-s", "llr-unmasked", "-O", "t")
     assert result.code == 0, result.err
@@ -413,9 +415,12 @@ def test_table_of_unmasked_llr_alone_gives_the_tile_rows_logits_on_stdout(run, t
         assert row.logit_alt - row.logit_ref == pytest.approx(row.llr_unmasked, abs=1e-5)
 
 
-def test_vcf_output_gets_only_the_requested_info_fields_not_the_tables_logits(run, tmp_path, genome, ph_checkpoint):
+def test_vcf_output_gets_only_the_requested_info_fields_not_the_tables_logits(
+    run, tmp_path, genome, ph_checkpoint
+):
     vcf = write_vcf(tmp_path, EDGE_AND_MIDDLE)
-    assert run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-s", "llr-unmasked", "-o", tmp_path / "o.vcf").code == 0
+    result = run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-s", "llr-unmasked", "-o", tmp_path / "o.vcf")
+    assert result.code == 0, result.err
     assert "LOGIT_" not in (tmp_path / "o.vcf").read_text().upper()
     for record in read_records(tmp_path / "o.vcf"):
         assert set(record.info) == {"DP", "CADUCEUS_LLR_UNMASKED"}

@@ -42,12 +42,12 @@ _VCF_START, _BCF_START = b"##fileformat=VCF", b"BCF"
 def merge(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Every shard file of one `caduceus embed`, `score-variants` or `track --shard` run."),
+        typer.Argument(help="Every shard file of one `embed`, `score-variants` or `track --shard` run."),
     ],
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", help="Merged HDF5, bgzipped VCF (.vcf.gz, indexed), bigWig or bedGraph to write."
+            "--output", "-o", help="Merged HDF5, bgzipped VCF (.vcf.gz, indexed), bigWig or bedGraph."
         ),
     ],
     csi: Annotated[

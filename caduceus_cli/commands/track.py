@@ -124,7 +124,7 @@ _SUFFIXES = (".bedgraph.gz", ".bg.gz", ".bw", ".bigwig", ".gz")
 
 
 def output_paths(output: Path, scores: Sequence[str]) -> dict[str, Path]:
-    """The file of each score: `output` for one score; for several OUT.<score>.bw (score before the suffix)."""
+    """The file of each score: `output` for one score; for several OUT.<score>.bw (score before suffix)."""
     if len(scores) == 1:
         return {scores[0]: output}
     name = output.name
