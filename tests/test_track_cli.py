@@ -84,10 +84,15 @@ def test_every_contig_tiled_with_n_bases_left_without_values(track, tmp_path):
     assert (values["chr2"] <= 0).sum() > 250  # llr-min: the most damaging change costs likelihood
 
 
-def test_bigwig_equals_ism_min_llr_where_both_read_the_same_window(track, run_cli, tmp_path, genome, model):
+@pytest.mark.parametrize("variant", ["ph", "ps"])
+def test_bigwig_equals_ism_min_llr_where_both_read_the_same_window(
+    run_cli, tmp_path, genome, tiny_checkpoint, variant
+):
     # ism's grid tile for bases 33-64 (1-based) at --window 64 is chr2:17-80; so is track's one window
+    model = tiny_checkpoint(variant)
     out = tmp_path / "w.bw"
-    track("-r", "chr2:17-80", "-o", out)
+    result = run_cli("track", genome, "-r", "chr2:17-80", "--window", WINDOW, "-m", model, "-q", "-o", out)
+    assert result.code == 0, result.err
     ism = run_cli("ism", genome, "-r", "chr2:33-64", "-o", "-", "-w", WINDOW, "-m", model, "-q")
     assert ism.code == 0, ism.err
     rows = [line.split("\t") for line in ism.out.splitlines()[1:]]
