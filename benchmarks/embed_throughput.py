@@ -1,9 +1,11 @@
-"""End-to-end `caduceus embed` bases/s next to the model-only rate of the same model, same run.
+"""End-to-end `caduceus embed`, `track` and `ism` rates next to the model-only rate of the same model.
 
 Writes a random FASTA, then for each output configuration (per-base float16, `--bin 128`, ...)
 runs the embed pipeline (`embed_regions`, what the command runs) in this process, and separately
 streams the same windows through the engine with no FASTA reading and no HDF5 writing ("model
-only"). Each figure is the median of --repeats runs. A second table times the HDF5 codecs of
+only"). In the same rounds it runs the track pipeline (`track_regions`, llr-min into a bigWig) over the
+same FASTA and the ISM pipeline (`saturation_mutagenesis`) over the first --ism-bases (unmasked) and
+--ism-masked-bases (masked) of it. Each figure is the median of --repeats runs. A last table times the HDF5 codecs of
 `--compression` on real model output (write MB/s on one core, and size ratio). Markdown tables go to stdout.
 
     python benchmarks/embed_throughput.py --model ../shared/conformance/ps_d64_l4 --window 256 --windows 8
@@ -26,7 +28,10 @@ from caduceus_cli.engine import Engine, Window
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.hdf5 import COMPRESSIONS, EmbeddingFile, Layout
 from caduceus_cli.io.regions import Region, all_contigs
+from caduceus_cli.io.tracks import track_writer
 from caduceus_cli.pipelines.embed import embed_regions
+from caduceus_cli.pipelines.ism import saturation_mutagenesis
+from caduceus_cli.pipelines.track import genome_order, track_regions
 from caduceus_cli.windows import default_overlap, tile_region
 
 # The embed command's output options, as the Layout they make.
@@ -86,6 +91,21 @@ def end_to_end(model, engine: Engine, fasta: Path, out: Path, layout: dict, wind
     return stats.seconds, time.perf_counter() - started
 
 
+def track_run(engine: Engine, fasta: Path, out: Path, window: int, overlap: int) -> float:
+    """Seconds of `track_regions` writing llr-min of every contig into a bigWig (what `caduceus track` runs)."""
+    with Fasta(fasta) as reference, track_writer(out, reference.contigs, "bigwig") as writer:
+        regions = genome_order(all_contigs(reference), reference.contigs)
+        return track_regions(engine, reference, regions, {"llr-min": writer}, window, overlap)[1]
+
+
+def ism_run(engine: Engine, fasta: Path, bases: int, window: int, mode: str) -> float:
+    """Seconds of `saturation_mutagenesis` of the first `bases` of chr1 (what `caduceus ism` runs)."""
+    with Fasta(fasta) as reference:
+        started = time.perf_counter()
+        saturation_mutagenesis(engine, reference, Region("chr1", 0, bases), window, mode)
+        return time.perf_counter() - started
+
+
 def codec_table(rows: np.ndarray, source: str, folder: Path, repeats: int) -> None:
     """Write MB per CPU second (through the real writer, which compresses on one core) and size ratio per
     codec of --compression. CPU time rather than wall time, so other load on the machine does not count."""
@@ -128,6 +148,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ism-bases", type=int, default=1024, help="region of the unmasked ISM line")
+    parser.add_argument("--ism-masked-bases", type=int, default=16, help="region of the masked ISM line")
     parser.add_argument(
         "--codec-data",
         default="model",
@@ -161,6 +183,8 @@ def main() -> None:
         write_fasta(fasta, len(lengths), contig, seed=1)
         # Rounds interleave every run, so a change in the machine's load touches all of them alike.
         model_seconds, pipeline, wall = [], {name: [] for name in CONFIGS}, {name: [] for name in CONFIGS}
+        ism_bases = {"unmasked": args.ism_bases, "masked": args.ism_masked_bases}
+        track_seconds, ism_seconds = [], {mode: [] for mode in ism_bases}
         for _ in range(args.repeats):
             seconds, rows = model_only(model, engine, lengths, args.window, overlap, args.rc)
             model_seconds.append(seconds)
@@ -169,6 +193,9 @@ def main() -> None:
                 run_seconds, run_wall = end_to_end(model, engine, fasta, out, layout, args.window, overlap, args.rc)
                 pipeline[name].append(run_seconds)
                 wall[name].append(run_wall)
+            track_seconds.append(track_run(engine, fasta, folder / "out.bw", args.window, overlap))
+            for mode, bases in ism_bases.items():
+                ism_seconds[mode].append(ism_run(engine, fasta, bases, args.window, mode))
         model_rate = sum(lengths) / statistics.median(model_seconds)
         print("| run | bases/s | of model-only | wall s, with opening FASTA and output |")
         print("| --- | --- | --- | --- |")
@@ -179,6 +206,13 @@ def main() -> None:
                 f"| caduceus embed, {name} | {rate:,.0f} | {rate / model_rate:.0%} "
                 f"| {statistics.median(wall[name]):.1f} |"
             )
+        rate = sum(lengths) / statistics.median(track_seconds)
+        print(f"| caduceus track, llr-min bigWig | {rate:,.0f} | {rate / model_rate:.0%} | |")
+        print("\n| run | positions/s (3 changes each) | region |")
+        print("| --- | --- | --- |")
+        for mode, bases in ism_bases.items():
+            rate = bases / statistics.median(ism_seconds[mode])
+            print(f"| caduceus ism --mode {mode} | {rate:,.1f} | {bases} bp |")
         codec_rows = rows if args.codec_data == "model" else synthetic_embeddings(1 << 16, 256)
         codec_table(codec_rows, f"{args.codec_data} output", folder, args.repeats)
 

@@ -35,10 +35,20 @@ COMMANDS = {
         "score_variants",
         "Score every variant of a VCF/BCF with the model; every record is written back, in order.",
     ),
+    "track": (
+        "caduceus_cli.commands.track",
+        "track",
+        "Write per-base model scores of FASTA regions (all contigs by default) as bigWig or bedGraph tracks.",
+    ),
+    "ism": (
+        "caduceus_cli.commands.ism",
+        "ism",
+        "Score every single-base change of a region (in-silico saturation mutagenesis) into a table.",
+    ),
     "merge": (
         "caduceus_cli.commands.merge",
         "merge",
-        "Join shard files into what a single unsharded run writes: regions or records in input order.",
+        "Join shard files into what a single unsharded run writes: regions, records or track values in order.",
     ),
     "info": (
         "caduceus_cli.commands.info",

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from caduceus_cli.errors import InputError
-from caduceus_cli.io.atomic import atomic_output
+from caduceus_cli.io.outputs import committed
 from caduceus_cli.scoring import ACGT, IsmTable, mean_alternative_llr
 
 PLOT_FORMATS = {".png": "png", ".svg": "svg"}
@@ -122,5 +122,5 @@ def plot_ism(table: IsmTable, path: Path) -> None:
     heatmap.set_xlim(table.start + 0.5, table.end + 0.5)
     figure.suptitle(f"In-silico saturation mutagenesis of {table.chrom}:{table.start + 1}-{table.end}")
     # a fixed salt for the SVG's element ids and no date: the same table gives the same file
-    with atomic_output(path) as temporary, matplotlib.rc_context({"svg.hashsalt": "caduceus"}):
+    with committed(path) as temporary, matplotlib.rc_context({"svg.hashsalt": "caduceus"}):
         figure.savefig(temporary, format=fmt, dpi=DPI, metadata={"Date": None} if fmt == "svg" else None)

@@ -103,6 +103,7 @@ def l2_distance(a: np.ndarray, b: np.ndarray) -> float:
 SCORES = ("llr", "llr-unmasked", "emb-cos", "emb-l2")
 DEFAULT_SCORES = ("llr",)
 PROBS = ("p-ref", "p-alt")
+LOGITS = ("logit-ref", "logit-alt")  # the REF and ALT logits of the row that gave the LLR (tables only)
 ON_REF_MISMATCH = ("flag", "skip", "error")  # what a record whose REF differs from the FASTA gets
 
 JobKey = tuple  # ("masked" | "ref" , contig, p0) | ("alt", contig, p0, base) | ("tile", contig, start)
@@ -163,20 +164,22 @@ class ScorePlan:
         self._outputs[key] = output.mean(axis=0, dtype=np.float64) if key in self.embed_jobs else output
 
     def allele_scores(self, contig: str, p0: int, ref: str, alt: str) -> dict[str, float]:
-        """The requested scores (names of SCORES, plus PROBS with `probs`) of one SNV."""
+        """The requested scores (names of SCORES, plus PROBS with `probs`) of one SNV, and LOGITS when
+        a logits row gives them (see `logit_row`)."""
         values: dict[str, float] = {}
         if self._masked:
-            logits = self._outputs[("masked", contig, p0)][0]
+            logits = self._masked_row(contig, p0)
             if "llr" in self.scores:
                 values["llr"] = log_likelihood_ratio(logits, ref, alt)
             if self.probs:
                 probs = nucleotide_probs(logits)
                 values["p-ref"], values["p-alt"] = probs[ref], probs[alt]
         if "llr-unmasked" in self.scores:
-            start, index = unmasked_tile(p0, self.window)
-            row = index - tile_centre(self.window).start
-            tile_logits = self._outputs[("tile", contig, start)]
-            values["llr-unmasked"] = log_likelihood_ratio(tile_logits[row], ref, alt)
+            values["llr-unmasked"] = log_likelihood_ratio(self._tile_row(contig, p0), ref, alt)
+        logits = self.logit_row(contig, p0)
+        if logits is not None:
+            values["logit-ref"] = float(logits[BASE_ID[ref]])
+            values["logit-alt"] = float(logits[BASE_ID[alt]])
         if self._embeddings:
             ref_mean = self._outputs[("ref", contig, p0)]
             alt_mean = self._outputs[("alt", contig, p0, alt)]
@@ -185,6 +188,22 @@ class ScorePlan:
             if "emb-l2" in self.scores:
                 values["emb-l2"] = l2_distance(ref_mean, alt_mean)
         return values
+
+    def logit_row(self, contig: str, p0: int) -> np.ndarray | None:
+        """The (V,) logits that score SNVs at p0: the masked pass's when it runs (`llr`, `probs`), else
+        the unmasked tile's (`llr-unmasked`); None when only embedding scores are asked for."""
+        if self._masked:
+            return self._masked_row(contig, p0)
+        if "llr-unmasked" in self.scores:
+            return self._tile_row(contig, p0)
+        return None
+
+    def _masked_row(self, contig: str, p0: int) -> np.ndarray:
+        return self._outputs[("masked", contig, p0)][0]
+
+    def _tile_row(self, contig: str, p0: int) -> np.ndarray:
+        start, index = unmasked_tile(p0, self.window)
+        return self._outputs[("tile", contig, start)][index - tile_centre(self.window).start]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def test_option_choices_are_the_constants_of_the_modules_that_define_them():
 
     assert values(score_variants.Score) == SCORES
     assert values(score_variants.OnRefMismatch) == ON_REF_MISMATCH
-    assert values(score_variants.OutputType) == tuple(vcf.FORMATS)
+    assert values(score_variants.OutputType) == (*vcf.FORMATS, score_variants.TABLE)
     assert values(embed.RcMode) == RC_MODES
     assert values(embed.Pool) == hdf5.POOLS
     assert values(embed.Precision) == tuple(hdf5.PRECISIONS)

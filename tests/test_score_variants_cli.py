@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import gzip
 import logging
 import subprocess
@@ -328,6 +330,8 @@ def test_no_contig_in_the_fasta_names_both_sets_and_leaves_no_output_or_written_
         (("--window", "63"), "even"),
         (("--write-index",), "--write-index needs -o FILE"),
         (("--shard", "1/2"), "--shard needs the VCF as a file"),
+        (("-O", "t", "--write-index"), "a table (-O t) has no index"),
+        (("-o", "x.tsv", "--write-index"), "a table (-O t) has no index"),
     ],
 )
 def test_bad_option_combinations_are_usage_errors_before_any_work(run, tmp_path, genome, args, message):
@@ -342,3 +346,81 @@ def test_default_window_is_the_training_length_up_to_2048(trained, window):
         default_window = trained
 
     assert default_window(Model()) == window
+
+
+# --- -O t: the scores as a table ----------------------------------------------------------------
+
+
+def read_table(text: str) -> list:
+    """Rows of a TSV as named tuples, numbers as numbers (what pandas.read_csv(sep="\\t") gives)."""
+
+    def cell(value: str) -> object:
+        for kind in (int, float):
+            with contextlib.suppress(ValueError):
+                return kind(value)
+        return value
+
+    header, *lines = text.splitlines()
+    Row = collections.namedtuple("Row", header.split("\t"))
+    return [Row(*map(cell, line.split("\t"))) for line in lines]
+
+
+def test_table_has_a_row_per_alt_in_input_order_with_the_vcfs_scores_and_the_masked_logits(
+    run, tmp_path, genome, ph_checkpoint
+):
+    vcf = write_vcf(tmp_path, EDGE_AND_MIDDLE + TRICKY)
+    options = ("--fasta", genome, "--model", ph_checkpoint, "-s", "llr", "-s", "llr-unmasked", "--probs")
+    assert run(vcf, *options, "-o", tmp_path / "out.bcf").code == 0  # BCF keeps float32 exactly
+    result = run(vcf, *options, "-o", tmp_path / "out.tsv.gz")
+    assert result.code == 0, result.err
+
+    table = read_table(gzip.decompress((tmp_path / "out.tsv.gz").read_bytes()).decode())
+    scores = ["llr", "llr_unmasked", "p_ref", "p_alt", "logit_ref", "logit_alt"]
+    assert list(table[0]._fields) == ["chrom", "pos", "id", "ref", "alt", *scores, "flag"]
+    records = read_records(tmp_path / "out.bcf")
+    expected = [(r, i, alt) for r in records for i, alt in enumerate(r.alts or ())]
+    assert len(table) == len(expected)
+    for row, (record, i, alt) in zip(table, expected, strict=True):
+        assert (str(row.chrom), row.pos, row.ref, row.alt) == (record.contig, record.pos, record.ref, alt)
+        flag = (record.info.get("CADUCEUS_FLAG") or (".",) * len(record.alts))[i]
+        assert row.flag == flag
+        if flag != ".":
+            assert np.isnan([row.llr, row.llr_unmasked, row.logit_ref, row.logit_alt]).all()
+            continue
+        for column in ("llr", "llr_unmasked", "p_alt"):
+            key = "CADUCEUS_" + column.upper()
+            assert np.float32(getattr(row, column)) == np.float32(record.info[key][i])
+        # logits of the masked row that gave llr
+        assert row.logit_alt - row.logit_ref == pytest.approx(row.llr, abs=1e-5)
+    engine = Engine(load_model(ph_checkpoint))
+    first = table[0]  # chr1:1, the contig's first base
+    ids = masked(reference_ids(CHR1, variant_window(0, WINDOW)[0]), WINDOW // 2)
+    logits = next(iter(engine.map([Window(ids, None)], output="logits")))[1][WINDOW // 2]
+    assert first.logit_ref == pytest.approx(logits[BASE_ID[first.ref]], abs=1e-5)
+    assert first.logit_alt == pytest.approx(logits[BASE_ID[first.alt]], abs=1e-5)
+
+
+def test_table_of_unmasked_llr_alone_gives_the_tile_rows_logits_on_stdout(
+    run, tmp_path, genome, ph_checkpoint
+):
+    vcf = write_vcf(tmp_path, EDGE_AND_MIDDLE)
+    result = run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-s", "llr-unmasked", "-O", "t")
+    assert result.code == 0, result.err
+    table = read_table(result.out)
+    assert list(table[0]._fields) == [
+        "chrom", "pos", "id", "ref", "alt", "llr_unmasked", "logit_ref", "logit_alt", "flag"
+    ]  # fmt: skip
+    assert len(table) == 3 * len(EDGE_AND_MIDDLE)
+    for row in table:
+        assert row.logit_alt - row.logit_ref == pytest.approx(row.llr_unmasked, abs=1e-5)
+
+
+def test_vcf_output_gets_only_the_requested_info_fields_not_the_tables_logits(
+    run, tmp_path, genome, ph_checkpoint
+):
+    vcf = write_vcf(tmp_path, EDGE_AND_MIDDLE)
+    result = run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-s", "llr-unmasked", "-o", tmp_path / "o.vcf")
+    assert result.code == 0, result.err
+    assert "LOGIT_" not in (tmp_path / "o.vcf").read_text().upper()
+    for record in read_records(tmp_path / "o.vcf"):
+        assert set(record.info) == {"DP", "CADUCEUS_LLR_UNMASKED"}

@@ -15,6 +15,7 @@ import torch
 import typer
 
 from caduceus_cli.errors import UsageError
+from caduceus_cli.windows import FALLBACK_WINDOW, check_tiling, default_overlap
 
 log = logging.getLogger("caduceus")
 
@@ -75,6 +76,27 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     if not 1 <= index <= count:
         raise UsageError(f"--shard {text}: need 1 <= I <= N")
     return index - 1, count
+
+
+def tiling(model, window: int | None, overlap: int | None) -> tuple[int, int]:
+    """--window and --overlap of the tiled commands (embed, track), defaults filled in and checked.
+
+    The window defaults to the model's training length, else FALLBACK_WINDOW (logged); the overlap
+    to `default_overlap(window)`."""
+    if window is None:
+        window = model.default_window
+    if window is None:
+        window = FALLBACK_WINDOW
+        log.info(
+            "the model records no training length; tiling with --window %d (the published models' length)",
+            window,
+        )
+    overlap = default_overlap(window) if overlap is None else overlap
+    try:
+        check_tiling(window, overlap)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return window, overlap
 
 
 def command_line() -> str:

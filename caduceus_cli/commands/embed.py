@@ -28,6 +28,7 @@ from caduceus_cli.commands.common import (
     open_model,
     parse_shard,
     set_threads,
+    tiling,
 )
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError, UsageError
@@ -45,16 +46,11 @@ from caduceus_cli.io.hdf5 import (
     regions_digest,
 )
 from caduceus_cli.io.outputs import check_writable_output, committed, partial_path
-from caduceus_cli.io.regions import Region, all_contigs, parse_region, read_bed
+from caduceus_cli.io.regions import Region, input_regions
 from caduceus_cli.model.caduceus import RC_MODES
 from caduceus_cli.pipelines.embed import embed_regions
 from caduceus_cli.terminal import setup_logging
-from caduceus_cli.windows import (
-    FALLBACK_WINDOW,
-    balanced_shards,
-    check_tiling,
-    default_overlap,
-)
+from caduceus_cli.windows import balanced_shards
 
 log = logging.getLogger("caduceus")
 
@@ -164,21 +160,9 @@ def embed(
     if resume and not partial_path(output).exists():
         raise InputError(f"{partial_path(output)}: no partial file to resume; run without --resume")
     with Fasta(fasta, read_chrom_map(chrom_map) if chrom_map else None) as reference:
-        regions = _regions(reference, regions_bed, region or [])
+        regions = input_regions(reference, regions_bed, region or [])
         model_obj = open_model(model, revision, device, dtype)
-        if window is None:
-            window = model_obj.default_window
-        if window is None:
-            window = FALLBACK_WINDOW
-            log.info(
-                "the model records no training length; tiling with --window %d (the published models' length)",
-                window,
-            )
-        overlap = default_overlap(window) if overlap is None else overlap
-        try:
-            check_tiling(window, overlap)
-        except ValueError as err:
-            raise UsageError(str(err)) from None
+        window, overlap = tiling(model_obj, window, overlap)
         layout = Layout(
             d=model_obj.config.d_model,
             precision=precision.value,
@@ -227,13 +211,6 @@ def _progress_text(partial: Path) -> str:
     if progress is None:
         return "unreadable, regions done unknown"
     return f"{progress[0]} of {progress[1]} regions done"
-
-
-def _regions(reference: Fasta, bed: Path | None, texts: Sequence[str]) -> list[Region]:
-    """Regions in input order: the BED file's, then each -r; every contig when neither is given."""
-    regions = read_bed(bed, reference) if bed is not None else []
-    regions += [parse_region(text, reference) for text in texts]
-    return regions or all_contigs(reference)
 
 
 def _settings(model, rc: str, window: int, overlap: int, fasta: Path, regions: Sequence[Region]) -> dict:

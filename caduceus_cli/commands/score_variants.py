@@ -7,6 +7,7 @@ Options, output naming and the header's declarations here; the scoring itself is
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -37,6 +38,7 @@ from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.contigs import name_sample, read_chrom_map
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.outputs import check_writable_output, committed
+from caduceus_cli.io.tables import is_table_name, table_output
 from caduceus_cli.io.vcf import (
     FORMATS,
     INDEX_SUFFIXES,
@@ -52,7 +54,7 @@ from caduceus_cli.io.vcf import (
     output_format,
     write_index,
 )
-from caduceus_cli.pipelines.variants import COMMAND_KEY, no_contig_message, score_vcf
+from caduceus_cli.pipelines.variants import COMMAND_KEY, ScoreTable, no_contig_message, score_vcf
 from caduceus_cli.scoring import (
     DEFAULT_FLANK,
     DEFAULT_SCORES,
@@ -72,7 +74,8 @@ log = logging.getLogger("caduceus")
 
 Score = choices("Score", SCORES)
 OnRefMismatch = choices("OnRefMismatch", ON_REF_MISMATCH)
-OutputType = choices("OutputType", FORMATS)
+TABLE = "t"  # -O t: the scores as a tab-separated table, one row per ALT allele
+OutputType = choices("OutputType", (*FORMATS, TABLE))
 
 
 def score_variants(
@@ -112,7 +115,10 @@ def score_variants(
     output_type: Annotated[
         OutputType | None,
         typer.Option(
-            "--output-type", "-O", help="v VCF, z bgzipped VCF, b BCF. Default: from -o's extension."
+            "--output-type",
+            "-O",
+            help="v VCF, z bgzipped VCF, b BCF, t table (TSV, gzipped if -o ends in .gz). "
+            "Default: from -o's extension.",
         ),
     ] = None,
     write_index_: Annotated[
@@ -152,18 +158,21 @@ def score_variants(
             settings = _settings(
                 score, probs, window or default_window(model_obj), emb_flank, on_ref_mismatch
             )
-            add_scoring_header(
-                variants.header, info_fields(settings, model_obj), _meta(model_obj, settings), vcf
-            )
+            if fmt != TABLE:
+                add_scoring_header(
+                    variants.header, info_fields(settings, model_obj), _meta(model_obj, settings), vcf
+                )
             _warn_if_header_contigs_unknown(variants.header, reader_fasta, vcf)
             engine = Engine(model_obj, batch_size=batch_size)
 
-            def run(writer: VcfWriter) -> None:
+            def run(writer: VcfWriter | ScoreTable) -> None:
                 score_vcf(
                     engine, variants, writer, settings, reader_fasta, window_fasta, messages, vcf, shard_range, quiet
                 )
 
-            if to_stdout:
+            if fmt == TABLE:
+                _score_to_table(run, settings, None if to_stdout else Path(output))
+            elif to_stdout:
                 writer = VcfWriter("-", fmt, variants.header, messages, threads)
                 run(writer)
                 writer.close()
@@ -186,13 +195,28 @@ def _settings(
 
 def _output_format(output: str | None, output_type: OutputType | None, with_index: bool, force: bool) -> str:
     """The output format, after checking the output can be written (and indexed) before any work."""
-    fmt = output_format(output, output_type.value if output_type else None)
     to_stdout = output is None or output == "-"
+    if output_type == OutputType[TABLE] or (output_type is None and not to_stdout and is_table_name(output)):
+        fmt = TABLE
+    else:
+        fmt = output_format(output, output_type.value if output_type else None)
+    if with_index and fmt == TABLE:
+        raise UsageError("--write-index indexes VCF or BCF output; a table (-O t) has no index")
     if with_index and (to_stdout or fmt == "v"):
         raise UsageError("--write-index needs -o FILE written bgzipped (-O z) or as BCF (-O b)")
     if not to_stdout:
         check_writable_output(Path(output), force)
     return fmt
+
+
+def _score_to_table(run: Callable[[ScoreTable], None], settings: Settings, path: Path | None) -> None:
+    """The scores as a table on stdout (`path` None) or in `path` (written under a temporary name)."""
+    if path is None:
+        run(ScoreTable(sys.stdout, settings))
+        sys.stdout.flush()
+        return
+    with table_output(path) as stream:
+        run(ScoreTable(stream, settings))
 
 
 def _score_to_file(

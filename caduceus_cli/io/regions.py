@@ -11,7 +11,7 @@ import gzip
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -93,6 +93,14 @@ def parse_region(text: str, fasta: Fasta) -> Region:
         raise InputError(f"{where}: end {last} is before start {first}")
     _check_within_contig(last, chrom, length, where)
     return Region(chrom, first - 1, last, region_label(chrom, first - 1, last, length))
+
+
+def input_regions(fasta: Fasta, bed: str | os.PathLike[str] | None, texts: Sequence[str]) -> list[Region]:
+    """The regions of a command's -R BED and -r options, in input order (the BED file's first); every
+    contig when neither is given."""
+    regions = read_bed(bed, fasta) if bed is not None else []
+    regions += [parse_region(text, fasta) for text in texts]
+    return regions or all_contigs(fasta)
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ import numpy as np
 import pysam
 
 from caduceus_cli.errors import InputError
-from caduceus_cli.io.atomic import atomic_output
+from caduceus_cli.io.outputs import committed
 
 TRACK_FORMATS = ("bigwig", "bedgraph")
 ChromSizes = Mapping[str, int]  # contig lengths in FASTA order, as `Fasta.contigs`
@@ -127,7 +127,7 @@ _WRITERS = {"bigwig": BigWigWriter, "bedgraph": BedGraphWriter}
 @contextlib.contextmanager
 def track_writer(path: Path, chrom_sizes: ChromSizes, fmt: str) -> Iterator[TrackWriter]:
     """A writer of format `fmt` (TRACK_FORMATS) whose file appears at `path` only if the block succeeds."""
-    with atomic_output(path) as temporary:
+    with committed(path) as temporary:
         writer = _WRITERS[fmt](temporary, chrom_sizes)
         try:
             yield writer

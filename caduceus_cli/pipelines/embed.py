@@ -1,5 +1,7 @@
 """Embedding regions of a FASTA into an `EmbeddingFile`: tiles read ahead, the engine, writes behind.
 
+`map_tiles` is the tiled path itself, shared with `caduceus track` (pipelines/track.py).
+
     from pathlib import Path
 
     from caduceus_cli import load_model
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,16 +76,41 @@ def embed_regions(
     jobs = [(row, region) for row, region in enumerate(regions) if not done[row]]
     if len(jobs) < len(regions):
         log.info("resuming: %d of %d regions already done", len(regions) - len(jobs), len(regions))
+    bases, seconds = map_tiles(
+        engine, reference, jobs, window, overlap, "embed", rc, _RegionSink(out), quiet, out.layout.soft_mask
+    )
+    return EmbedStats(len(regions) - len(jobs), len(jobs), bases, seconds)
+
+
+def map_tiles(
+    engine: Engine,
+    reference: Fasta,
+    jobs: Sequence[tuple[int, Region]],
+    window: int,
+    overlap: int,
+    output: str,
+    rc: str,
+    consume: Callable[[tuple[TileKey, np.ndarray]], None],
+    quiet: bool = True,
+    with_mask: bool = False,
+    label: str = "embed",
+) -> tuple[int, float]:
+    """Run the tiles of `jobs` ((row, region) pairs) through the engine; each tile's kept rows to `consume`.
+
+    The one data path of `embed` and `track`: tiles are read and tokenized ahead of the model (the
+    engine's read-ahead), and `consume` gets `(TileKey, rows)` in order on a writer thread (write
+    behind), at most WRITE_QUEUE_DEPTH tiles queued, so memory stays flat whatever the input.
+    `output` is the engine's ("embed" or "logits"). Returns (bases, seconds); a progress bar of
+    bases, named `label`, shows on a terminal unless `quiet`.
+    """
     total = sum(region.end - region.start for _, region in jobs)
-    writer = WriteBehind(_RegionSink(out), WRITE_QUEUE_DEPTH)
+    writer = WriteBehind(consume, WRITE_QUEUE_DEPTH)
     started = time.perf_counter()
     written = 0
     try:
         with progress_bar(quiet, "bases") as progress:
-            task = progress.add_task("embed", total=total, rate="-")
-            for key, rows in engine.map(
-                _tiles(reference, jobs, window, overlap, out.layout.soft_mask), "embed", rc
-            ):
+            task = progress.add_task(label, total=total, rate="-")
+            for key, rows in engine.map(_tiles(reference, jobs, window, overlap, with_mask), output, rc):
                 writer.put((key, rows))
                 written += len(rows)
                 progress.update(
@@ -92,19 +119,21 @@ def embed_regions(
     finally:
         writer.close()
     elapsed = time.perf_counter() - started
-    log.info("embedded %d bases in %.1f s (%s bases/s)", written, elapsed, format_rate(written, elapsed))
-    return EmbedStats(len(regions) - len(jobs), len(jobs), written, elapsed)
+    log.info("%s: %d bases in %.1f s (%s bases/s)", label, written, elapsed, format_rate(written, elapsed))
+    return written, elapsed
 
 
 @dataclass(frozen=True)
-class _TileKey:
-    """What the writer needs with each tile's kept rows: which region, and where in it."""
+class TileKey:
+    """What a consumer of `map_tiles` gets with each tile's kept rows: which region, and where in it."""
 
-    row: int
-    length: int
+    row: int  # the region's row (index in the caller's list)
+    region: Region
+    dest: slice  # the kept rows' place in the region, 5'->3' on its strand
     first: bool
     last: bool
-    mask: np.ndarray | None
+    ids: np.ndarray  # token ids of the kept rows, as the model read them
+    mask: np.ndarray | None  # soft-mask flags of the kept rows (with_mask), else None
 
 
 def _tiles(
@@ -116,8 +145,7 @@ def _tiles(
     [s, e) of the oriented sequence is contig [end - e, end - s), reverse complemented.
     """
     for row, region in jobs:
-        length = region.end - region.start
-        tiles = tile_region(length, window, overlap)
+        tiles = tile_region(region.end - region.start, window, overlap)
         for number, tile in enumerate(tiles):
             if region.strand == "-":
                 lo, hi = region.end - tile.end, region.end - tile.start
@@ -128,7 +156,7 @@ def _tiles(
                 tokenize(seq, where=f"{reference.path}: {region.chrom}:{lo + 1}-{hi}"), region.strand
             )
             mask = oriented_flags(soft_mask(seq), region.strand)[tile.keep] if with_mask else None
-            key = _TileKey(row, length, number == 0, number == len(tiles) - 1, mask)
+            key = TileKey(row, region, tile.dest, number == 0, number == len(tiles) - 1, ids[tile.keep], mask)
             yield Window(ids=ids, key=key, rows=tile.keep)
 
 
@@ -139,10 +167,10 @@ class _RegionSink:
         self._out = out
         self._region: RegionWriter | None = None
 
-    def __call__(self, item: tuple[_TileKey, np.ndarray]) -> None:
+    def __call__(self, item: tuple[TileKey, np.ndarray]) -> None:
         key, rows = item
         if key.first:
-            self._region = self._out.region(key.row, key.length)
+            self._region = self._out.region(key.row, key.region.end - key.region.start)
         self._region.add(rows, key.mask)
         if key.last:
             self._region.close()

@@ -5,19 +5,22 @@ chunk needs (`ScorePlan`), the calling thread runs those windows through the eng
 reads ahead itself), and a writer thread puts the scores into the records and writes them in
 input order. At most a few chunks are in memory at any time, whatever the size of the input.
 
-`score_vcf` takes opened resources (the engine, two handles on the FASTA, the input VCF whose
-header already declares the score fields, and a `VcfWriter`) and returns its `Tally`.
+`score_vcf` takes opened resources (the engine, two handles on the FASTA, the input VCF, and a
+`VcfWriter`, for which the header must declare the score fields, or a `ScoreTable`) and returns
+its `Tally`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import shlex
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TextIO
 
 import numpy as np
 import pysam
@@ -26,8 +29,18 @@ from caduceus_cli.engine import Engine, Window
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import name_sample
 from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.tables import format_row
 from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, count_records, input_name, open_vcf, records
-from caduceus_cli.scoring import FLAG_KEY, INFO_KEYS, PROBS, ScorePlan, Settings, Snv, classify_alleles
+from caduceus_cli.scoring import (
+    FLAG_KEY,
+    INFO_KEYS,
+    LOGITS,
+    PROBS,
+    ScorePlan,
+    Settings,
+    Snv,
+    classify_alleles,
+)
 from caduceus_cli.stages import WriteBehind, read_ahead
 from caduceus_cli.terminal import format_rate, progress_bar
 from caduceus_cli.tokens import tokenize
@@ -64,7 +77,7 @@ class Tally:
 def score_vcf(
     engine: Engine,
     variants: pysam.VariantFile,
-    writer: VcfWriter,
+    writer: VcfWriter | ScoreTable,
     settings: Settings,
     reader_fasta: Fasta,
     window_fasta: Fasta,
@@ -102,11 +115,13 @@ class _Run:
         self.reader_fasta, self.window_fasta = reader_fasta, window_fasta
         self.tally = Tally()
         self._stop = threading.Event()
-        self._cached_span: tuple[str, int, int] | None = None
-        self._cached_ids = np.empty(0, dtype=np.int64)
+        self._runner = PlanRunner(engine, window_fasta)
 
     def score(
-        self, variants: pysam.VariantFile, shard_range: tuple[int, int, set[str]] | None, writer: VcfWriter
+        self,
+        variants: pysam.VariantFile,
+        shard_range: tuple[int, int, set[str]] | None,
+        writer: VcfWriter | ScoreTable,
     ) -> None:
         """Score and write every record (of the shard); unsharded, fail if no contig was in the FASTA."""
         total = shard_range[1] - shard_range[0] if shard_range else None
@@ -131,7 +146,7 @@ class _Run:
             try:
                 chunks = read_ahead(self._chunks(variants, shard_range), CHUNKS_AHEAD, "caduceus-vcf-reader", self._stop)
                 for chunk in chunks:
-                    self._run_engine(chunk.plan)
+                    self._runner.run(chunk.plan)  # in this (the calling) thread
                     behind.put(chunk)
             finally:
                 behind.close()
@@ -205,13 +220,43 @@ class _Run:
             return None
         return alleles
 
-    # calling thread -----------------------------------------------------------------------
+    # writer thread ------------------------------------------------------------------------
 
-    def _run_engine(self, plan: ScorePlan) -> None:
+    def _write_chunk(self, chunk: Chunk, writer: VcfWriter | ScoreTable) -> None:
+        for record, contig, alleles in chunk.records:
+            per_allele = [
+                chunk.plan.allele_scores(contig, a.pos0, a.ref, a.alt) if isinstance(a, Snv) else a
+                for a in alleles
+            ]
+            if isinstance(writer, ScoreTable):
+                writer.write(record, per_allele)
+            else:
+                _set_info(record, per_allele, self.settings)
+                writer.write(record)
+            self.tally.records += 1
+            for value in per_allele:
+                if isinstance(value, str):
+                    self.tally.flags[value] += 1
+                else:
+                    self.tally.scored += 1
+
+
+class PlanRunner:
+    """Runs the windows of `ScorePlan`s through the engine and hands each output back to its plan."""
+
+    def __init__(self, engine: Engine, fasta: Fasta):
+        self.engine, self.fasta = engine, fasta
+        self._cached_span: tuple[str, int, int] | None = None
+        self._cached_ids = np.empty(0, dtype=np.int64)
+
+    def run(self, plan: ScorePlan, on_window: Callable[[], None] | None = None) -> None:
+        """Run every window of `plan`; `on_window` is called after each (a progress bar)."""
         for jobs, output in ((plan.logit_jobs, "logits"), (plan.embed_jobs, "embed")):
             if jobs:
                 for key, rows in self.engine.map(self._windows(plan, jobs), output=output, rc="auto"):
                     plan.keep(key, rows)
+                    if on_window is not None:
+                        on_window()
 
     def _windows(self, plan: ScorePlan, jobs: Iterable[tuple]) -> Iterator[Window]:
         """Windows built as the engine asks for them (in its read-ahead thread), sharing reference reads."""
@@ -223,29 +268,34 @@ class _Run:
         # A position's masked, reference and alternative windows come one after another: read once.
         if span != self._cached_span:
             contig, start, end = span
-            sequence = self.window_fasta.fetch(contig, start, end)
-            self._cached_ids = tokenize(
-                sequence, where=f"{self.window_fasta.path}:{contig}:{start + 1}-{end}"
-            )
+            sequence = self.fasta.fetch(contig, start, end)
+            self._cached_ids = tokenize(sequence, where=f"{self.fasta.path}:{contig}:{start + 1}-{end}")
             self._cached_span = span
         return self._cached_ids
 
-    # writer thread ------------------------------------------------------------------------
 
-    def _write_chunk(self, chunk: Chunk, writer: VcfWriter) -> None:
-        for record, contig, alleles in chunk.records:
-            per_allele = [
-                chunk.plan.allele_scores(contig, a.pos0, a.ref, a.alt) if isinstance(a, Snv) else a
-                for a in alleles
-            ]
-            _set_info(record, per_allele, self.settings)
-            writer.write(record)
-            self.tally.records += 1
-            for value in per_allele:
-                if isinstance(value, str):
-                    self.tally.flags[value] += 1
-                else:
-                    self.tally.scored += 1
+class ScoreTable:
+    """The table output of score-variants: one tab-separated row per ALT allele, in input order.
+
+    Columns: chrom, pos, id, ref, alt as in the VCF, each requested score (and p_ref, p_alt with
+    --probs), logit_ref and logit_alt of the logits row that gave the LLR (`ScorePlan.logit_row`),
+    and flag ('.' when scored, else why not; the allele's values are then NaN). Score names are
+    written with '_' for '-', so pandas columns are attributes.
+    """
+
+    def __init__(self, stream: TextIO, settings: Settings):
+        self._stream = stream
+        self._names = [*settings.scores, *(PROBS if settings.probs else ()), *LOGITS]
+        scores = (name.replace("-", "_") for name in self._names)
+        self.columns = ("chrom", "pos", "id", "ref", "alt", *scores, "flag")
+        stream.write(format_row(self.columns))
+
+    def write(self, record: pysam.VariantRecord, per_allele: list[dict[str, float] | str]) -> None:
+        for alt, value in zip(record.alts or (), per_allele, strict=True):
+            flag, scores = (value, {}) if isinstance(value, str) else (".", value)
+            cells = [scores.get(name, math.nan) for name in self._names]
+            row = (record.contig, record.pos, record.id or ".", record.ref, alt, *cells, flag)
+            self._stream.write(format_row(row))
 
 
 def _set_info(

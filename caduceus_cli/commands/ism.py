@@ -1,0 +1,129 @@
+"""`caduceus ism`: in-silico saturation mutagenesis of a region, as a table and optionally a figure."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from caduceus_cli.commands.common import (
+    BatchSizeOpt,
+    DeviceOpt,
+    DtypeOpt,
+    ForceOpt,
+    LogFileOpt,
+    ModelOpt,
+    QuietOpt,
+    RevisionOpt,
+    ThreadsOpt,
+    choices,
+    open_model,
+    set_threads,
+)
+from caduceus_cli.engine import Engine
+from caduceus_cli.io.contigs import read_chrom_map
+from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.outputs import check_writable_output
+from caduceus_cli.io.regions import parse_region
+from caduceus_cli.io.tables import write_rows, write_table
+from caduceus_cli.pipelines.ism import ISM_MODES, saturation_mutagenesis
+from caduceus_cli.plots import plot_format, plot_ism
+from caduceus_cli.scoring import (
+    ISM_COLUMNS,
+    ISM_MAX_BASES,
+    MAX_DEFAULT_WINDOW,
+    IsmTable,
+    check_ism_region,
+    check_window,
+    default_window,
+)
+from caduceus_cli.terminal import setup_logging
+
+log = logging.getLogger("caduceus")
+
+Mode = choices("Mode", ISM_MODES)
+
+
+def ism(
+    fasta: Annotated[
+        Path, typer.Argument(help="Reference FASTA, plain or bgzip (.fai/.gzi made if missing).")
+    ],
+    region: Annotated[
+        str,
+        typer.Option(
+            "--region", "-r", help=f"Region chr:start-end, 1-based inclusive, at most {ISM_MAX_BASES:,} bp."
+        ),
+    ],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Table (TSV; gzipped if it ends in .gz), '-' for stdout.")
+    ],
+    mode: Annotated[
+        Mode,
+        typer.Option("--mode", help="unmasked: one pass over the reference; masked: one window per base."),
+    ] = Mode["unmasked"],
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Also draw the figure (logo over LLR heatmap): .png or .svg."),
+    ] = None,
+    window: Annotated[
+        int | None,
+        typer.Option(
+            "--window",
+            "-w",
+            help=f"Bases of context (even, >= 2), as score-variants. Default: the model's training length, "
+            f"at most {MAX_DEFAULT_WINDOW}.",
+        ),
+    ] = None,
+    chrom_map: Annotated[
+        Path | None,
+        typer.Option("--chrom-map", help="Two columns: contig name in the region, name in the FASTA."),
+    ] = None,
+    batch_size: BatchSizeOpt = None,
+    force: ForceOpt = False,
+    model: ModelOpt = None,
+    revision: RevisionOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
+    log_file: LogFileOpt = None,
+) -> None:
+    """Score every single-base change of a region (in-silico saturation mutagenesis) into a table."""
+    setup_logging(quiet, log_file)
+    set_threads(threads)
+    if window is not None:
+        check_window(window)
+    table_path = None if output == "-" else Path(output)
+    for path in (table_path, plot):
+        if path is not None:
+            check_writable_output(path, force)
+    if plot is not None:
+        plot_format(plot)
+    with Fasta(fasta, read_chrom_map(chrom_map) if chrom_map else None) as reference:
+        where = parse_region(region, reference)
+        check_ism_region(where.chrom, where.start, where.end)
+        model_obj = open_model(model, revision, device, dtype)
+        engine = Engine(model_obj, batch_size=batch_size)
+        window = window or default_window(model_obj)
+        table = saturation_mutagenesis(engine, reference, where, window, mode.value, quiet)
+    _write(table, table_path, plot)
+
+
+def _write(table: IsmTable, path: Path | None, plot: Path | None) -> None:
+    """The figure, then the table (stdout when `path` is None); a failed table takes the figure with it."""
+    if plot is not None:
+        plot_ism(table, plot)
+    try:
+        if path is None:
+            write_rows(sys.stdout, ISM_COLUMNS, table.rows())
+            sys.stdout.flush()
+        else:
+            write_table(path, ISM_COLUMNS, table.rows())
+    except BaseException:
+        if plot is not None:
+            plot.unlink(missing_ok=True)
+        raise
+    log.info("wrote %s", " and ".join(str(p) for p in (path or "stdout", plot) if p is not None))

@@ -1,0 +1,63 @@
+"""In-silico saturation mutagenesis of a region: every base changed to each of the other three.
+
+The logits come from the windows `score-variants` would run for those SNVs (`ScorePlan`, run by
+`PlanRunner`), so each LLR of the table equals that SNV's `score-variants` score at the same window:
+
+- `unmasked` (default): the reference's grid tiles (`unmasked_tile`), one tile per W/2 bases
+  scores all 3 changes of every base in it: `llr-unmasked`.
+- `masked`: one window per position with the base replaced by [MASK]: `llr`. W times the cost of
+  `unmasked` per base (two passes each for a PH model), so meant for short regions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from caduceus_cli.engine import Engine
+from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.regions import Region
+from caduceus_cli.pipelines.variants import PlanRunner
+from caduceus_cli.scoring import IsmTable, ScorePlan, check_ism_region, ism_table
+from caduceus_cli.terminal import format_rate, progress_bar
+from caduceus_cli.tokens import tokenize
+
+log = logging.getLogger("caduceus")
+
+ISM_MODES = ("unmasked", "masked")
+_SCORE_OF_MODE = {"unmasked": "llr-unmasked", "masked": "llr"}
+
+
+def saturation_mutagenesis(
+    engine: Engine, reference: Fasta, region: Region, window: int, mode: str = "unmasked", quiet: bool = True
+) -> IsmTable:
+    """The ISM table of `region` (forward strand, at most ISM_MAX_BASES) scored with `window`-bp windows.
+
+    A progress bar of model windows shows on a terminal unless `quiet`."""
+    check_ism_region(region.chrom, region.start, region.end)
+    positions = range(region.start, region.end)
+    plan = ScorePlan((_SCORE_OF_MODE[mode],), probs=False, window=window, flank=0)
+    for p0 in positions:
+        plan.add(region.chrom, p0, "A")  # the ALT only matters to embedding scores; logits serve all three
+    started = time.perf_counter()
+    with progress_bar(quiet, "windows") as progress:
+        task = progress.add_task(f"ism {mode}", total=len(plan.logit_jobs), rate="-")
+        done = 0
+
+        def advance() -> None:
+            nonlocal done
+            done += 1
+            progress.update(task, advance=1, rate=format_rate(done, time.perf_counter() - started))
+
+        PlanRunner(engine, reference).run(plan, advance)
+    seconds = time.perf_counter() - started
+    log.info(
+        "%s ISM of %d positions in %.1f s (%s positions/s)",
+        mode, len(positions), seconds, format_rate(len(positions), seconds),
+    )  # fmt: skip
+    logits = np.stack([plan.logit_row(region.chrom, p0) for p0 in positions])
+    sequence = reference.fetch(region.chrom, region.start, region.end)
+    where = f"{reference.path}: {region.chrom}:{region.start + 1}-{region.end}"
+    return ism_table(logits, tokenize(sequence, where=where), region.chrom, region.start)
