@@ -23,6 +23,7 @@ import numpy as np
 from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.tokens import A_ID, C_ID, G_ID, MASK_ID, NUCLEOTIDE_IDS, T_ID
 
+ACGT = "ACGT"  # the order of the LM's nucleotide logits (NUCLEOTIDE_IDS)
 BASE_ID = {"A": A_ID, "C": C_ID, "G": G_ID, "T": T_ID}
 
 
@@ -81,10 +82,8 @@ def log_likelihood_ratio(logits: np.ndarray, ref: str, alt: str) -> float:
 
 def nucleotide_probs(logits: np.ndarray) -> dict[str, float]:
     """Softmax over the A, C, G, T logits of one position (computed in float64)."""
-    acgt = logits[NUCLEOTIDE_IDS].astype(np.float64)
-    weights = np.exp(acgt - acgt.max())
-    probs = weights / weights.sum()
-    return dict(zip("ACGT", probs.tolist(), strict=True))
+    probs = np.exp(nucleotide_log_probs(logits[None])[0])
+    return dict(zip(ACGT, probs.tolist(), strict=True))
 
 
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -236,7 +235,6 @@ def default_window(model_obj: object) -> int:
 # ---------------------------------------------------------------------------------------------
 # alleles: what each ALT scores as, or why it is not scored
 
-_ACGT = frozenset("ACGT")
 # Why an ALT is not scored, in the order they are tested (the first that applies is reported).
 FLAGS = {
     "contig_missing": "contig not in the FASTA",
@@ -276,7 +274,7 @@ def classify_alleles(ref: str, alts: tuple[str, ...], fasta_ref: str | None, pos
 def _classify_alt(ref: str, alt: str, pos0: int) -> Snv | str:
     if alt.startswith("<") or alt == "*" or any(char in alt for char in "[].") or not alt:
         return "symbolic"
-    if not _ACGT.issuperset(ref) or not _ACGT.issuperset(alt):
+    if not set(ACGT).issuperset(ref + alt):
         return "not_acgt"
     if len(ref) != len(alt):
         return "indel"
@@ -354,9 +352,6 @@ def info_fields(settings: Settings, model_obj: object) -> list[InfoField]:
 # is not A, C, G or T (N, padding) have no reference allele, so every value there is NaN.
 
 TRACK_SCORES = ("ref-logprob", "entropy", "llr-min", "llr-mean")
-ACGT = "ACGT"
-
-
 def reference_columns(reference_ids: np.ndarray) -> np.ndarray:
     """(L,) column of each reference base among A, C, G, T (0-3), or -1 where it is not one of them."""
     columns = np.full(reference_ids.shape, -1, dtype=np.int64)
