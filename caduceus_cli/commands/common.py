@@ -45,6 +45,19 @@ BatchSizeOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no info messages.")]
 LogFileOpt = Annotated[Path | None, typer.Option("--log-file", help="Also write the log to this file.")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
+FastaArg = Annotated[Path, typer.Argument(help="Reference FASTA, plain or bgzip (.fai/.gzi made if missing).")]
+RegionOpt = Annotated[
+    list[str] | None, typer.Option("--region", "-r", help="Region chr:start-end, 1-based inclusive; repeatable.")
+]
+ChromMapOpt = Annotated[
+    Path | None, typer.Option("--chrom-map", help="Two columns: contig name in the input, name in the FASTA.")
+]
+TileWindowOpt = Annotated[
+    int | None, typer.Option("--window", help="Tile length for long regions. Default: the model's training length.")
+]
+OverlapOpt = Annotated[
+    int | None, typer.Option("--overlap", help="Bases shared by neighbouring tiles. Default: window // 8.")
+]
 ShardOpt = Annotated[
     str | None, typer.Option("--shard", help="I/N: process only the I-th of N deterministic parts (1-based).")
 ]

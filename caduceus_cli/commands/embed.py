@@ -14,15 +14,20 @@ import typer
 from caduceus_cli import __version__
 from caduceus_cli.commands.common import (
     BatchSizeOpt,
+    ChromMapOpt,
     DeviceOpt,
     DtypeOpt,
+    FastaArg,
     ForceOpt,
     LogFileOpt,
     ModelOpt,
+    OverlapOpt,
     QuietOpt,
+    RegionOpt,
     RevisionOpt,
     ShardOpt,
     ThreadsOpt,
+    TileWindowOpt,
     choices,
     command_line,
     open_model,
@@ -74,9 +79,7 @@ def parse_size(text: str) -> int:
 
 
 def embed(
-    fasta: Annotated[
-        Path, typer.Argument(help="Reference FASTA, plain or bgzip (.fai/.gzi made if missing).")
-    ],
+    fasta: FastaArg,
     output: Annotated[
         Path,
         typer.Option(
@@ -87,22 +90,10 @@ def embed(
         Path | None,
         typer.Option("--regions", "-R", help="BED file of regions (0-based; name and strand columns used)."),
     ] = None,
-    region: Annotated[
-        list[str] | None,
-        typer.Option("--region", "-r", help="Region chr:start-end, 1-based inclusive; repeatable."),
-    ] = None,
-    chrom_map: Annotated[
-        Path | None,
-        typer.Option("--chrom-map", help="Two columns: contig name in the input, name in the FASTA."),
-    ] = None,
-    window: Annotated[
-        int | None,
-        typer.Option("--window", help="Tile length for long regions. Default: the model's training length."),
-    ] = None,
-    overlap: Annotated[
-        int | None,
-        typer.Option("--overlap", help="Bases shared by neighbouring tiles. Default: window // 8."),
-    ] = None,
+    region: RegionOpt = None,
+    chrom_map: ChromMapOpt = None,
+    window: TileWindowOpt = None,
+    overlap: OverlapOpt = None,
     rc: Annotated[
         RcMode, typer.Option("--rc", help="Reverse-complement handling, as in the engine.")
     ] = RcMode["auto"],

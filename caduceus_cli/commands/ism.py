@@ -11,8 +11,10 @@ import typer
 
 from caduceus_cli.commands.common import (
     BatchSizeOpt,
+    ChromMapOpt,
     DeviceOpt,
     DtypeOpt,
+    FastaArg,
     ForceOpt,
     LogFileOpt,
     ModelOpt,
@@ -48,9 +50,7 @@ Mode = choices("Mode", ISM_MODES)
 
 
 def ism(
-    fasta: Annotated[
-        Path, typer.Argument(help="Reference FASTA, plain or bgzip (.fai/.gzi made if missing).")
-    ],
+    fasta: FastaArg,
     region: Annotated[
         str,
         typer.Option(
@@ -77,10 +77,7 @@ def ism(
             f"at most {MAX_DEFAULT_WINDOW}.",
         ),
     ] = None,
-    chrom_map: Annotated[
-        Path | None,
-        typer.Option("--chrom-map", help="Two columns: contig name in the region, name in the FASTA."),
-    ] = None,
+    chrom_map: ChromMapOpt = None,
     batch_size: BatchSizeOpt = None,
     force: ForceOpt = False,
     model: ModelOpt = None,

@@ -18,6 +18,7 @@ import typer
 from caduceus_cli import __version__
 from caduceus_cli.commands.common import (
     BatchSizeOpt,
+    ChromMapOpt,
     DeviceOpt,
     DtypeOpt,
     ForceOpt,
@@ -83,9 +84,7 @@ def score_variants(
     vcf: Annotated[
         str, typer.Argument(help="VCF, VCF.gz or BCF to score; '-' (the default) reads stdin.")
     ] = "-",
-    chrom_map: Annotated[
-        Path | None, typer.Option("--chrom-map", help="Two columns 'VCF-name FASTA-name' for contig names.")
-    ] = None,
+    chrom_map: ChromMapOpt = None,
     score: Annotated[
         list[Score] | None,
         typer.Option("--score", "-s", help="Score to compute; repeat for several. Default: llr."),

@@ -12,15 +12,20 @@ import typer
 
 from caduceus_cli.commands.common import (
     BatchSizeOpt,
+    ChromMapOpt,
     DeviceOpt,
     DtypeOpt,
+    FastaArg,
     ForceOpt,
     LogFileOpt,
     ModelOpt,
+    OverlapOpt,
     QuietOpt,
+    RegionOpt,
     RevisionOpt,
     ShardOpt,
     ThreadsOpt,
+    TileWindowOpt,
     choices,
     open_model,
     parse_shard,
@@ -47,7 +52,7 @@ DEFAULT_SCORE = "llr-min"
 
 
 def track(
-    fasta: Annotated[Path, typer.Argument(help="Reference FASTA, plain or bgzip (.fai made if missing).")],
+    fasta: FastaArg,
     output: Annotated[
         Path,
         typer.Option(
@@ -57,10 +62,7 @@ def track(
     regions_bed: Annotated[
         Path | None, typer.Option("--regions", "-R", help="BED file of regions (0-based; must not overlap).")
     ] = None,
-    region: Annotated[
-        list[str] | None,
-        typer.Option("--region", "-r", help="Region chr:start-end, 1-based inclusive; repeatable."),
-    ] = None,
+    region: RegionOpt = None,
     score: Annotated[
         list[Score] | None,
         typer.Option("--score", "-s", help=f"Score to write; repeat for several. Default: {DEFAULT_SCORE}."),
@@ -69,18 +71,9 @@ def track(
         Format | None,
         typer.Option("--format", help="bigwig or bedgraph (bgzipped). Default: bedgraph if -o ends in .gz."),
     ] = None,
-    chrom_map: Annotated[
-        Path | None,
-        typer.Option("--chrom-map", help="Two columns: contig name in the input, name in the FASTA."),
-    ] = None,
-    window: Annotated[
-        int | None,
-        typer.Option("--window", help="Tile length for long regions. Default: the model's training length."),
-    ] = None,
-    overlap: Annotated[
-        int | None,
-        typer.Option("--overlap", help="Bases shared by neighbouring tiles. Default: window // 8."),
-    ] = None,
+    chrom_map: ChromMapOpt = None,
+    window: TileWindowOpt = None,
+    overlap: OverlapOpt = None,
     shard: ShardOpt = None,
     batch_size: BatchSizeOpt = None,
     force: ForceOpt = False,
