@@ -31,6 +31,7 @@ _BACKWARD_CHUNK = 32
 _choice = os.environ.get("CADUCEUS_CPU_SCAN", "compiled")
 _kernels: ModuleType | bool | None = None  # the cpu_kernels module once loaded; False if it cannot load
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 
 
 def use_cpu_scan(name: str) -> str:
@@ -95,7 +96,7 @@ def _blocks(batch: int, inner: int) -> list[tuple[int, int, int]]:
 
 def _run_parallel(work, items: list) -> None:
     """work(index, item) for every item, shared out over torch.get_num_threads() threads."""
-    global _pool
+    global _pool, _pool_size
     threads = min(torch.get_num_threads(), len(items))
     shares = [range(first, len(items), threads) for first in range(threads)]
 
@@ -103,8 +104,8 @@ def _run_parallel(work, items: list) -> None:
         for i in indices:
             work(i, items[i])
 
-    if threads > 1 and (_pool is None or _pool._max_workers < threads - 1):
-        _pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="caduceus-kernel")
+    if threads - 1 > _pool_size:  # the calling thread is one of them
+        _pool, _pool_size = ThreadPoolExecutor(threads - 1, thread_name_prefix="caduceus-kernel"), threads - 1
     futures = [_pool.submit(run, share) for share in shares[1:]]
     run(shares[0])
     for future in futures:
