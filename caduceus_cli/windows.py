@@ -106,3 +106,9 @@ def balanced_shards(lengths: Sequence[int], count: int) -> list[list[int]]:
         parts[lightest].append(index)
         heapq.heappush(heap, (load + lengths[index], lightest))
     return [sorted(part) for part in parts]
+
+
+def region_shard(regions: Sequence, index: int, count: int) -> list[int]:
+    """Indices, in input order, of the regions (anything with .start and .end) in part `index` of
+    `count` of balanced_shards: what `--shard I/N` selects."""
+    return balanced_shards([r.end - r.start for r in regions], count)[index]

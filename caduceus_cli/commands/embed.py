@@ -55,7 +55,7 @@ from caduceus_cli.io.regions import Region, input_regions
 from caduceus_cli.model.caduceus import RC_MODES
 from caduceus_cli.pipelines.embed import embed_regions
 from caduceus_cli.terminal import setup_logging
-from caduceus_cli.windows import balanced_shards
+from caduceus_cli.windows import region_shard
 
 log = logging.getLogger("caduceus")
 
@@ -225,7 +225,7 @@ def _shard_info(part: tuple[int, int] | None, regions: Sequence[Region]) -> Shar
     if part is None:
         return None
     index, count = part
-    rows = balanced_shards([r.end - r.start for r in regions], count)[index]
+    rows = region_shard(regions, index, count)
     return ShardInfo(index, count, len(regions), np.array(rows, dtype=np.int64))
 
 

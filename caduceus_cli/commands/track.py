@@ -42,7 +42,7 @@ from caduceus_cli.io.tracks import TRACK_FORMATS, track_writer
 from caduceus_cli.pipelines.track import genome_order, track_regions
 from caduceus_cli.scoring import TRACK_SCORES
 from caduceus_cli.terminal import setup_logging
-from caduceus_cli.windows import balanced_shards
+from caduceus_cli.windows import region_shard
 
 log = logging.getLogger("caduceus")
 
@@ -100,7 +100,7 @@ def track(
         regions = genome_order(input_regions(reference, regions_bed, region or []), reference.contigs)
         if shard_part is not None:
             index, count = shard_part
-            regions = [regions[i] for i in balanced_shards([r.end - r.start for r in regions], count)[index]]
+            regions = [regions[i] for i in region_shard(regions, index, count)]
         model_obj = open_model(model, revision, device, dtype)
         window, overlap = tiling(model_obj, window, overlap)
         engine = Engine(model_obj, batch_size=batch_size)
