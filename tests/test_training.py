@@ -12,7 +12,8 @@ import weights.train
 from caduceus_cli.model.load import load_model
 from caduceus_cli.tokens import MASK_ID, N_ID, NUCLEOTIDE_IDS
 from weights.data import IGNORE, mask_for_mlm, tile
-from weights.train import TrainConfig, train, training_batch
+from weights.evaluate import masked_base_task
+from weights.train import TrainConfig, heldout_score, train, training_batch
 
 
 def repetitive_sequence(length: int, seed: int = 0) -> np.ndarray:
@@ -57,15 +58,27 @@ def test_a_short_training_run_lowers_the_loss_and_saves_a_loadable_checkpoint(tm
         warmup=5,
         lr=1e-2,
         log_every=10,
-        checkpoint_every=1000,
+        checkpoint_every=20,
     )
-    model, losses = train(cfg, [repetitive_sequence(20_000)], tmp_path / "model", tmp_path / "run")
+    heldout = masked_base_task(
+        *mask_for_mlm(repetitive_sequence(2_000).astype(np.int64), np.random.default_rng(0)), 128
+    )
+    model, losses = train(cfg, [repetitive_sequence(20_000)], tmp_path / "model", tmp_path / "run", heldout)
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
     loaded = load_model(tmp_path / "model")
     assert loaded.default_window == 128
     ids = torch.from_numpy(repetitive_sequence(128, seed=3).astype(np.int64))[None]
     torch.testing.assert_close(loaded(ids).logits, model(ids).logits)
     assert (tmp_path / "model" / "train_log.tsv").read_text().count("\n") == 1 + 40 // 10
+
+    # the learning curve: one held-out line per checkpoint, the last one the finished model's score
+    curve = [
+        line.split("\t") for line in (tmp_path / "model" / "heldout_log.tsv").read_text().splitlines()[1:]
+    ]
+    assert [(int(row[0]), int(row[1])) for row in curve] == [(20, 20 * 4 * 128), (40, 40 * 4 * 128)]
+    cross_entropy, accuracy = heldout_score(loaded, heldout)
+    assert [float(v) for v in curve[-1][3:]] == [round(cross_entropy, 4), round(accuracy, 4)]
+    assert float(curve[-1][3]) < float(curve[0][3])
 
 
 def test_an_interrupted_run_resumes_exactly_where_its_checkpoint_left_off(tmp_path, monkeypatch):

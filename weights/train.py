@@ -10,8 +10,11 @@ for PH; AdamW with linear warmup and cosine decay; bfloat16 autocast on CUDA. It
 checkpoints every --checkpoint-every steps into weights/runs/<name>/ (git-ignored): state.pt (model,
 optimizer, step, losses, elapsed time, data RNG) and the log so far. A run whose state.pt is still
 there resumes from it exactly (the same batches, schedule and weights as an uninterrupted run);
-`--fresh` starts over. The finished model goes to weights/<name>/ (config.json, model.safetensors,
-tokenizer_config.json) with its train_log.tsv: only that is ever committed.
+`--fresh` starts over. At every checkpoint the model is also scored on `--heldout-windows` windows of
+the held-out interval with the evaluation's protocol (weights/evaluate.py, masked bases: only [MASK]
+inputs scored, RC-conjoined), into heldout_log.tsv: the learning curve. It is only recorded; nothing
+in the run depends on it. The finished model goes to weights/<name>/ (config.json, model.safetensors,
+tokenizer_config.json) with both logs: only that is ever committed.
 
 `--time-budget` (minutes) makes the schedule end on time on a shared or slow machine: training
 progress is max(step / steps, elapsed / budget), and the learning rate follows that progress.
@@ -37,7 +40,8 @@ from caduceus_cli.model.config import CaduceusConfig
 from caduceus_cli.model.load import save_checkpoint
 from caduceus_cli.runtime import tune_process
 from caduceus_cli.tokens import COMPLEMENT, NUCLEOTIDE_IDS, reverse_complement
-from weights.data import IGNORE, mask_for_mlm, sample_windows, training_segments
+from weights.data import IGNORE, heldout_masked, mask_for_mlm, sample_windows, training_segments
+from weights.evaluate import Task, masked_base_task, model_probs
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 
@@ -169,24 +173,31 @@ def masked_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def train(
-    cfg: TrainConfig, segments: list[np.ndarray], out_dir: Path | None = None, run_dir: Path | None = None
+    cfg: TrainConfig,
+    segments: list[np.ndarray],
+    out_dir: Path | None = None,
+    run_dir: Path | None = None,
+    heldout: Task | None = None,
 ) -> tuple[CaduceusForMaskedLM, list[float]]:
     """Train from scratch, or on from run_dir's checkpoint; returns the model and the loss of every step.
 
     With run_dir, a checkpoint (state.pt) and a TSV log of loss/accuracy/learning rate/throughput go
     there every cfg.checkpoint_every steps; a state.pt of the same recipe found there is resumed.
-    With out_dir, the finished model (published format) and the log are written there at the end.
+    With run_dir and heldout, the model's cross-entropy and accuracy on heldout are logged at every
+    checkpoint too. With out_dir, the finished model (published format) and the logs are written
+    there at the end.
     """
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     model = CaduceusForMaskedLM(model_config(cfg))
     initialise(model, torch.Generator().manual_seed(cfg.seed))
     model.to(device).train()
-    losses = _optimise(model, cfg, segments, run_dir)
+    losses = _optimise(model, cfg, segments, run_dir, heldout)
     if out_dir is not None:
         save_checkpoint(model.eval(), out_dir, max_length=cfg.seq_len)
-        if run_dir is not None:
-            shutil.copyfile(run_dir / "train_log.tsv", out_dir / "train_log.tsv")
+        for log in ("train_log.tsv", "heldout_log.tsv"):
+            if run_dir is not None and (run_dir / log).exists():
+                shutil.copyfile(run_dir / log, out_dir / log)
     return model.eval(), losses
 
 
@@ -225,8 +236,21 @@ class _State:
         return state
 
 
+def heldout_score(model: CaduceusForMaskedLM, task: Task) -> tuple[float, float]:
+    """(cross-entropy in nats, accuracy) of the model on a held-out task, as weights/evaluate.py scores it."""
+    model.eval()
+    probs = model_probs(model, task, batch=8)
+    model.train()
+    truth = probs[np.arange(len(task.bases)), task.bases]
+    return float(-np.log(np.maximum(truth, 1e-12)).mean()), float((probs.argmax(1) == task.bases).mean())
+
+
 def _optimise(
-    model: CaduceusForMaskedLM, cfg: TrainConfig, segments: list[np.ndarray], run_dir: Path | None
+    model: CaduceusForMaskedLM,
+    cfg: TrainConfig,
+    segments: list[np.ndarray],
+    run_dir: Path | None,
+    heldout: Task | None,
 ) -> list[float]:
     rng = np.random.default_rng(cfg.seed)
     device = next(model.parameters()).device
@@ -242,7 +266,11 @@ def _optimise(
         rng.bit_generator.state = state.data_rng
         losses, elapsed_before = state.losses, state.elapsed
         print(f"resuming {state_path} at step {len(losses)} ({elapsed_before / 60:.1f} min trained)")
-    log = _Log(run_dir / "train_log.tsv", keep_steps=len(losses)) if run_dir is not None else None
+    log = heldout_log = None
+    if run_dir is not None:
+        log = _Log(run_dir / "train_log.tsv", _Log.TRAIN_HEADER, keep_steps=len(losses))
+        if heldout is not None:
+            heldout_log = _Log(run_dir / "heldout_log.tsv", _Log.HELDOUT_HEADER, keep_steps=len(losses))
     start = time.monotonic()
     while True:
         step = len(losses)
@@ -268,8 +296,21 @@ def _optimise(
         elapsed = elapsed_before + time.monotonic() - start
         if log is not None and step % cfg.log_every == 0:
             tokens = step * cfg.batch_size * cfg.seq_len
-            log.write(step, tokens, elapsed, lr, losses[-cfg.log_every :], logits, labels)
+            accuracy = masked_accuracy(logits.detach(), labels)
+            log.write(
+                step,
+                tokens,
+                f"{elapsed:.1f}",
+                f"{lr:.3e}",
+                f"{np.mean(losses[-cfg.log_every :]):.4f}",
+                f"{accuracy:.4f}",
+                f"{tokens / elapsed:.0f}",
+            )
         if state_path is not None and step % cfg.checkpoint_every == 0:
+            if heldout_log is not None:
+                cross_entropy, accuracy = heldout_score(model, heldout)
+                tokens = step * cfg.batch_size * cfg.seq_len
+                heldout_log.write(step, tokens, f"{elapsed:.1f}", f"{cross_entropy:.4f}", f"{accuracy:.4f}")
             _State(
                 _State.recipe_of(cfg),
                 model.state_dict(),
@@ -281,12 +322,13 @@ def _optimise(
 
 
 class _Log:
-    """Tab-separated training log, flushed at every line so a running job can be followed. A resumed run
-    keeps the lines up to its checkpoint's step and appends after them."""
+    """Tab-separated log, flushed at every line so a running job can be followed. A resumed run keeps
+    the lines up to its checkpoint's step and appends after them."""
 
-    HEADER = "step\ttokens\telapsed_s\tlr\tloss\tmasked_acc_last_batch\ttokens_per_s\n"
+    TRAIN_HEADER = "step\ttokens\telapsed_s\tlr\tloss\tmasked_acc_last_batch\ttokens_per_s\n"
+    HELDOUT_HEADER = "step\ttokens\telapsed_s\theldout_cross_entropy\theldout_accuracy\n"
 
-    def __init__(self, path: Path, keep_steps: int = 0):
+    def __init__(self, path: Path, header: str, keep_steps: int = 0):
         path.parent.mkdir(parents=True, exist_ok=True)
         kept = []
         if keep_steps and path.exists():
@@ -296,17 +338,13 @@ class _Log:
                 if int(line.split("\t")[0]) <= keep_steps
             ]
         self.handle = open(path, "w", buffering=1)  # noqa: SIM115 - lives as long as the training
-        self.handle.write(self.HEADER + "".join(kept))
+        self.handle.write(header + "".join(kept))
 
-    def write(self, step, tokens, elapsed, lr, recent_losses, logits, labels) -> None:
-        accuracy = masked_accuracy(logits.detach(), labels)
-        self.handle.write(
-            f"{step}\t{tokens}\t{elapsed:.1f}\t{lr:.3e}\t{np.mean(recent_losses):.4f}\t{accuracy:.4f}"
-            f"\t{tokens / elapsed:.0f}\n"
-        )
+    def write(self, *fields) -> None:
+        self.handle.write("\t".join(str(f) for f in fields) + "\n")
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, str, bool, int | None, bool]:
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, str, bool, int | None, bool, int]:
     defaults = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--name", default="caduceus-ph-tair10", help="output folder under weights/")
@@ -327,6 +365,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, str, bool, i
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--log-every", type=int, default=defaults.log_every)
     p.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    p.add_argument(
+        "--heldout-windows", type=int, default=32, help="held-out windows scored at each checkpoint (0: none)"
+    )
     p.add_argument("--fresh", action="store_true", help="discard weights/runs/<name>/ and start over")
     a = p.parse_args(argv)
     cfg = TrainConfig(
@@ -346,11 +387,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, str, bool, i
         log_every=a.log_every,
         checkpoint_every=a.checkpoint_every,
     )
-    return cfg, a.name, not a.no_relatives, a.threads, a.fresh
+    return cfg, a.name, not a.no_relatives, a.threads, a.fresh, a.heldout_windows
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg, name, relatives, threads, fresh = parse_args(argv)
+    cfg, name, relatives, threads, fresh, heldout_windows = parse_args(argv)
     tune_process()  # the allocator setting still applies; torch is imported already
     if threads is not None:
         torch.set_num_threads(threads)
@@ -359,7 +400,10 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
     segments = training_segments(relatives=relatives)
     print(f"training on {sum(len(s) for s in segments) / 1e6:.1f} Mbp in {len(segments)} segments; {cfg}")
-    _, losses = train(cfg, segments, WEIGHTS_DIR / name, run_dir)
+    heldout = None
+    if heldout_windows:
+        heldout = masked_base_task(*heldout_masked(), cfg.seq_len, max_windows=heldout_windows)
+    _, losses = train(cfg, segments, WEIGHTS_DIR / name, run_dir, heldout)
     print(f"done: {len(losses)} steps, final loss {np.mean(losses[-cfg.log_every :]):.4f}")
 
 
