@@ -115,3 +115,20 @@ def test_a_checkpoint_of_another_recipe_is_refused(tmp_path):
     train(cfg, [repetitive_sequence(5_000)], run_dir=tmp_path)
     with pytest.raises(SystemExit, match="another recipe \\(lr\\)"):
         train(replace(cfg, lr=1e-3, steps=3), [repetitive_sequence(5_000)], run_dir=tmp_path)
+
+
+def test_a_finished_run_goes_on_when_resumed_with_a_longer_schedule(tmp_path):
+    cfg = TrainConfig(
+        d_model=16, n_layer=1, seq_len=64, batch_size=2, steps=4, warmup=1, checkpoint_every=3, log_every=1
+    )
+    segments = [repetitive_sequence(5_000)]
+    _, first = train(cfg, segments, run_dir=tmp_path)  # its end, step 4, is checkpointed too
+    _, again = train(cfg, segments, run_dir=tmp_path)
+    assert again == first
+
+    _, longer = train(replace(cfg, steps=8), segments, run_dir=tmp_path)
+    assert len(longer) == 8 and longer[:4] == first
+    log = [line.split("\t") for line in (tmp_path / "train_log.tsv").read_text().splitlines()[1:]]
+    assert [int(row[0]) for row in log] == list(range(1, 9))
+    # step 5 is half way through the longer cosine: lr * (0.1 + 0.9 * 0.5 * (1 + cos(pi / 2)))
+    assert float(log[4][3]) == pytest.approx(cfg.lr * 0.55, rel=1e-3)

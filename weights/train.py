@@ -10,7 +10,8 @@ for PH; AdamW with linear warmup and cosine decay; bfloat16 autocast on CUDA. It
 checkpoints every --checkpoint-every steps into weights/runs/<name>/ (git-ignored): state.pt (model,
 optimizer, step, losses, elapsed time, data RNG) and the log so far. A run whose state.pt is still
 there resumes from it exactly (the same batches, schedule and weights as an uninterrupted run);
-`--fresh` starts over. At every checkpoint the model is also scored on `--heldout-windows` windows of
+the end of a run is checkpointed too, and resuming it with a larger `--steps` or `--time-budget` trains
+on, the learning rate following the longer cosine from where the run stands; `--fresh` starts over. At every checkpoint the model is also scored on `--heldout-windows` windows of
 the held-out interval with the evaluation's protocol (weights/evaluate.py, masked bases: only [MASK]
 inputs scored, RC-conjoined), into heldout_log.tsv: the learning curve. It is only recorded; nothing
 in the run depends on it. The finished model goes to weights/<name>/ (config.json, model.safetensors,
@@ -203,6 +204,9 @@ def train(
 
 # fields that do not change what is computed, so a run may be resumed with other values
 _BOOKKEEPING = ("device", "log_every", "checkpoint_every")
+# the schedule's length: a run resumed with larger values goes on past its old end, the learning rate
+# following the longer cosine from where the run stands on it
+_LENGTH = ("steps", "time_budget_min")
 
 
 @dataclass
@@ -220,6 +224,10 @@ class _State:
     def recipe_of(cfg: TrainConfig) -> dict:
         return {k: v for k, v in asdict(cfg).items() if k not in _BOOKKEEPING}
 
+    @staticmethod
+    def _changes(old: dict, new: dict) -> list[str]:
+        return sorted(k for k in old if old[k] != new.get(k))
+
     def save(self, path: Path) -> None:
         temporary = path.with_name(path.name + ".tmp")
         torch.save(asdict(self), temporary)
@@ -228,10 +236,14 @@ class _State:
     @classmethod
     def load(cls, path: Path, cfg: TrainConfig) -> _State:
         state = cls(**torch.load(path, map_location="cpu", weights_only=False))
-        if state.recipe != cls.recipe_of(cfg):
-            changed = sorted(k for k in state.recipe if state.recipe[k] != cls.recipe_of(cfg).get(k))
+        changed = cls._changes(state.recipe, cls.recipe_of(cfg))
+        if set(changed) - set(_LENGTH):
             raise SystemExit(
                 f"{path}: a run with another recipe ({', '.join(changed)}); use --fresh to start over"
+            )
+        for field in changed:
+            print(
+                f"{path}: {field} {state.recipe[field]} -> {getattr(cfg, field)}; the schedule follows the new length"
             )
         return state
 
@@ -271,6 +283,23 @@ def _optimise(
         log = _Log(run_dir / "train_log.tsv", _Log.TRAIN_HEADER, keep_steps=len(losses))
         if heldout is not None:
             heldout_log = _Log(run_dir / "heldout_log.tsv", _Log.HELDOUT_HEADER, keep_steps=len(losses))
+
+    def checkpoint(step: int, elapsed: float) -> None:
+        if heldout_log is not None:
+            cross_entropy, accuracy = heldout_score(model, heldout)
+            tokens = step * cfg.batch_size * cfg.seq_len
+            heldout_log.write(step, tokens, f"{elapsed:.1f}", f"{cross_entropy:.4f}", f"{accuracy:.4f}")
+        state = _State(
+            _State.recipe_of(cfg),
+            model.state_dict(),
+            optimizer.state_dict(),
+            losses,
+            elapsed,
+            rng.bit_generator.state,
+        )
+        state.save(state_path)
+
+    saved = len(losses)
     start = time.monotonic()
     while True:
         step = len(losses)
@@ -279,6 +308,10 @@ def _optimise(
         if cfg.time_budget_min is not None:
             progress = max(progress, elapsed / (60 * cfg.time_budget_min))
         if progress >= 1:
+            if (
+                state_path is not None and step > saved
+            ):  # the end, so that a longer schedule can go on from it
+                checkpoint(step, elapsed)
             return losses
         lr = learning_rate(cfg, step, progress)
         for group in optimizer.param_groups:
@@ -307,18 +340,8 @@ def _optimise(
                 f"{tokens / elapsed:.0f}",
             )
         if state_path is not None and step % cfg.checkpoint_every == 0:
-            if heldout_log is not None:
-                cross_entropy, accuracy = heldout_score(model, heldout)
-                tokens = step * cfg.batch_size * cfg.seq_len
-                heldout_log.write(step, tokens, f"{elapsed:.1f}", f"{cross_entropy:.4f}", f"{accuracy:.4f}")
-            _State(
-                _State.recipe_of(cfg),
-                model.state_dict(),
-                optimizer.state_dict(),
-                losses,
-                elapsed,
-                rng.bit_generator.state,
-            ).save(state_path)
+            checkpoint(step, elapsed)
+            saved = step
 
 
 class _Log:
