@@ -9,12 +9,15 @@ for PH; AdamW with linear warmup and cosine decay; bfloat16 autocast on CUDA. It
 
 checkpoints every --checkpoint-every steps into weights/runs/<name>/ (git-ignored): state.pt (model,
 optimizer, step, losses, elapsed time, data RNG) and the log so far. A run whose state.pt is still
-there resumes from it exactly (the same batches, schedule and weights as an uninterrupted run);
-the end of a run is checkpointed too, and resuming it with a larger `--steps` or `--time-budget` trains
-on, the learning rate following the longer cosine from where the run stands; `--fresh` starts over. At every checkpoint the model is also scored on `--heldout-windows` windows of
-the held-out interval with the evaluation's protocol (weights/evaluate.py, masked bases: only [MASK]
-inputs scored, RC-conjoined), into heldout_log.tsv: the learning curve. It is only recorded; nothing
-in the run depends on it. The finished model goes to weights/<name>/ (config.json, model.safetensors,
+there resumes from it exactly (the same batches, schedule and weights as an uninterrupted run).
+The end of a run is checkpointed too, and resuming it with a larger `--steps` or `--time-budget`
+trains on, the learning rate following the longer cosine from where the run stands. `--fresh`
+starts over.
+
+At every checkpoint the model is also scored on `--heldout-windows` windows of the held-out
+interval with the evaluation's protocol (weights/evaluate.py, masked bases: only [MASK] inputs
+scored, RC-conjoined), into heldout_log.tsv: the learning curve. It is only recorded; nothing in the
+run depends on it. The finished model goes to weights/<name>/ (config.json, model.safetensors,
 tokenizer_config.json) with both logs: only that is ever committed.
 
 `--time-budget` (minutes) makes the schedule end on time on a shared or slow machine: training
