@@ -76,7 +76,7 @@ def test_a_short_training_run_lowers_the_loss_and_saves_a_loadable_checkpoint(tm
         line.split("\t") for line in (tmp_path / "model" / "heldout_log.tsv").read_text().splitlines()[1:]
     ]
     assert [(int(row[0]), int(row[1])) for row in curve] == [(20, 20 * 4 * 128), (40, 40 * 4 * 128)]
-    cross_entropy, accuracy = heldout_score(loaded, heldout)
+    accuracy, cross_entropy = heldout_score(loaded, heldout)
     assert [float(v) for v in curve[-1][3:]] == [round(cross_entropy, 4), round(accuracy, 4)]
     assert float(curve[-1][3]) < float(curve[0][3])
 

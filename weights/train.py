@@ -46,6 +46,7 @@ from caduceus_cli.runtime import tune_process
 from caduceus_cli.tokens import COMPLEMENT, NUCLEOTIDE_IDS, reverse_complement
 from weights.data import IGNORE, heldout_masked, mask_for_mlm, sample_windows, training_segments
 from weights.evaluate import Task, masked_base_task, model_probs
+from weights.kmer_baseline import accuracy_and_cross_entropy
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 
@@ -227,10 +228,6 @@ class _State:
     def recipe_of(cfg: TrainConfig) -> dict:
         return {k: v for k, v in asdict(cfg).items() if k not in _BOOKKEEPING}
 
-    @staticmethod
-    def _changes(old: dict, new: dict) -> list[str]:
-        return sorted(k for k in old if old[k] != new.get(k))
-
     def save(self, path: Path) -> None:
         temporary = path.with_name(path.name + ".tmp")
         torch.save(asdict(self), temporary)
@@ -239,7 +236,8 @@ class _State:
     @classmethod
     def load(cls, path: Path, cfg: TrainConfig) -> _State:
         state = cls(**torch.load(path, map_location="cpu", weights_only=False))
-        changed = cls._changes(state.recipe, cls.recipe_of(cfg))
+        recipe = cls.recipe_of(cfg)
+        changed = sorted(k for k, v in state.recipe.items() if v != recipe.get(k))
         if set(changed) - set(_LENGTH):
             raise SystemExit(
                 f"{path}: a run with another recipe ({', '.join(changed)}); use --fresh to start over"
@@ -252,12 +250,11 @@ class _State:
 
 
 def heldout_score(model: CaduceusForMaskedLM, task: Task) -> tuple[float, float]:
-    """(cross-entropy in nats, accuracy) of the model on a held-out task, as weights/evaluate.py scores it."""
+    """(accuracy, cross-entropy in nats) of the model on a held-out task, as weights/evaluate.py scores it."""
     model.eval()
     probs = model_probs(model, task, batch=8)
     model.train()
-    truth = probs[np.arange(len(task.bases)), task.bases]
-    return float(-np.log(np.maximum(truth, 1e-12)).mean()), float((probs.argmax(1) == task.bases).mean())
+    return accuracy_and_cross_entropy(probs, task.bases)
 
 
 def _optimise(
@@ -289,7 +286,7 @@ def _optimise(
 
     def checkpoint(step: int, elapsed: float) -> None:
         if heldout_log is not None:
-            cross_entropy, accuracy = heldout_score(model, heldout)
+            accuracy, cross_entropy = heldout_score(model, heldout)
             tokens = step * cfg.batch_size * cfg.seq_len
             heldout_log.write(step, tokens, f"{elapsed:.1f}", f"{cross_entropy:.4f}", f"{accuracy:.4f}")
         state = _State(
@@ -311,9 +308,8 @@ def _optimise(
         if cfg.time_budget_min is not None:
             progress = max(progress, elapsed / (60 * cfg.time_budget_min))
         if progress >= 1:
-            if (
-                state_path is not None and step > saved
-            ):  # the end, so that a longer schedule can go on from it
+            # the end is checkpointed too, so that a longer schedule can go on from it
+            if state_path is not None and step > saved:
                 checkpoint(step, elapsed)
             return losses
         lr = learning_rate(cfg, step, progress)
