@@ -117,6 +117,14 @@ def command_line() -> str:
     return shlex.join(["caduceus", *sys.argv[1:]])
 
 
+def open_reference(fasta: Path, chrom_map: Path | None):
+    """The reference FASTA, its contigs also reachable by the input names of --chrom-map when given."""
+    from caduceus_cli.io.contigs import read_chrom_map
+    from caduceus_cli.io.fasta import Fasta
+
+    return Fasta(fasta, read_chrom_map(chrom_map) if chrom_map else None)
+
+
 def open_model(model: str | None, revision: str | None, device: str, dtype: str):
     """Load the asked-for checkpoint (the shipped default when none) on the resolved device and dtype."""
     from caduceus_cli.device import resolve_device, resolve_dtype

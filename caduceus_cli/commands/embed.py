@@ -31,14 +31,13 @@ from caduceus_cli.commands.common import (
     choices,
     command_line,
     open_model,
+    open_reference,
     parse_shard,
     set_threads,
     tiling,
 )
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError, UsageError
-from caduceus_cli.io.contigs import read_chrom_map
-from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.hdf5 import (
     COMPRESSIONS,
     COORDINATES,
@@ -150,7 +149,7 @@ def embed(
     check_writable_output(output, force)
     if resume and not partial_path(output).exists():
         raise InputError(f"{partial_path(output)}: no partial file to resume; run without --resume")
-    with Fasta(fasta, read_chrom_map(chrom_map) if chrom_map else None) as reference:
+    with open_reference(fasta, chrom_map) as reference:
         regions = input_regions(reference, regions_bed, region or [])
         model_obj = open_model(model, revision, device, dtype)
         window, overlap = tiling(model_obj, window, overlap)

@@ -23,11 +23,10 @@ from caduceus_cli.commands.common import (
     ThreadsOpt,
     choices,
     open_model,
+    open_reference,
     set_threads,
 )
 from caduceus_cli.engine import Engine
-from caduceus_cli.io.contigs import read_chrom_map
-from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.outputs import check_writable_output
 from caduceus_cli.io.regions import parse_region
 from caduceus_cli.io.tables import write_rows, write_table
@@ -99,7 +98,7 @@ def ism(
             check_writable_output(path, force)
     if plot is not None:
         plot_format(plot)
-    with Fasta(fasta, read_chrom_map(chrom_map) if chrom_map else None) as reference:
+    with open_reference(fasta, chrom_map) as reference:
         where = parse_region(region, reference)
         check_ism_region(where.chrom, where.start, where.end)
         model_obj = open_model(model, revision, device, dtype)

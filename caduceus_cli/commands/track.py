@@ -28,14 +28,13 @@ from caduceus_cli.commands.common import (
     TileWindowOpt,
     choices,
     open_model,
+    open_reference,
     parse_shard,
     set_threads,
     tiling,
 )
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import UsageError
-from caduceus_cli.io.contigs import read_chrom_map
-from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.outputs import check_writable_output
 from caduceus_cli.io.regions import input_regions
 from caduceus_cli.io.tracks import TRACK_FORMATS, track_writer
@@ -96,7 +95,7 @@ def track(
     paths = output_paths(output, scores)
     for path in paths.values():
         check_writable_output(path, force)
-    with Fasta(fasta, read_chrom_map(chrom_map) if chrom_map else None) as reference:
+    with open_reference(fasta, chrom_map) as reference:
         regions = genome_order(input_regions(reference, regions_bed, region or []), reference.contigs)
         if shard_part is not None:
             index, count = shard_part
