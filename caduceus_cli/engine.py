@@ -64,7 +64,8 @@ class Engine:
         self, windows: Iterable[Window], output: str, rc: str = "auto"
     ) -> Iterator[tuple[Any, np.ndarray]]:
         """Yield (key, float32 array) per window, in input order. output "embed": (rows, d) of
-        `model.embed(ids, rc)`; "logits": (rows, V) of `model.logits_conjoined(ids, rc)`."""
+        `model.embed(ids, rc)`; "logits": (rows, 4) of `model.logits_conjoined(ids, rc)`, its A, C, G, T
+        columns (`Tokenizer.nucleotide_logits`): the only ones any score reads, whatever the vocabulary."""
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         for batch in read_ahead(self._group(windows, rc), _READ_AHEAD_BATCHES):
@@ -108,5 +109,7 @@ class Engine:
             run = self.model.embed if output == "embed" else self.model.logits_conjoined
             values = run(ids, rc=rc)
             selected = [values[i] if w.rows is None else values[i, w.rows] for i, w in enumerate(batch)]
+            if output == "logits":
+                selected = [self.model.tokenizer.nucleotide_logits(part) for part in selected]
             host = [part.float().cpu().numpy() for part in selected]
         return [(w.key, values_of_window) for w, values_of_window in zip(batch, host, strict=True)]

@@ -6,9 +6,13 @@ lives here too: which ALTs score as SNVs and the flags of those that do not, the
 their defaults (window, flank), and the INFO keys with descriptions of how each number was
 computed.
 
+Logits here are the model's A, C, G, T columns only (`Tokenizer.nucleotide_logits`, in that
+order, whatever the checkpoint's vocabulary), and reference bases are columns 0-3 (-1 for N):
+the scores do not depend on how a checkpoint numbers its tokens.
+
 Windows (0-based, half-open, W even): a SNV at p0 is scored in the window
-`[p0 - W//2, p0 - W//2 + W)`, so the variant sits at index W//2; bases outside the contig read
-as N. The unmasked LLR instead reads a fixed grid of tiles (see `unmasked_tile`), so that one
+`[p0 - c, p0 - c + W)`, so the variant sits at index c (`--variant-index`, default W//2); bases
+outside the contig read as N. The unmasked LLR instead reads a fixed grid of tiles (see `unmasked_tile`), so that one
 pass over the reference scores every variant in a tile's central half, whatever the other
 records are: shards and a single run give the same numbers.
 """
@@ -21,10 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from caduceus_cli.errors import InputError, UsageError
-from caduceus_cli.tokens import A_ID, C_ID, G_ID, MASK_ID, NUCLEOTIDE_IDS, T_ID
+from caduceus_cli.tokens import ACGT, CADUCEUS, Tokenizer
 
-ACGT = "ACGT"  # the order of the LM's nucleotide logits (NUCLEOTIDE_IDS)
-BASE_ID = {"A": A_ID, "C": C_ID, "G": G_ID, "T": T_ID}
+COLUMN = {base: column for column, base in enumerate(ACGT)}  # a base's column among the nucleotide logits
 
 
 def check_window(window: int) -> None:
@@ -33,9 +36,14 @@ def check_window(window: int) -> None:
         raise UsageError(f"--window {window}: must be an even number of bases, at least 2")
 
 
-def variant_window(p0: int, window: int) -> tuple[int, int]:
-    """[start, end) of the window centred on 0-based position p0 (p0 at index window // 2)."""
-    start = p0 - window // 2
+def check_variant_index(index: int, window: int) -> None:
+    if not 0 <= index < window:
+        raise UsageError(f"--variant-index {index}: must be a position of the {window} bp window (0 to {window - 1})")
+
+
+def variant_window(p0: int, window: int, centre: int) -> tuple[int, int]:
+    """[start, end) of the window that holds 0-based position p0 at index `centre`."""
+    start = p0 - centre
     return start, start + window
 
 
@@ -58,30 +66,25 @@ def tile_centre(window: int) -> slice:
     return slice(edge, edge + half)
 
 
-def flank_rows(window: int, flank: int) -> slice:
-    """Rows of a variant window within `flank` bases of the variant (index W//2), clipped to the window."""
-    centre = window // 2
+def flank_rows(window: int, flank: int, centre: int) -> slice:
+    """Rows of a variant window within `flank` bases of the variant (index `centre`), clipped to the window."""
     return slice(max(centre - flank, 0), min(centre + flank + 1, window))
 
 
 def with_base(ids: np.ndarray, index: int, token: int) -> np.ndarray:
-    """A copy of `ids` with position `index` replaced by `token` (an alternative base or MASK_ID)."""
+    """A copy of `ids` with position `index` replaced by `token` (an alternative base or [MASK])."""
     out = ids.copy()
     out[index] = token
     return out
 
 
-def masked(ids: np.ndarray, index: int) -> np.ndarray:
-    return with_base(ids, index, MASK_ID)
-
-
 def log_likelihood_ratio(logits: np.ndarray, ref: str, alt: str) -> float:
-    """logit[alt] - logit[ref] of one position's 16 logits: log P(alt) - log P(ref) under any softmax."""
-    return float(logits[BASE_ID[alt]]) - float(logits[BASE_ID[ref]])
+    """logit[alt] - logit[ref] of one position's A, C, G, T logits: log P(alt) - log P(ref) under any softmax."""
+    return float(logits[COLUMN[alt]]) - float(logits[COLUMN[ref]])
 
 
 def nucleotide_probs(logits: np.ndarray) -> dict[str, float]:
-    """Softmax over the A, C, G, T logits of one position (computed in float64)."""
+    """Softmax over one position's A, C, G, T logits (computed in float64)."""
     probs = np.exp(nucleotide_log_probs(logits[None])[0])
     return dict(zip(ACGT, probs.tolist(), strict=True))
 
@@ -108,6 +111,24 @@ ON_REF_MISMATCH = ("flag", "skip", "error")  # what a record whose REF differs f
 JobKey = tuple  # ("masked" | "ref" , contig, p0) | ("alt", contig, p0, base) | ("tile", contig, start)
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What is computed: score names, --probs, window, flank (clamped by flank_rows), --on-ref-mismatch,
+    and --variant-index (None: W//2)."""
+
+    scores: tuple[str, ...]
+    probs: bool
+    window: int
+    flank: int
+    on_ref_mismatch: str
+    variant_index: int | None = None
+
+    @property
+    def centre(self) -> int:
+        """Index of the variant in its window."""
+        return self.window // 2 if self.variant_index is None else self.variant_index
+
+
 class ScorePlan:
     """The windows a group of SNVs needs, each listed once, and the scores read back from their outputs.
 
@@ -115,18 +136,19 @@ class ScorePlan:
     `embed_jobs` through its conjoined embeddings (`window_for` gives ids and rows to keep), pass
     each output to `keep`, and read the scores with `allele_scores`. Windows are shared: one
     masked pass per position (all ALTs there), one tile per central half for the unmasked LLR,
-    one reference embedding per position.
+    one reference embedding per position. `tokenizer` gives the ids of [MASK] and the bases.
     """
 
-    def __init__(self, scores: tuple[str, ...], probs: bool, window: int, flank: int):
-        self.scores, self.probs, self.window, self.flank = scores, probs, window, flank
+    def __init__(self, settings: Settings, tokenizer: Tokenizer = CADUCEUS):
+        self.settings, self.tokenizer = settings, tokenizer
+        self.scores, self.window = settings.scores, settings.window
         self.logit_jobs: dict[JobKey, None] = {}
         self.embed_jobs: dict[JobKey, None] = {}
         self._outputs: dict[JobKey, np.ndarray] = {}
 
     @property
     def _masked(self) -> bool:
-        return "llr" in self.scores or self.probs
+        return "llr" in self.scores or self.settings.probs
 
     @property
     def _embeddings(self) -> bool:
@@ -143,19 +165,19 @@ class ScorePlan:
 
     def window_for(self, key: JobKey, reference_ids: np.ndarray) -> tuple[np.ndarray, slice]:
         """Token ids and output rows of a job, given the reference ids of its window (`window_span`)."""
-        centre = self.window // 2
+        centre, flank = self.settings.centre, flank_rows(self.window, self.settings.flank, self.settings.centre)
         kind = key[0]
         if kind == "tile":
             return reference_ids, tile_centre(self.window)
         if kind == "masked":
-            return masked(reference_ids, centre), slice(centre, centre + 1)
+            return with_base(reference_ids, centre, self.tokenizer.mask_id), slice(centre, centre + 1)
         if kind == "alt":
-            return with_base(reference_ids, centre, BASE_ID[key[3]]), flank_rows(self.window, self.flank)
-        return reference_ids, flank_rows(self.window, self.flank)
+            return with_base(reference_ids, centre, self.tokenizer.base_ids[COLUMN[key[3]]]), flank
+        return reference_ids, flank
 
     def window_span(self, key: JobKey) -> tuple[str, int, int]:
         """(contig, start, end) of the reference bases a job's window covers."""
-        start = key[2] if key[0] == "tile" else variant_window(key[2], self.window)[0]
+        start = key[2] if key[0] == "tile" else variant_window(key[2], self.window, self.settings.centre)[0]
         return key[1], start, start + self.window
 
     def keep(self, key: JobKey, output: np.ndarray) -> None:
@@ -170,15 +192,15 @@ class ScorePlan:
             logits = self._masked_row(contig, p0)
             if "llr" in self.scores:
                 values["llr"] = log_likelihood_ratio(logits, ref, alt)
-            if self.probs:
+            if self.settings.probs:
                 probs = nucleotide_probs(logits)
                 values["p-ref"], values["p-alt"] = probs[ref], probs[alt]
         if "llr-unmasked" in self.scores:
             values["llr-unmasked"] = log_likelihood_ratio(self._tile_row(contig, p0), ref, alt)
         logits = self.logit_row(contig, p0)
         if logits is not None:
-            values["logit-ref"] = float(logits[BASE_ID[ref]])
-            values["logit-alt"] = float(logits[BASE_ID[alt]])
+            values["logit-ref"] = float(logits[COLUMN[ref]])
+            values["logit-alt"] = float(logits[COLUMN[alt]])
         if self._embeddings:
             ref_mean = self._outputs[("ref", contig, p0)]
             alt_mean = self._outputs[("alt", contig, p0, alt)]
@@ -189,8 +211,8 @@ class ScorePlan:
         return values
 
     def logit_row(self, contig: str, p0: int) -> np.ndarray | None:
-        """The (V,) logits that score SNVs at p0: the masked pass's when it runs (`llr`, `probs`), else
-        the unmasked tile's (`llr-unmasked`); None when only embedding scores are asked for."""
+        """The A, C, G, T logits that score SNVs at p0: the masked pass's when it runs (`llr`, `probs`),
+        else the unmasked tile's (`llr-unmasked`); None when only embedding scores are asked for."""
         if self._masked:
             return self._masked_row(contig, p0)
         if "llr-unmasked" in self.scores:
@@ -206,18 +228,7 @@ class ScorePlan:
 
 
 # ---------------------------------------------------------------------------------------------
-# settings and their defaults
-
-@dataclass(frozen=True)
-class Settings:
-    """What is computed: score names, --probs, window, flank (clamped by flank_rows), --on-ref-mismatch."""
-
-    scores: tuple[str, ...]
-    probs: bool
-    window: int
-    flank: int
-    on_ref_mismatch: str
-
+# settings' defaults
 
 # Default --window: the model's training length, at most this. The README's window table shows
 # the masked LLR of the shipped model hardly changes past a few hundred bases, while the cost of
@@ -323,7 +334,8 @@ def info_fields(settings: Settings, model_obj: object) -> list[InfoField]:
     w, model, rc = settings.window, _model_text(model_obj), _rc_text(model_obj)
     # flank_rows clips the flank to the window: say what was averaged, not what was asked for
     span = "the whole window" if settings.flank >= w // 2 else f"{settings.flank} bp each side of it"
-    masked = f"the variant base replaced by [MASK] in the centre (index {w // 2}) of a {w} bp window"
+    where = f"in the centre (index {w // 2})" if settings.centre == w // 2 else f"at index {settings.centre}"
+    masked = f"the variant base replaced by [MASK] {where} of a {w} bp window"
     per_score = {
         "llr": f"Caduceus masked log-likelihood ratio logit(ALT) - logit(REF) = log P(ALT)/P(REF) "
         f"with {masked}; negative: the model finds ALT less likely",
@@ -352,22 +364,17 @@ def info_fields(settings: Settings, model_obj: object) -> list[InfoField]:
 # is not A, C, G or T (N, padding) have no reference allele, so every value there is NaN.
 
 TRACK_SCORES = ("ref-logprob", "entropy", "llr-min", "llr-mean")
-def reference_columns(reference_ids: np.ndarray) -> np.ndarray:
-    """(L,) column of each reference base among A, C, G, T (0-3), or -1 where it is not one of them."""
-    columns = np.full(reference_ids.shape, -1, dtype=np.int64)
-    for column, token in enumerate(NUCLEOTIDE_IDS):
-        columns[reference_ids == token] = column
-    return columns
 
 
-def substitution_llrs(logits: np.ndarray, reference_ids: np.ndarray) -> np.ndarray:
+def substitution_llrs(logits: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """(L, 4) log P(base) - log P(ref) for base = A, C, G, T at each position, in float64.
 
-    The reference's own cell and every cell of a non-ACGT position are NaN, so the finite cells
-    are exactly the 3 single-base changes of each position, each equal to `log_likelihood_ratio`.
+    `logits` are (L, 4) A, C, G, T logits and `columns` (L,) the reference bases as columns 0-3
+    (`Tokenizer.columns`, -1 for N). The reference's own cell and every cell of a non-ACGT
+    position are NaN, so the finite cells are exactly the 3 single-base changes of each position,
+    each equal to `log_likelihood_ratio`.
     """
-    acgt = logits[:, NUCLEOTIDE_IDS].astype(np.float64)
-    columns = reference_columns(reference_ids)
+    acgt = logits.astype(np.float64)
     rows = np.arange(len(columns))
     llrs = acgt - acgt[rows, columns][:, None]
     llrs[rows, columns] = np.nan
@@ -377,7 +384,7 @@ def substitution_llrs(logits: np.ndarray, reference_ids: np.ndarray) -> np.ndarr
 
 def nucleotide_log_probs(logits: np.ndarray) -> np.ndarray:
     """(L, 4) log-softmax over each position's A, C, G, T logits in float64 (the log of `nucleotide_probs`)."""
-    acgt = logits[:, NUCLEOTIDE_IDS].astype(np.float64)
+    acgt = logits.astype(np.float64)
     shifted = acgt - acgt.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
@@ -388,18 +395,18 @@ def mean_alternative_llr(llrs: np.ndarray) -> np.ndarray:
 
 
 def track_scores(
-    logits: np.ndarray, reference_ids: np.ndarray, scores: Sequence[str] = TRACK_SCORES
+    logits: np.ndarray, columns: np.ndarray, scores: Sequence[str] = TRACK_SCORES
 ) -> dict[str, np.ndarray]:
     """The requested TRACK_SCORES of each position, float32 (L,) arrays, NaN where the reference is not ACGT.
 
-    `logits` (L, V) are the model's `logits_conjoined` rows for the reference `reference_ids` (L,).
+    `logits` (L, 4) are the A, C, G, T columns of the model's `logits_conjoined` rows for the
+    reference, whose bases are `columns` (L,) (`Tokenizer.columns`).
     ref-logprob: log P(ref) under the A/C/G/T softmax; entropy: of that distribution, in nats;
     llr-min: the most damaging single-base change (the smallest of the 3 LLRs); llr-mean: their mean.
     """
     unknown = [name for name in scores if name not in TRACK_SCORES]
     if unknown:
         raise UsageError(f"--score {unknown[0]}: not a track score; choose from {', '.join(TRACK_SCORES)}")
-    columns = reference_columns(reference_ids)
     no_reference = columns < 0
     values: dict[str, np.ndarray] = {}
     if "ref-logprob" in scores or "entropy" in scores:
@@ -407,7 +414,7 @@ def track_scores(
         values["ref-logprob"] = log_probs[np.arange(len(columns)), columns]
         values["entropy"] = -(np.exp(log_probs) * log_probs).sum(axis=1)
     if "llr-min" in scores or "llr-mean" in scores:
-        llrs = substitution_llrs(logits, reference_ids)
+        llrs = substitution_llrs(logits, columns)
         values["llr-mean"] = mean_alternative_llr(llrs)
         values["llr-min"] = np.where(np.isnan(llrs), np.inf, llrs).min(axis=1)  # NaN cells never win
     out = {}
@@ -451,18 +458,15 @@ class IsmTable:
                     yield self.chrom, pos, ref, alt, llrs[column], logits[ACGT.index(ref)], logits[column]
 
 
-def ism_table(logits: np.ndarray, reference_ids: np.ndarray, chrom: str, start: int) -> IsmTable:
-    """The ISM table of the region starting at 0-based `start` whose reference ids are `reference_ids` (L,).
+def ism_table(logits: np.ndarray, columns: np.ndarray, chrom: str, start: int) -> IsmTable:
+    """The ISM table of the region starting at 0-based `start` whose reference bases are `columns` (L,).
 
-    Row i of `logits` (L, V) is what the model says at position start + i: the rows of one
-    conjoined pass over the reference give the unmasked table (every LLR equal to `llr-unmasked`);
+    Row i of `logits` (L, 4: A, C, G, T) is what the model says at position start + i: the rows of
+    one conjoined pass over the reference give the unmasked table (every LLR equal to `llr-unmasked`);
     the centre rows of one masked window per position give the exact masked one (equal to `llr`).
     """
-    columns = reference_columns(reference_ids)
     reference = "".join(ACGT[column] if column >= 0 else "N" for column in columns)
-    return IsmTable(
-        chrom, start, reference, logits[:, NUCLEOTIDE_IDS], substitution_llrs(logits, reference_ids)
-    )
+    return IsmTable(chrom, start, reference, logits, substitution_llrs(logits, columns))
 
 
 # Beyond ~10 kbp the ISM figure is no longer readable, and `--mode masked` runs one model window per base.

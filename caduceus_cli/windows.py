@@ -14,10 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-import numpy as np
-
-from caduceus_cli.tokens import reverse_complement
-
 
 @dataclass(frozen=True)
 class Tile:
@@ -80,16 +76,6 @@ FALLBACK_WINDOW = 131_072
 def default_overlap(window: int) -> int:
     """The overlap used when none is given: an eighth of the window (see benchmarks/tiling_error.py)."""
     return window // 8
-
-
-def oriented(values: np.ndarray, strand: str) -> np.ndarray:
-    """Token ids read 5'->3' on `strand`: reverse complemented for '-', unchanged otherwise."""
-    return reverse_complement(values) if strand == "-" else values
-
-
-def oriented_flags(flags: np.ndarray, strand: str) -> np.ndarray:
-    """Per-base flags (e.g. soft-mask) in the same order as `oriented` ids: reversed for '-'."""
-    return flags[::-1] if strand == "-" else flags
 
 
 def balanced_shards(lengths: Sequence[int], count: int) -> list[list[int]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from caduceus_cli.tokens import tokenize
+from caduceus_cli.tokens import CADUCEUS
 from weights.cds import BASES, Snv, is_clean, read_coding_transcripts, snv_effect, write_vcf
 from weights.data import ATHALIANA_FASTA, ATHALIANA_GFF, CHR1, HELDOUT, data_file, read_fasta_text
 
@@ -41,7 +41,7 @@ def write_fasta(sequence: bytes) -> None:
 
 def main() -> None:
     text = read_fasta_text(data_file(ATHALIANA_FASTA))[CHR1]
-    genome_ids = tokenize(text, where=ATHALIANA_FASTA)
+    genome_ids = CADUCEUS.encode(text, where=ATHALIANA_FASTA)
     write_fasta(text[OFFSET : OFFSET + LENGTH])
     transcripts = [
         t

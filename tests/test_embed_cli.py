@@ -16,7 +16,7 @@ from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.regions import parse_region, read_bed
 from caduceus_cli.model.load import load_model
 from caduceus_cli.pipelines.embed import embed_regions
-from caduceus_cli.tokens import reverse_complement, tokenize
+from caduceus_cli.tokens import CADUCEUS
 from caduceus_cli.windows import tile_region
 
 CHR1 = "".join(np.random.default_rng(7).choice(list("ACGT"), 600))
@@ -60,8 +60,8 @@ def embed_ok(run_cli, checkpoint, fasta, bed, out, *options):
 
 
 def region_ids(chrom: str, start: int, end: int, strand: str) -> np.ndarray:
-    ids = tokenize(CONTIGS[chrom][start:end])
-    return reverse_complement(ids) if strand == "-" else ids
+    ids = CADUCEUS.encode(CONTIGS[chrom][start:end])
+    return CADUCEUS.reverse_complement(ids) if strand == "-" else ids
 
 
 def model_embed(model, ids: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import random_config, random_model
 
-from caduceus_cli.tokens import MASK_ID, N_ID, NUCLEOTIDE_IDS, tokenize
+from caduceus_cli.tokens import CADUCEUS, MASK_ID, N_ID, NUCLEOTIDE_IDS
 from weights import data
 from weights.data import HELDOUT, IGNORE, Interval, mask_for_mlm
 from weights.evaluate import VALIDATION, choose_k, masked_base_task, model_probs, motif_task, recovered
@@ -19,12 +19,12 @@ def random_dna(length: int, seed: int) -> np.ndarray:
 
 
 def test_only_positions_whose_input_is_mask_are_scored_each_once():
-    ids = tokenize("ACGTACGTAC")
+    ids = CADUCEUS.encode("ACGTACGTAC")
     inputs, labels = ids.copy(), np.full(10, IGNORE)
     for position in (1, 7, 9):  # selected and masked: scored
         inputs[position], labels[position] = MASK_ID, ids[position]
     labels[3] = ids[3]  # selected, left unchanged: the input holds the answer
-    labels[5], inputs[5] = ids[5], tokenize("G")[0]  # selected, randomised
+    labels[5], inputs[5] = ids[5], CADUCEUS.encode("G")[0]  # selected, randomised
     inputs[6] = MASK_ID  # selected N (label IGNORE)
     task = masked_base_task(inputs, labels, length=4)  # tiles start at 0, 4 and 6 (new from 8)
     np.testing.assert_array_equal(task.rows, [0, 1, 2])
@@ -44,7 +44,7 @@ def test_with_the_training_recipe_unchanged_and_random_positions_are_left_out():
 
 
 def test_a_motif_is_masked_whole_and_recovered_only_when_both_bases_are_right():
-    ids = tokenize("AAAAGTAAAAAAAAAAAAAGTA")
+    ids = CADUCEUS.encode("AAAAGTAAAAAAAAAAAAAGTA")
     task = motif_task(ids, np.array([4, 19]), length=8)
     np.testing.assert_array_equal(task.windows[0, [4, 5]], MASK_ID)  # centred in the first window
     np.testing.assert_array_equal(task.windows[1, [5, 6]], MASK_ID)  # the second ends where ids end
@@ -67,14 +67,14 @@ def test_model_probabilities_are_taken_at_the_scored_positions_across_batches():
 
 def test_the_baseline_reads_masked_context_as_a_wildcard_and_never_the_base_itself():
     tables = all_counts([random_dna(5000, seed=3)], k_max=2)
-    ids = tokenize("ACGTA")
+    ids = CADUCEUS.encode("ACGTA")
     ids[1] = MASK_ID
     composition = (tables[0][0] + 1) / (tables[0][0] + 1).sum()
     counts = tables[1].reshape(4, 4, 4)[:, 3, :].sum(axis=0)  # left context unknown, right context T
     expected = (counts + ALPHA * composition) / (counts.sum() + ALPHA)
     np.testing.assert_allclose(predict(tables, ids, np.array([2]))[1][0], expected)
     other_centre = ids.copy()
-    other_centre[2] = tokenize("T")[0]
+    other_centre[2] = CADUCEUS.encode("T")[0]
     np.testing.assert_array_equal(
         predict(tables, other_centre, np.array([2]))[2], predict(tables, ids, [2])[2]
     )

@@ -84,14 +84,33 @@ def test_provenance_records_source_and_weights_hash(ph_checkpoint):
 
 
 def test_default_window_comes_from_tokenizer_config_or_hub_name(tmp_path):
-    from caduceus_cli.model.load import _training_length
+    from caduceus_cli.model.load import training_length
 
     folder = make_checkpoint(tmp_path / "m", max_length=2048)
-    assert load_model(folder).default_window == 2048
-    assert (
-        _training_length(tmp_path, "kuleshov-group/caduceus-ps_seqlen-131k_d_model-256_n_layer-16") == 131072
+    model = load_model(folder)
+    assert (model.default_window, model.window_source) == (2048, "tokenizer_config.json model_max_length")
+    assert training_length(tmp_path, "kuleshov-group/caduceus-ps_seqlen-131k_d_model-256_n_layer-16") == (
+        131072,
+        "published checkpoint kuleshov-group/caduceus-ps_seqlen-131k_d_model-256_n_layer-16",
     )
-    assert _training_length(tmp_path, "some/model") is None
+    assert training_length(tmp_path, "someone/caduceus-ph_seqlen-1k_finetuned") == (1024, "the name's seqlen-1k")
+    assert training_length(tmp_path, "some/model") == (None, None)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "kuleshov-group/PlantCaduceus_l32",
+        "/data/models/PlantCaduceus_l32/",
+        "/home/me/.cache/huggingface/hub/models--kuleshov-group--PlantCaduceus_l32/snapshots/0123abcd",
+    ],
+)
+def test_plantcaduceus_length_is_known_by_hub_id_cache_folder_or_folder_name(tmp_path, source):
+    from caduceus_cli.model.load import training_length
+
+    # PlantCaduceus' tokenizer_config.json holds a 1e30 placeholder, not its 512-bp training length
+    (tmp_path / "tokenizer_config.json").write_text('{"model_max_length": 1000000000000000019884624838656}')
+    assert training_length(tmp_path, source) == (512, "published checkpoint kuleshov-group/PlantCaduceus_l32")
 
 
 def test_complement_map_is_read_by_key_not_by_order(ps_copy_with_shuffled_map):

@@ -11,15 +11,15 @@ import pytest
 
 from caduceus_cli.errors import InputError
 from caduceus_cli.plots import COLOUR_BAR_LABEL, DPI, figure_size, importance, plot_ism
-from caduceus_cli.scoring import BASE_ID, ism_table
-from caduceus_cli.tokens import tokenize
+from caduceus_cli.scoring import COLUMN, ism_table
+from caduceus_cli.tokens import CADUCEUS
 
 pytest.importorskip("matplotlib")
 
 
 def _table(reference: str = "ACGTNNACGTTGCA", start: int = 12_345):
-    logits = np.random.default_rng(6).normal(size=(len(reference), 16)).astype(np.float32)
-    return ism_table(logits, tokenize(reference), "chr4", start)
+    logits = np.random.default_rng(6).normal(size=(len(reference), 4)).astype(np.float32)
+    return ism_table(logits, CADUCEUS.columns(CADUCEUS.encode(reference)), "chr4", start)
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -29,10 +29,10 @@ def _png_size(data: bytes) -> tuple[int, int]:
 
 
 def test_importance_is_minus_the_mean_llr_clipped_at_zero_and_zero_at_n():
-    logits = np.zeros((3, 16), dtype=np.float32)
-    logits[0, BASE_ID["A"]] = 3.0  # every change of this A costs 3 nats
-    logits[1, BASE_ID["C"]] = 1.0  # the reference C is less likely than its 3 alternatives
-    table = ism_table(logits, tokenize("ATN"), "chr1", 0)
+    logits = np.zeros((3, 4), dtype=np.float32)
+    logits[0, COLUMN["A"]] = 3.0  # every change of this A costs 3 nats
+    logits[1, COLUMN["C"]] = 1.0  # the reference C is less likely than its 3 alternatives
+    table = ism_table(logits, CADUCEUS.columns(CADUCEUS.encode("ATN")), "chr1", 0)
     np.testing.assert_allclose(importance(table), [3.0, 0.0, 0.0])
 
 

@@ -20,17 +20,16 @@ from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, add_scoring_header, o
 from caduceus_cli.model.load import load_model
 from caduceus_cli.pipelines import variants as variants_pipeline
 from caduceus_cli.scoring import (
-    BASE_ID,
+    COLUMN,
     Settings,
     default_window,
     flank_rows,
     info_fields,
-    masked,
     unmasked_tile,
     variant_window,
     with_base,
 )
-from caduceus_cli.tokens import tokenize
+from caduceus_cli.tokens import CADUCEUS
 
 WINDOW = 64
 FLANK = 8
@@ -115,7 +114,7 @@ def data_lines(path: Path) -> list[str]:
 def reference_ids(sequence: str, start: int) -> np.ndarray:
     """Ids of sequence[start:start + WINDOW] with N outside the contig, built without the Fasta class."""
     padded = "N" * WINDOW + sequence + "N" * WINDOW
-    return tokenize(padded[start + WINDOW : start + 2 * WINDOW])
+    return CADUCEUS.encode(padded[start + WINDOW : start + 2 * WINDOW])
 
 
 def test_llr_scores_equal_the_engines_conjoined_logits_at_edges_and_middle(run, tmp_path, genome, checkpoint):
@@ -132,27 +131,26 @@ def test_llr_scores_equal_the_engines_conjoined_logits_at_edges_and_middle(run, 
         return next(iter(engine.map([Window(ids, None)], output="logits")))[1]
 
     def mean_embedding(ids):
-        return next(iter(engine.map([Window(ids, None, flank_rows(WINDOW, FLANK))], output="embed")))[1].mean(
-            0
-        )
+        rows = flank_rows(WINDOW, FLANK, WINDOW // 2)
+        return next(iter(engine.map([Window(ids, None, rows)], output="embed")))[1].mean(0)
 
     for record in read_records(out):
         p0 = record.start
-        ref_ids = reference_ids(CHR1, variant_window(p0, WINDOW)[0])
-        masked_logits = logits(masked(ref_ids, WINDOW // 2))[WINDOW // 2]
+        ref_ids = reference_ids(CHR1, variant_window(p0, WINDOW, WINDOW // 2)[0])
+        masked_logits = logits(with_base(ref_ids, WINDOW // 2, CADUCEUS.mask_id))[WINDOW // 2]
         tile_start, index = unmasked_tile(p0, WINDOW)
         tile_logits = logits(reference_ids(CHR1, tile_start))[index]
         ref_base = CHR1[p0].upper()
         for i, alt in enumerate(record.alts):
-            expected_llr = masked_logits[BASE_ID[alt]] - masked_logits[BASE_ID[ref_base]]
+            expected_llr = masked_logits[COLUMN[alt]] - masked_logits[COLUMN[ref_base]]
             assert record.info["CADUCEUS_LLR"][i] == pytest.approx(expected_llr, rel=1e-5, abs=1e-5)
-            unmasked_llr = tile_logits[BASE_ID[alt]] - tile_logits[BASE_ID[ref_base]]
+            unmasked_llr = tile_logits[COLUMN[alt]] - tile_logits[COLUMN[ref_base]]
             assert record.info["CADUCEUS_LLR_UNMASKED"][i] == pytest.approx(unmasked_llr, rel=1e-5, abs=1e-5)
-            acgt = np.exp(masked_logits[[7, 8, 9, 10]] - masked_logits[[7, 8, 9, 10]].max())
-            p_alt = acgt[BASE_ID[alt] - 7] / acgt.sum()
+            acgt = np.exp(masked_logits - masked_logits.max())
+            p_alt = acgt[COLUMN[alt]] / acgt.sum()
             assert record.info["CADUCEUS_P_ALT"][i] == pytest.approx(p_alt, rel=1e-5)
             ref_mean = mean_embedding(ref_ids)
-            alt_mean = mean_embedding(with_base(ref_ids, WINDOW // 2, BASE_ID[alt]))
+            alt_mean = mean_embedding(with_base(ref_ids, WINDOW // 2, CADUCEUS.base_ids[COLUMN[alt]]))
             assert record.info["CADUCEUS_EMB_L2"][i] == pytest.approx(
                 np.linalg.norm(ref_mean - alt_mean), rel=1e-4, abs=1e-6
             )
@@ -394,10 +392,10 @@ def test_table_has_a_row_per_alt_in_input_order_with_the_vcfs_scores_and_the_mas
         assert row.logit_alt - row.logit_ref == pytest.approx(row.llr, abs=1e-5)
     engine = Engine(load_model(ph_checkpoint))
     first = table[0]  # chr1:1, the contig's first base
-    ids = masked(reference_ids(CHR1, variant_window(0, WINDOW)[0]), WINDOW // 2)
+    ids = with_base(reference_ids(CHR1, variant_window(0, WINDOW, WINDOW // 2)[0]), WINDOW // 2, CADUCEUS.mask_id)
     logits = next(iter(engine.map([Window(ids, None)], output="logits")))[1][WINDOW // 2]
-    assert first.logit_ref == pytest.approx(logits[BASE_ID[first.ref]], abs=1e-5)
-    assert first.logit_alt == pytest.approx(logits[BASE_ID[first.alt]], abs=1e-5)
+    assert first.logit_ref == pytest.approx(logits[COLUMN[first.ref]], abs=1e-5)
+    assert first.logit_alt == pytest.approx(logits[COLUMN[first.alt]], abs=1e-5)
 
 
 def test_table_of_unmasked_llr_alone_gives_the_tile_rows_logits_on_stdout(

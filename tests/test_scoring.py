@@ -9,8 +9,9 @@ import pytest
 
 from caduceus_cli.errors import UsageError
 from caduceus_cli.scoring import (
-    BASE_ID,
+    COLUMN,
     ScorePlan,
+    Settings,
     Snv,
     check_window,
     classify_alleles,
@@ -18,13 +19,12 @@ from caduceus_cli.scoring import (
     flank_rows,
     l2_distance,
     log_likelihood_ratio,
-    masked,
     nucleotide_probs,
     tile_centre,
     unmasked_tile,
     variant_window,
 )
-from caduceus_cli.tokens import MASK_ID, tokenize
+from caduceus_cli.tokens import CADUCEUS, MASK_ID
 
 
 @pytest.mark.parametrize("window", [0, 1, 3, 129, -2])
@@ -34,9 +34,13 @@ def test_window_must_be_even_and_at_least_two(window):
 
 
 def test_variant_sits_at_index_half_window():
-    start, end = variant_window(100, 8)
+    start, end = variant_window(100, 8, 4)
     assert (start, end) == (96, 104)
     assert 100 - start == 4
+
+
+def test_variant_index_moves_the_window_not_its_length():
+    assert variant_window(100, 512, 255) == (-155, 357)  # PlantCaduceus' zero-shot: [MASK] at index 255
 
 
 @pytest.mark.parametrize("window", [2, 4, 6, 10, 64])
@@ -60,23 +64,22 @@ def test_unmasked_tile_keeps_a_quarter_window_from_the_edges():
 
 
 def test_flank_rows_are_clipped_to_the_window():
-    assert flank_rows(64, 4) == slice(28, 37)
-    assert flank_rows(64, 768) == slice(0, 64)
-    assert flank_rows(64, 0) == slice(32, 33)
+    assert flank_rows(64, 4, 32) == slice(28, 37)
+    assert flank_rows(64, 768, 32) == slice(0, 64)
+    assert flank_rows(64, 0, 32) == slice(32, 33)
+    assert flank_rows(64, 4, 31) == slice(27, 36)
 
 
 def test_llr_is_alt_minus_ref_logit_and_a_log_probability_ratio():
-    logits = np.zeros(16, dtype=np.float32)
-    logits[BASE_ID["A"]], logits[BASE_ID["G"]] = 2.0, -1.0
+    logits = np.zeros(4, dtype=np.float32)  # A, C, G, T
+    logits[COLUMN["A"]], logits[COLUMN["G"]] = 2.0, -1.0
     assert log_likelihood_ratio(logits, "A", "G") == pytest.approx(-3.0)
     probs = nucleotide_probs(logits)
     assert math.log(probs["G"] / probs["A"]) == pytest.approx(-3.0)
 
 
-def test_nucleotide_probs_ignore_non_nucleotide_logits():
-    logits = np.full(16, 50.0, dtype=np.float32)
-    logits[list(BASE_ID.values())] = [0.0, 0.0, np.log(2.0), 0.0]
-    probs = nucleotide_probs(logits)
+def test_nucleotide_probs_are_a_softmax_over_a_c_g_t():
+    probs = nucleotide_probs(np.array([0.0, 0.0, np.log(2.0), 0.0], dtype=np.float32))
     assert sum(probs.values()) == pytest.approx(1.0)
     assert probs == pytest.approx({"A": 0.2, "C": 0.2, "G": 0.4, "T": 0.2})
 
@@ -89,15 +92,16 @@ def test_distances():
     assert l2_distance(a, b) == pytest.approx(math.sqrt(5.0))
 
 
-def test_masked_replaces_only_the_centre():
-    ids = tokenize("ACGTACGT")
-    out = masked(ids, 4)
-    assert out[4] == MASK_ID and np.array_equal(np.delete(out, 4), np.delete(ids, 4))
+def test_masked_window_replaces_only_the_variant():
+    plan = ScorePlan(Settings(("llr",), False, 8, 2, "flag"))
+    ids = CADUCEUS.encode("ACGTACGT")
+    out, rows = plan.window_for(("masked", "c", 10), ids)
+    assert out[4] == MASK_ID and np.array_equal(np.delete(out, 4), np.delete(ids, 4)) and rows == slice(4, 5)
     assert ids[4] != MASK_ID  # the input is not modified
 
 
 def test_plan_shares_one_window_per_position_and_one_tile_per_central_half():
-    plan = ScorePlan(("llr", "llr-unmasked", "emb-cos"), probs=False, window=8, flank=2)
+    plan = ScorePlan(Settings(("llr", "llr-unmasked", "emb-cos"), False, 8, 2, "flag"))
     for alt in "CGT":
         plan.add("chr1", 10, alt)
     plan.add("chr1", 11, "A")  # same tile as position 10 (central half [8, 12))
@@ -114,21 +118,21 @@ def test_plan_shares_one_window_per_position_and_one_tile_per_central_half():
 
 def test_plan_builds_windows_and_reads_scores_from_the_right_rows():
     window = 8
-    plan = ScorePlan(("llr", "llr-unmasked", "emb-l2"), probs=True, window=window, flank=1)
+    plan = ScorePlan(Settings(("llr", "llr-unmasked", "emb-l2"), True, window, 1, "flag"))
     plan.add("c", 10, "G")
-    reference = tokenize("ACGTACGT")
+    reference = CADUCEUS.encode("ACGTACGT")
 
     ids, rows = plan.window_for(("masked", "c", 10), reference)
     assert ids[4] == MASK_ID and rows == slice(4, 5)
     assert plan.window_span(("masked", "c", 10)) == ("c", 6, 14)
     ids, rows = plan.window_for(("alt", "c", 10, "G"), reference)
-    assert ids[4] == BASE_ID["G"] and rows == slice(3, 6)
+    assert ids[4] == CADUCEUS.base_ids[COLUMN["G"]] and rows == slice(3, 6)
     assert plan.window_span(("tile", "c", 6)) == ("c", 6, 14)
 
-    masked_logits = np.zeros((1, 16), dtype=np.float32)
-    masked_logits[0, BASE_ID["A"]], masked_logits[0, BASE_ID["G"]] = 1.0, -2.0
-    tile_logits = np.zeros((4, 16), dtype=np.float32)  # rows 2..5 of the tile starting at 6: positions 8..11
-    tile_logits[2, BASE_ID["G"]] = 5.0  # position 10
+    masked_logits = np.zeros((1, 4), dtype=np.float32)
+    masked_logits[0, COLUMN["A"]], masked_logits[0, COLUMN["G"]] = 1.0, -2.0
+    tile_logits = np.zeros((4, 4), dtype=np.float32)  # rows 2..5 of the tile starting at 6: positions 8..11
+    tile_logits[2, COLUMN["G"]] = 5.0  # position 10
     plan.keep(("masked", "c", 10), masked_logits)
     plan.keep(("tile", "c", 6), tile_logits)
     plan.keep(("ref", "c", 10), np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0]], dtype=np.float32))

@@ -12,7 +12,7 @@ import pytest
 
 from caduceus_cli.io.tables import format_cell, write_rows, write_table
 from caduceus_cli.scoring import ISM_COLUMNS, ism_table
-from caduceus_cli.tokens import tokenize
+from caduceus_cli.tokens import CADUCEUS
 
 COLUMNS = ("chrom", "pos", "id", "ref", "alt", "llr", "logit_ref")
 ROWS = [
@@ -70,8 +70,8 @@ def test_pandas_reads_the_table_without_options(tmp_path):
 
 
 def test_an_ism_table_reads_back_as_the_values_it_holds(tmp_path):
-    logits = np.random.default_rng(4).normal(size=(5, 16)).astype(np.float32)
-    table = ism_table(logits, tokenize("ACNGT"), "chr3", 1000)
+    logits = np.random.default_rng(4).normal(size=(5, 4)).astype(np.float32)
+    table = ism_table(logits, CADUCEUS.columns(CADUCEUS.encode("ACNGT")), "chr3", 1000)
     write_table(tmp_path / "ism.tsv", ISM_COLUMNS, table.rows())
     with open(tmp_path / "ism.tsv", newline="") as text:
         read = list(csv.DictReader(text, delimiter="\t"))

@@ -11,7 +11,7 @@ import torch
 
 from caduceus_cli.model.load import load_model
 from caduceus_cli.scoring import track_scores
-from caduceus_cli.tokens import tokenize
+from caduceus_cli.tokens import CADUCEUS, NUCLEOTIDE_IDS
 
 pyBigWig = pytest.importorskip("pyBigWig")
 
@@ -58,10 +58,10 @@ def read_bigwig(path: Path) -> dict[str, np.ndarray]:
 
 def api_scores(model: Path, chrom: str, start: int, end: int, score: str) -> np.ndarray:
     """`track_scores` of one window [start, end) straight from the model's conjoined logits."""
-    ids = tokenize(SEQUENCES[chrom][start:end])
+    ids = CADUCEUS.encode(SEQUENCES[chrom][start:end])
     with torch.inference_mode():
         logits = load_model(model).logits_conjoined(torch.from_numpy(ids)[None])[0].float().numpy()
-    return track_scores(logits, ids, [score])[score]
+    return track_scores(logits[:, NUCLEOTIDE_IDS], CADUCEUS.columns(ids), [score])[score]
 
 
 def test_bigwig_values_are_the_python_apis_track_scores_with_gaps_at_n(track, tmp_path, model):

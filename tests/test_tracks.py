@@ -13,7 +13,7 @@ from caduceus_cli.errors import InputError
 from caduceus_cli.io import tracks
 from caduceus_cli.io.tracks import merge_tracks, track_writer
 from caduceus_cli.scoring import ism_table, track_scores
-from caduceus_cli.tokens import tokenize
+from caduceus_cli.tokens import CADUCEUS
 
 pyBigWig = pytest.importorskip("pyBigWig")
 
@@ -194,8 +194,8 @@ def test_without_pybigwig_a_one_line_error_names_the_package(tmp_path, monkeypat
 def test_a_bigwig_value_equals_the_ism_score_at_that_base(tmp_path):
     rng = np.random.default_rng(5)
     reference = "ACGTNACGGT"
-    logits = rng.normal(size=(len(reference), 16)).astype(np.float32)
-    ids = tokenize(reference)
+    logits = rng.normal(size=(len(reference), 4)).astype(np.float32)
+    ids = CADUCEUS.columns(CADUCEUS.encode(reference))
     with track_writer(tmp_path / "llr-min.bw", {"chr1": 100}, "bigwig") as writer:
         writer.add("chr1", 40, track_scores(logits, ids, ("llr-min",))["llr-min"])
     track = pyBigWig.open(str(tmp_path / "llr-min.bw"))

@@ -3,12 +3,9 @@ import itertools
 import numpy as np
 import pytest
 
-from caduceus_cli.tokens import tokenize
 from caduceus_cli.windows import (
     balanced_shards,
     default_overlap,
-    oriented,
-    oriented_flags,
     tile_region,
     tile_starts,
 )
@@ -96,15 +93,6 @@ def test_impossible_window_and_overlap_are_refused(window, overlap):
 def test_empty_region_is_refused():
     with pytest.raises(ValueError, match="length 0"):
         tile_region(0, 10, 1)
-
-
-def test_minus_strand_ids_are_the_reverse_complement_and_flags_are_reversed():
-    ids = tokenize("AACGTN")
-    assert oriented(ids, "-").tolist() == tokenize("NACGTT").tolist()
-    assert oriented(ids, "+").tolist() == ids.tolist()
-    assert oriented(ids, ".").tolist() == ids.tolist()
-    flags = np.array([1, 0, 0, 0, 1, 1], dtype=bool)
-    assert oriented_flags(flags, "-").tolist() == [1, 1, 0, 0, 0, 1]
 
 
 def test_shards_partition_regions_in_input_order_and_balance_bases():

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from caduceus_cli.tokens import A_ID, MASK_ID, N_ID, NUCLEOTIDE_IDS, reverse_complement, tokenize
+from caduceus_cli.tokens import A_ID, CADUCEUS, MASK_ID, N_ID, NUCLEOTIDE_IDS
 
 
 class Interval(NamedTuple):
@@ -106,7 +106,7 @@ def read_fasta_text(path: Path) -> dict[str, bytes]:
 def read_fasta_ids(path: Path) -> dict[str, np.ndarray]:
     """Every record of a (gzipped) FASTA as uint8 token ids (N and IUPAC codes become N_ID)."""
     return {
-        name: tokenize(text, where=f"{path}:{name}").astype(np.uint8)
+        name: CADUCEUS.encode(text, where=f"{path}:{name}").astype(np.uint8)
         for name, text in read_fasta_text(path).items()
     }
 
@@ -228,7 +228,7 @@ def kmer_codes(ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 def _heldout_kmer_set(k: int) -> np.ndarray:
     ids = heldout_ids()
     forward, valid_f = kmer_codes(ids, k)
-    reverse, valid_r = kmer_codes(reverse_complement(ids), k)
+    reverse, valid_r = kmer_codes(CADUCEUS.reverse_complement(ids), k)
     return np.unique(np.concatenate([forward[valid_f], reverse[valid_r]]))
 
 

@@ -50,7 +50,7 @@ import torch
 
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 from caduceus_cli.model.load import load_model
-from caduceus_cli.tokens import A_ID, MASK_ID, NUCLEOTIDE_IDS, tokenize
+from caduceus_cli.tokens import A_ID, CADUCEUS, MASK_ID, NUCLEOTIDE_IDS
 from weights.cds import BASES, CodingTranscript, Snv, is_clean, read_coding_transcripts, snv_effect, write_vcf
 from weights.data import (
     ATHALIANA_FASTA,
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
         f"model {args.model}: d_model {model.config.d_model}, n_layer {model.config.n_layer}, window {length}"
     )
     text = read_fasta_text(data_file(ATHALIANA_FASTA))[CHR1]
-    chr1_ids = tokenize(text, where=ATHALIANA_FASTA)
+    chr1_ids = CADUCEUS.encode(text, where=ATHALIANA_FASTA)
     heldout = chr1_ids[HELDOUT.start : HELDOUT.end]
     segments = training_segments(relatives=not args.no_relatives)
     print(

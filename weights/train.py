@@ -43,7 +43,7 @@ from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 from caduceus_cli.model.config import CaduceusConfig
 from caduceus_cli.model.load import save_checkpoint
 from caduceus_cli.runtime import tune_process
-from caduceus_cli.tokens import COMPLEMENT, NUCLEOTIDE_IDS, reverse_complement
+from caduceus_cli.tokens import CADUCEUS, COMPLEMENT, NUCLEOTIDE_IDS
 from weights.data import IGNORE, heldout_masked, mask_for_mlm, sample_windows, training_segments
 from weights.evaluate import Task, masked_base_task, model_probs
 from weights.kmer_baseline import accuracy_and_cross_entropy
@@ -162,7 +162,7 @@ def training_batch(
     ids = sample_windows(segments, cfg.batch_size, cfg.seq_len, rng)
     if cfg.rc_augment and not cfg.rcps:  # PS is RC-equivariant by construction: nothing to learn
         flip = rng.random(len(ids)) < 0.5
-        ids[flip] = reverse_complement(ids[flip])
+        ids[flip] = CADUCEUS.reverse_complement(ids[flip])
     return mask_for_mlm(ids, rng)
 
 

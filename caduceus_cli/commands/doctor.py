@@ -17,7 +17,7 @@ from caduceus_cli.model import compiled
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 from caduceus_cli.model.config import CaduceusConfig
 from caduceus_cli.model.scan import cuda_kernel_available
-from caduceus_cli.tokens import COMPLEMENT, reverse_complement, tokenize
+from caduceus_cli.tokens import CADUCEUS, COMPLEMENT
 
 
 def _version_of(package: str) -> str:
@@ -66,11 +66,11 @@ def doctor(device: DeviceOpt = "auto", dtype: DtypeOpt = "auto") -> None:
         d_model=32, n_layer=2, rcps=True, complement_map=dict(enumerate(COMPLEMENT.tolist()))
     )
     model = CaduceusForMaskedLM(config).to(torch_device, torch_dtype).eval()
-    ids = torch.from_numpy(tokenize("ACGTTGCAAGGCTTAN" * 64)[None]).to(torch_device)
+    ids = torch.from_numpy(CADUCEUS.encode("ACGTTGCAAGGCTTAN" * 64)[None]).to(torch_device)
     started = time.perf_counter()
     with torch.inference_mode():
         logits = model(ids).logits
-        logits_rc = model(torch.from_numpy(reverse_complement(ids.cpu().numpy())).to(torch_device)).logits
+        logits_rc = model(torch.from_numpy(CADUCEUS.reverse_complement(ids.cpu().numpy())).to(torch_device)).logits
     elapsed = time.perf_counter() - started
     # a PS model is exactly RC-equivariant, which checks the whole path end to end
     error = (logits_rc.flip(1)[..., model.complement] - logits).abs().max().item()

@@ -21,6 +21,7 @@ from torch import nn
 from caduceus_cli.model import compiled
 from caduceus_cli.model.config import CaduceusConfig
 from caduceus_cli.model.scan import selective_scan
+from caduceus_cli.tokens import CADUCEUS, Tokenizer
 
 RC_MODES = ("auto", "none", "average")  # reverse-complement handling of embed() and logits_conjoined()
 
@@ -260,17 +261,22 @@ class RCPSLMHeadBuffers(nn.Module):
 
 
 class CaduceusForMaskedLM(nn.Module):
-    """The published model. Public API: forward, embed, logits_conjoined."""
+    """The published model. Public API: forward, embed, logits_conjoined; `tokenizer` turns DNA text
+    into the ids this checkpoint was trained on."""
 
-    def __init__(self, config: CaduceusConfig):
+    def __init__(self, config: CaduceusConfig, tokenizer: Tokenizer = CADUCEUS):
         super().__init__()
         self.config = config
+        self.tokenizer = tokenizer
         self.caduceus = Caduceus(config)
         if config.rcps:
             self.lm_head = RCPSLMHeadBuffers(config)
-        self.register_buffer("complement", torch.tensor(config.complement_list()), persistent=False)
+        # the RC pass of a PH model pairs ids as its config says, else as its tokenizer's bases pair
+        complement = config.complement_list() if config.complement_map else _padded(tokenizer.complement, config)
+        self.register_buffer("complement", torch.tensor(complement), persistent=False)
         self.provenance: dict[str, str | None] = {"source": None, "revision": None, "sha256": None}
-        self.default_window: int | None = None
+        self.default_window: int | None = None  # the training length, when known
+        self.window_source: str | None = None  # where default_window came from
 
     @property
     def variant(self) -> str:
@@ -347,3 +353,10 @@ class CaduceusForMaskedLM(nn.Module):
             return self(ids).logits
         fwd, rev = self._with_rc_pass(ids)
         return 0.5 * (fwd.logits + rev.logits.flip(1)[..., self.complement])
+
+
+def _padded(complement, config: CaduceusConfig) -> list[int]:
+    """A tokenizer's complement table over the model's padded vocabulary (every extra id itself)."""
+    table = list(range(config.padded_vocab_size))
+    table[: len(complement)] = complement.tolist()[: len(table)]
+    return table

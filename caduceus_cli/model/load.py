@@ -25,6 +25,8 @@ from caduceus_cli.device import DTYPES
 from caduceus_cli.errors import CheckpointError
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 from caduceus_cli.model.config import CaduceusConfig
+from caduceus_cli.model.zoo import published
+from caduceus_cli.tokens import TOKENIZER_FILES, read_tokenizer
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DEFAULT_MODEL = "caduceus-ph-tair10"
@@ -39,11 +41,12 @@ def load_model(
     dtype: str | torch.dtype = "float32",
     revision: str | None = None,
 ) -> CaduceusForMaskedLM:
-    """Load a Caduceus checkpoint from a folder (config.json + model.safetensors) or a hub id.
+    """Load a Caduceus checkpoint from a folder (config.json, weights, tokenizer files) or a hub id.
 
-    The model comes back in eval mode on `device` in `dtype`, with `provenance` (source,
-    revision, "none" for a local folder, and sha256 of the weights file) and `default_window`
-    (its training length when known).
+    The model comes back in eval mode on `device` in `dtype`, with its `tokenizer` (read from the
+    checkpoint's own files), `provenance` (source, revision, "none" for a local folder, and sha256
+    of the weights file), `default_window` (its training length when known) and `window_source`
+    (where that length came from).
     """
     folder, resolved_revision = _resolve(str(source), revision)
     config_path = folder / "config.json"
@@ -52,9 +55,11 @@ def load_model(
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{config_path}: not valid JSON ({err})") from err
     config = CaduceusConfig.from_dict(raw, where=str(config_path))
+    tokenizer = read_tokenizer(folder)
+    tokenizer.check_fits(config.padded_vocab_size, config.complement_map, str(config_path))
     weights_path = _weights_file(folder)
     state = _read_weights(weights_path)
-    model = CaduceusForMaskedLM(config)
+    model = CaduceusForMaskedLM(config, tokenizer)
     _load_state(model, state, weights_path)
     torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
     model = model.to(device=device, dtype=torch_dtype).eval()
@@ -63,7 +68,7 @@ def load_model(
         "revision": resolved_revision or NO_REVISION,
         "sha256": _sha256(weights_path),
     }
-    model.default_window = _training_length(folder, str(source))
+    model.default_window, model.window_source = training_length(folder, str(source))
     return model
 
 
@@ -120,7 +125,7 @@ def _download(repo_id: str, revision: str | None) -> tuple[Path, str | None]:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
 
-    patterns = ["config.json", "tokenizer_config.json", "model.safetensors"]
+    patterns = ["config.json", *TOKENIZER_FILES, "model.safetensors"]
     try:
         folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
         if not (folder / "model.safetensors").is_file():
@@ -217,8 +222,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _training_length(folder: Path, source: str) -> int | None:
-    """The sequence length the model was trained at: tokenizer_config.json, else the hub name (seqlen-131k)."""
+def training_length(folder: Path, source: str) -> tuple[int | None, str | None]:
+    """The sequence length the model was trained at, and where that came from: `model_max_length` in
+    tokenizer_config.json when it is a real length (PlantCaduceus stores a 1e30 placeholder), else
+    the published checkpoint the source names (`zoo.published`), else the hub name (`seqlen-131k`)."""
     tokenizer_config = folder / "tokenizer_config.json"
     if tokenizer_config.is_file():
         try:
@@ -226,11 +233,14 @@ def _training_length(folder: Path, source: str) -> int | None:
         except json.JSONDecodeError:
             length = None
         if isinstance(length, int) and 0 < length < 10**9:
-            return length
+            return length, "tokenizer_config.json model_max_length"
+    known = published(source)
+    if known is not None:
+        return known.training_length, f"published checkpoint {known.hub_id}"
     match = _SEQLEN_IN_NAME.search(source)
     if match and match.group(2):
         # "131k" and "1k" are how the hub names 131,072 and 1,024: the nearest power of two
-        return 2 ** round(math.log2(int(match.group(1)) * 1000))
+        return 2 ** round(math.log2(int(match.group(1)) * 1000)), f"the name's {match.group(0)}"
     if match:
-        return int(match.group(1))
-    return None
+        return int(match.group(1)), f"the name's {match.group(0)}"
+    return None, None

@@ -34,8 +34,8 @@ from caduceus_cli.io.hdf5 import EmbeddingFile, RegionWriter
 from caduceus_cli.io.regions import Region
 from caduceus_cli.stages import WriteBehind
 from caduceus_cli.terminal import format_rate, progress_bar
-from caduceus_cli.tokens import soft_mask, tokenize
-from caduceus_cli.windows import oriented, oriented_flags, tile_region
+from caduceus_cli.tokens import Tokenizer, reverse_complement_text, soft_mask
+from caduceus_cli.windows import tile_region
 
 log = logging.getLogger("caduceus")
 
@@ -110,7 +110,8 @@ def map_tiles(
     try:
         with progress_bar(quiet, "bases") as progress:
             task = progress.add_task(label, total=total, rate="-")
-            for key, rows in engine.map(_tiles(reference, jobs, window, overlap, with_mask), output, rc):
+            tiles = _tiles(reference, engine.model.tokenizer, jobs, window, overlap, with_mask)
+            for key, rows in engine.map(tiles, output, rc):
                 writer.put((key, rows))
                 written += len(rows)
                 progress.update(
@@ -132,12 +133,17 @@ class TileKey:
     dest: slice  # the kept rows' place in the region, 5'->3' on its strand
     first: bool
     last: bool
-    ids: np.ndarray  # token ids of the kept rows, as the model read them
+    bases: np.ndarray  # the kept rows' bases as columns 0-3 of A, C, G, T (-1: N), as the model read them
     mask: np.ndarray | None  # soft-mask flags of the kept rows (with_mask), else None
 
 
 def _tiles(
-    reference: Fasta, jobs: Sequence[tuple[int, Region]], window: int, overlap: int, with_mask: bool
+    reference: Fasta,
+    tokenizer: Tokenizer,
+    jobs: Sequence[tuple[int, Region]],
+    window: int,
+    overlap: int,
+    with_mask: bool,
 ) -> Iterator[Window]:
     """Model windows of the regions still to do, read and tokenized one tile at a time (bounded memory).
 
@@ -149,14 +155,14 @@ def _tiles(
         for number, tile in enumerate(tiles):
             if region.strand == "-":
                 lo, hi = region.end - tile.end, region.end - tile.start
+                seq = reverse_complement_text(reference.fetch(region.chrom, lo, hi))
             else:
                 lo, hi = region.start + tile.start, region.start + tile.end
-            seq = reference.fetch(region.chrom, lo, hi)
-            ids = oriented(
-                tokenize(seq, where=f"{reference.path}: {region.chrom}:{lo + 1}-{hi}"), region.strand
-            )
-            mask = oriented_flags(soft_mask(seq), region.strand)[tile.keep] if with_mask else None
-            key = TileKey(row, region, tile.dest, number == 0, number == len(tiles) - 1, ids[tile.keep], mask)
+                seq = reference.fetch(region.chrom, lo, hi)
+            ids = tokenizer.encode(seq, where=f"{reference.path}: {region.chrom}:{lo + 1}-{hi}")
+            mask = soft_mask(seq)[tile.keep] if with_mask else None
+            bases = tokenizer.columns(ids[tile.keep])
+            key = TileKey(row, region, tile.dest, number == 0, number == len(tiles) - 1, bases, mask)
             yield Window(ids=ids, key=key, rows=tile.keep)
 
 

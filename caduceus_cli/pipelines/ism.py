@@ -20,9 +20,8 @@ from caduceus_cli.engine import Engine
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.regions import Region
 from caduceus_cli.pipelines.variants import PlanRunner
-from caduceus_cli.scoring import IsmTable, ScorePlan, check_ism_region, ism_table
+from caduceus_cli.scoring import IsmTable, ScorePlan, Settings, check_ism_region, ism_table
 from caduceus_cli.terminal import format_rate, progress_bar
-from caduceus_cli.tokens import tokenize
 
 log = logging.getLogger("caduceus")
 
@@ -38,7 +37,8 @@ def saturation_mutagenesis(
     A progress bar of model windows shows on a terminal unless `quiet`."""
     check_ism_region(region.chrom, region.start, region.end)
     positions = range(region.start, region.end)
-    plan = ScorePlan((_SCORE_OF_MODE[mode],), probs=False, window=window, flank=0)
+    tokenizer = engine.model.tokenizer
+    plan = ScorePlan(Settings((_SCORE_OF_MODE[mode],), False, window, 0, "flag"), tokenizer)
     for p0 in positions:
         plan.add(region.chrom, p0, "A")  # the ALT only matters to embedding scores; logits serve all three
     started = time.perf_counter()
@@ -60,4 +60,4 @@ def saturation_mutagenesis(
     logits = np.stack([plan.logit_row(region.chrom, p0) for p0 in positions])
     sequence = reference.fetch(region.chrom, region.start, region.end)
     where = f"{reference.path}: {region.chrom}:{region.start + 1}-{region.end}"
-    return ism_table(logits, tokenize(sequence, where=where), region.chrom, region.start)
+    return ism_table(logits, tokenizer.columns(tokenizer.encode(sequence, where=where)), region.chrom, region.start)

@@ -61,7 +61,7 @@ def track_regions(
     def write(item: tuple[TileKey, np.ndarray]) -> None:  # on the write-behind thread
         key, logits = item
         start = key.region.start + key.dest.start
-        for name, values in track_scores(logits, key.ids, scores).items():
+        for name, values in track_scores(logits, key.bases, scores).items():
             writers[name].add(key.region.chrom, start, values)
 
     jobs = list(enumerate(regions))

@@ -43,7 +43,6 @@ from caduceus_cli.scoring import (
 )
 from caduceus_cli.stages import WriteBehind, read_ahead
 from caduceus_cli.terminal import format_rate, progress_bar
-from caduceus_cli.tokens import tokenize
 
 log = logging.getLogger("caduceus")
 
@@ -196,8 +195,7 @@ class _Run:
             yield chunk
 
     def _new_chunk(self) -> Chunk:
-        s = self.settings
-        return Chunk([], ScorePlan(s.scores, s.probs, s.window, s.flank))
+        return Chunk([], ScorePlan(self.settings, self.engine.model.tokenizer))
 
     def _alleles(
         self, record: pysam.VariantRecord, contig: str | None, number: int
@@ -269,7 +267,8 @@ class PlanRunner:
         if span != self._cached_span:
             contig, start, end = span
             sequence = self.fasta.fetch(contig, start, end)
-            self._cached_ids = tokenize(sequence, where=f"{self.fasta.path}:{contig}:{start + 1}-{end}")
+            where = f"{self.fasta.path}:{contig}:{start + 1}-{end}"
+            self._cached_ids = self.engine.model.tokenizer.encode(sequence, where=where)
             self._cached_span = span
         return self._cached_ids
 
