@@ -50,10 +50,20 @@ COMMANDS = {
         "merge",
         "Join shard files into what a single unsharded run writes: regions, records or track values in order.",
     ),
+    "models": (
+        "caduceus_cli.commands.models",
+        "models",
+        "List the published checkpoints: hub id, variant, size, training length, data and licence.",
+    ),
+    "download": (
+        "caduceus_cli.commands.download",
+        "download",
+        "Download a checkpoint into the Hugging Face cache, check that it loads, and print how to run it offline.",
+    ),
     "info": (
         "caduceus_cli.commands.info",
         "info",
-        "Print a checkpoint's variant, sizes, parameter count, dtype, revision and RC handling.",
+        "Print a checkpoint's variant, sizes, parameter count, tokenizer, training length and RC handling.",
     ),
     "doctor": (
         "caduceus_cli.commands.doctor",

@@ -135,7 +135,7 @@ def _caduceus_tokenizer(source: str) -> Tokenizer:
     return Tokenizer("CaduceusTokenizer", source, 12, tuple(NUCLEOTIDE_IDS.tolist()), MASK_ID, N_ID, 4, table)
 
 
-CADUCEUS = _caduceus_tokenizer("built in (the original code's fixed vocabulary)")
+CADUCEUS = _caduceus_tokenizer("the original code's fixed vocabulary")
 
 
 def soft_mask(seq: str | bytes) -> np.ndarray:
@@ -170,10 +170,11 @@ def read_tokenizer(folder: Path) -> Tokenizer:
         specials = _read_json(folder / "special_tokens_map.json") if (folder / "special_tokens_map.json").is_file() else {}
         return _from_tokenizer_json(folder / "tokenizer.json", {**specials, **config})
     tokenizer_class = config.get("tokenizer_class")
-    if tokenizer_class in (None, "CaduceusTokenizer"):
-        where = folder / "tokenizer_config.json"
-        named = "tokenizer_class CaduceusTokenizer" if tokenizer_class else "no tokenizer named: the original's"
-        return _caduceus_tokenizer(f"{where.name} ({named})" if where.is_file() else "no tokenizer files: the original's")
+    if tokenizer_class == "CaduceusTokenizer":
+        return _caduceus_tokenizer("tokenizer_config.json (tokenizer_class CaduceusTokenizer)")
+    if tokenizer_class is None:
+        why = "tokenizer_config.json names none" if config else "no tokenizer files"
+        return _caduceus_tokenizer(f"the original code's fixed vocabulary ({why})")
     raise CheckpointError(
         f"{folder / 'tokenizer_config.json'}: tokenizer_class {tokenizer_class!r} without a tokenizer.json; "
         "caduceus reads the CaduceusTokenizer or a character-level tokenizer.json"

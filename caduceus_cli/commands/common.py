@@ -58,6 +58,14 @@ TileWindowOpt = Annotated[
 OverlapOpt = Annotated[
     int | None, typer.Option("--overlap", help="Bases shared by neighbouring tiles. Default: window // 8.")
 ]
+VariantIndexOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--variant-index",
+        help="0-based index of the variant in its window. Default: W/2. PlantCaduceus' own zero-shot "
+        "script uses 255 of 512.",
+    ),
+]
 ShardOpt = Annotated[
     str | None, typer.Option("--shard", help="I/N: process only the I-th of N deterministic parts (1-based).")
 ]
@@ -110,6 +118,24 @@ def tiling(model, window: int | None, overlap: int | None) -> tuple[int, int]:
     except ValueError as err:
         raise UsageError(str(err)) from None
     return window, overlap
+
+
+def variant_window(model, window: int | None, variant_index: int | None) -> int:
+    """--window of the variant-scoring commands (score-variants, ism), its default filled in (the model's
+    training length, at most MAX_DEFAULT_WINDOW; logged when the model records none), and --variant-index
+    checked against it."""
+    from caduceus_cli.scoring import check_variant_index, check_window, default_window
+
+    if window is None:
+        window = default_window(model)
+        if model.default_window is None:
+            log.info(
+                "the model records no training length; scoring with --window %d (the largest default)", window
+            )
+    check_window(window)
+    if variant_index is not None:
+        check_variant_index(variant_index, window)
+    return window
 
 
 def command_line() -> str:

@@ -8,6 +8,8 @@ import typer
 
 from caduceus_cli.commands.common import RevisionOpt
 from caduceus_cli.model.load import default_model_path, load_model
+from caduceus_cli.scoring import MAX_DEFAULT_WINDOW
+from caduceus_cli.windows import FALLBACK_WINDOW
 
 
 def info(
@@ -16,7 +18,7 @@ def info(
     ] = None,
     revision: RevisionOpt = None,
 ) -> None:
-    """Print a checkpoint's variant, sizes, parameter count, dtype, revision and RC handling."""
+    """Print a checkpoint's variant, sizes, parameter count, tokenizer, training length and RC handling."""
     source = model if model is not None else str(default_model_path())
     loaded = load_model(source, revision=revision)
     config = loaded.config
@@ -46,9 +48,20 @@ def info(
         ("parameters", f"{n_params:,}"),
         ("stored dtype", "float32"),
         ("embedding width", config.d_model),
-        ("training length", loaded.default_window or "unknown"),
+        ("tokenizer", loaded.tokenizer.describe()),
+        ("tokenizer from", loaded.tokenizer.source),
+        ("training length", _training_length(loaded)),
         ("RC handling", rc),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         typer.echo(f"{name:<{width}}  {value}")
+
+
+def _training_length(model) -> str:
+    if model.default_window is None:
+        return (
+            f"unknown: embed and track tile at {FALLBACK_WINDOW:,}, score-variants and ism use "
+            f"{MAX_DEFAULT_WINDOW:,} (give --window)"
+        )
+    return f"{model.default_window:,} (from {model.window_source})"

@@ -21,10 +21,12 @@ from caduceus_cli.commands.common import (
     QuietOpt,
     RevisionOpt,
     ThreadsOpt,
+    VariantIndexOpt,
     choices,
     open_model,
     open_reference,
     set_threads,
+    variant_window,
 )
 from caduceus_cli.engine import Engine
 from caduceus_cli.io.outputs import check_writable_output
@@ -38,8 +40,6 @@ from caduceus_cli.scoring import (
     MAX_DEFAULT_WINDOW,
     IsmTable,
     check_ism_region,
-    check_window,
-    default_window,
 )
 from caduceus_cli.terminal import setup_logging
 
@@ -76,6 +76,7 @@ def ism(
             f"at most {MAX_DEFAULT_WINDOW}.",
         ),
     ] = None,
+    variant_index: VariantIndexOpt = None,
     chrom_map: ChromMapOpt = None,
     batch_size: BatchSizeOpt = None,
     force: ForceOpt = False,
@@ -90,8 +91,6 @@ def ism(
     """Score every single-base change of a region (in-silico saturation mutagenesis) into a table."""
     setup_logging(quiet, log_file)
     set_threads(threads)
-    if window is not None:
-        check_window(window)
     table_path = None if output == "-" else Path(output)
     for path in (table_path, plot):
         if path is not None:
@@ -102,9 +101,9 @@ def ism(
         where = parse_region(region, reference)
         check_ism_region(where.chrom, where.start, where.end)
         model_obj = open_model(model, revision, device, dtype)
+        window = variant_window(model_obj, window, variant_index)
         engine = Engine(model_obj, batch_size=batch_size)
-        window = window or default_window(model_obj)
-        table = saturation_mutagenesis(engine, reference, where, window, mode.value, quiet)
+        table = saturation_mutagenesis(engine, reference, where, window, mode.value, quiet, variant_index)
     _write(table, table_path, plot)
 
 

@@ -28,11 +28,13 @@ from caduceus_cli.commands.common import (
     RevisionOpt,
     ShardOpt,
     ThreadsOpt,
+    VariantIndexOpt,
     choices,
     command_line,
     open_model,
     parse_shard,
     set_threads,
+    variant_window,
 )
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError, UsageError
@@ -64,8 +66,6 @@ from caduceus_cli.scoring import (
     PROBS,
     SCORES,
     Settings,
-    check_window,
-    default_window,
     info_fields,
 )
 from caduceus_cli.terminal import setup_logging
@@ -101,6 +101,7 @@ def score_variants(
             f"at most {MAX_DEFAULT_WINDOW}.",
         ),
     ] = None,
+    variant_index: VariantIndexOpt = None,
     emb_flank: Annotated[
         int, typer.Option("--emb-flank", help="Bases each side of the variant averaged for emb-cos/emb-l2.")
     ] = DEFAULT_FLANK,
@@ -141,8 +142,6 @@ def score_variants(
     with HtslibMessages() as messages:
         setup_logging(quiet, log_file)
         threads = set_threads(threads)
-        if window is not None:
-            check_window(window)
         if emb_flank < 0:
             raise UsageError(f"--emb-flank {emb_flank}: must be 0 or more")
         fmt = _output_format(output, output_type, write_index_, force)
@@ -154,9 +153,8 @@ def score_variants(
                 _check_some_contig_known(shard_range[2], reader_fasta, vcf)
             variants = open_vcf(vcf, messages)
             model_obj = open_model(model, revision, device, dtype)
-            settings = _settings(
-                score, probs, window or default_window(model_obj), emb_flank, on_ref_mismatch
-            )
+            window = variant_window(model_obj, window, variant_index)
+            settings = _settings(score, probs, window, variant_index, emb_flank, on_ref_mismatch)
             if fmt != TABLE:
                 add_scoring_header(
                     variants.header, info_fields(settings, model_obj), _meta(model_obj, settings), vcf
@@ -181,7 +179,12 @@ def score_variants(
 
 
 def _settings(
-    score: list[Score] | None, probs: bool, window: int, flank: int, on_ref_mismatch: OnRefMismatch
+    score: list[Score] | None,
+    probs: bool,
+    window: int,
+    variant_index: int | None,
+    flank: int,
+    on_ref_mismatch: OnRefMismatch,
 ) -> Settings:
     scores = tuple(dict.fromkeys(s.value for s in score)) if score else DEFAULT_SCORES
     if flank >= window // 2 and {"emb-cos", "emb-l2"} & set(scores):
@@ -189,7 +192,7 @@ def _settings(
             "--emb-flank %d reaches past the %d bp window: averaging over the whole window", flank, window
         )
     log.info("scores %s, window %d bp", ", ".join(scores + (PROBS if probs else ())), window)
-    return Settings(scores, probs, window, flank, on_ref_mismatch.value)
+    return Settings(scores, probs, window, flank, on_ref_mismatch.value, variant_index)
 
 
 def _output_format(output: str | None, output_type: OutputType | None, with_index: bool, force: bool) -> str:
@@ -278,5 +281,6 @@ def _meta(model_obj: object, settings: Settings) -> dict[str, str]:
     return {
         "caduceus_version": __version__,
         COMMAND_KEY: command_line(),
-        "caduceus_model": f"{model};variant={getattr(model_obj, 'variant', '?')};window={settings.window}",
+        "caduceus_model": f"{model};variant={getattr(model_obj, 'variant', '?')};window={settings.window}"
+        + ("" if settings.variant_index is None else f";variant_index={settings.variant_index}"),
     }

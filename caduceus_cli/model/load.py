@@ -112,7 +112,7 @@ def _resolve(source: str, revision: str | None) -> tuple[Path, str | None]:
         raise CheckpointError(f"{source}: no such folder")
     if not _HUB_ID.match(source):
         raise CheckpointError(f"{source}: no such folder, and not a hub id of the form owner/name")
-    return _download(source, revision)
+    return fetch(source, revision)
 
 
 def _names_a_folder(source: str) -> bool:
@@ -121,23 +121,33 @@ def _names_a_folder(source: str) -> bool:
     return source.startswith((".", "/", "~")) or Path(source).expanduser().parent.is_dir() and "/" in source
 
 
-def _download(repo_id: str, revision: str | None) -> tuple[Path, str | None]:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+def fetch(repo_id: str, revision: str | None = None) -> tuple[Path, str]:
+    """The folder of hub repository `repo_id` in the Hugging Face cache, downloaded there when missing
+    (only the files a checkpoint needs), and the commit it holds. `HF_HOME`/`HF_HUB_CACHE` and
+    `HF_HUB_OFFLINE` apply as for every Hugging Face tool: offline, only the cache is read."""
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import (
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     patterns = ["config.json", *TOKENIZER_FILES, "model.safetensors"]
     try:
         folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
-        if not (folder / "model.safetensors").is_file():
+        if not (folder / "model.safetensors").is_file():  # older checkpoints (PlantCaduceus) hold a .bin
             folder = Path(
                 snapshot_download(repo_id, revision=revision, allow_patterns=[*patterns, "pytorch_model.bin"])
             )
     except LocalEntryNotFoundError as err:
+        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the hub cannot be reached (no network?)"
         raise CheckpointError(
-            f"{repo_id}: no such folder, and not in the Hugging Face cache and the hub cannot be reached "
-            "(HF_HUB_OFFLINE set or no network); download it once on a machine with network, or pass a "
-            "local folder"
+            f"{repo_id}: not in the Hugging Face cache and {why}; download it once on a machine with "
+            f"network (caduceus download {repo_id}), or pass a local folder"
         ) from err
+    except RevisionNotFoundError as err:
+        raise CheckpointError(f"{repo_id}: no revision {revision!r} on the Hugging Face hub") from err
     except (RepositoryNotFoundError, HFValidationError) as err:
         raise CheckpointError(
             f"{repo_id}: no such folder, and no such model on the Hugging Face hub ({type(err).__name__})"

@@ -30,15 +30,22 @@ _SCORE_OF_MODE = {"unmasked": "llr-unmasked", "masked": "llr"}
 
 
 def saturation_mutagenesis(
-    engine: Engine, reference: Fasta, region: Region, window: int, mode: str = "unmasked", quiet: bool = True
+    engine: Engine,
+    reference: Fasta,
+    region: Region,
+    window: int,
+    mode: str = "unmasked",
+    quiet: bool = True,
+    variant_index: int | None = None,
 ) -> IsmTable:
-    """The ISM table of `region` (forward strand, at most ISM_MAX_BASES) scored with `window`-bp windows.
+    """The ISM table of `region` (forward strand, at most ISM_MAX_BASES) scored with `window`-bp windows,
+    the masked base at `variant_index` of each (None: window // 2) in `masked` mode.
 
     A progress bar of model windows shows on a terminal unless `quiet`."""
     check_ism_region(region.chrom, region.start, region.end)
     positions = range(region.start, region.end)
     tokenizer = engine.model.tokenizer
-    plan = ScorePlan(Settings((_SCORE_OF_MODE[mode],), False, window, 0, "flag"), tokenizer)
+    plan = ScorePlan(Settings((_SCORE_OF_MODE[mode],), False, window, 0, "flag", variant_index), tokenizer)
     for p0 in positions:
         plan.add(region.chrom, p0, "A")  # the ALT only matters to embedding scores; logits serve all three
     started = time.perf_counter()
