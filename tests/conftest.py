@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,68 @@ def make_checkpoint(
 ) -> Path:
     save_checkpoint(random_model(random_config(variant, **sizes), seed), folder, max_length=max_length)
     return folder
+
+
+# GPN's DNA tokenizer as PlantCaduceus publishes it (tokenizer.json, tokenizer_config.json,
+# special_tokens_map.json): a BPE vocabulary of single characters with no merges, lowercasing.
+_GPN_SPECIALS = ("[PAD]", "[MASK]", "[UNK]")
+GPN_TOKENIZER_JSON = {
+    "version": "1.0",
+    "truncation": None,
+    "padding": None,
+    "added_tokens": [
+        {"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+         "special": True}
+        for i, t in enumerate(_GPN_SPECIALS)
+    ],
+    "normalizer": {"type": "Lowercase"},
+    "pre_tokenizer": {"type": "Whitespace"},
+    "post_processor": None,
+    "decoder": None,
+    "model": {
+        "type": "BPE", "dropout": None, "unk_token": "[UNK]", "continuing_subword_prefix": None,
+        "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+        "vocab": {"[PAD]": 0, "[MASK]": 1, "[UNK]": 2, "a": 3, "c": 4, "g": 5, "t": 6}, "merges": [],
+    },
+}  # fmt: skip
+GPN_TOKENIZER_CONFIG = {
+    "clean_up_tokenization_spaces": True,
+    "mask_token": "[MASK]",
+    "model_max_length": 1000000000000000019884624838656,  # a placeholder, not the training length
+    "pad_token": "[PAD]",
+    "tokenizer_class": "PreTrainedTokenizerFast",
+    "unk_token": "[UNK]",
+}
+GPN_SPECIAL_TOKENS_MAP = {
+    name: {"content": t, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False}
+    for name, t in (("mask_token", "[MASK]"), ("pad_token", "[PAD]"), ("unk_token", "[UNK]"))
+}
+
+
+def make_plantcad_checkpoint(folder: Path, seed: int = 0, **sizes) -> Path:
+    """A tiny random PS checkpoint in PlantCaduceus' published layout: 8-id vocabulary with its complement
+    map, GPN's tokenizer files, and the weights as pytorch_model.bin (a plain state dict)."""
+    config = random_config("ps", **sizes)
+    config.vocab_size = 8
+    config.complement_map = {3: 6, 4: 5, 5: 4, 6: 3}
+    config.residual_in_fp32 = True
+    model = random_model(config, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = config.to_dict() | {"architectures": ["Caduceus"], "pad_token_id": -100}
+    (folder / "config.json").write_text(json.dumps(raw, indent=2))
+    torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "pytorch_model.bin")
+    for name, content in (
+        ("tokenizer.json", GPN_TOKENIZER_JSON),
+        ("tokenizer_config.json", GPN_TOKENIZER_CONFIG),
+        ("special_tokens_map.json", GPN_SPECIAL_TOKENS_MAP),
+    ):
+        (folder / name).write_text(json.dumps(content, indent=2))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def plantcad_checkpoint(tmp_path_factory) -> Path:
+    return make_plantcad_checkpoint(tmp_path_factory.mktemp("plantcad_tiny"), seed=5, d_model=8, n_layer=2)
 
 
 @pytest.fixture(scope="session")

@@ -120,11 +120,20 @@ def tiling(model, window: int | None, overlap: int | None) -> tuple[int, int]:
     return window, overlap
 
 
+def check_variant_window(window: int | None, variant_index: int | None) -> None:
+    """The --window and --variant-index given to score-variants or ism, checked before any work."""
+    from caduceus_cli.scoring import check_variant_index, check_window
+
+    if window is not None:
+        check_window(window)
+        if variant_index is not None:
+            check_variant_index(variant_index, window)
+
+
 def variant_window(model, window: int | None, variant_index: int | None) -> int:
-    """--window of the variant-scoring commands (score-variants, ism), its default filled in (the model's
-    training length, at most MAX_DEFAULT_WINDOW; logged when the model records none), and --variant-index
-    checked against it."""
-    from caduceus_cli.scoring import check_variant_index, check_window, default_window
+    """--window of score-variants and ism, defaulting to the model's training length, at most
+    MAX_DEFAULT_WINDOW (logged when the model records none); --variant-index checked against it."""
+    from caduceus_cli.scoring import check_variant_index, default_window
 
     if window is None:
         window = default_window(model)
@@ -132,9 +141,8 @@ def variant_window(model, window: int | None, variant_index: int | None) -> int:
             log.info(
                 "the model records no training length; scoring with --window %d (the largest default)", window
             )
-    check_window(window)
-    if variant_index is not None:
-        check_variant_index(variant_index, window)
+        if variant_index is not None:
+            check_variant_index(variant_index, window)
     return window
 
 

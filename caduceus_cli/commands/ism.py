@@ -22,6 +22,7 @@ from caduceus_cli.commands.common import (
     RevisionOpt,
     ThreadsOpt,
     VariantIndexOpt,
+    check_variant_window,
     choices,
     open_model,
     open_reference,
@@ -91,6 +92,7 @@ def ism(
     """Score every single-base change of a region (in-silico saturation mutagenesis) into a table."""
     setup_logging(quiet, log_file)
     set_threads(threads)
+    check_variant_window(window, variant_index)
     table_path = None if output == "-" else Path(output)
     for path in (table_path, plot):
         if path is not None:

@@ -29,6 +29,7 @@ from caduceus_cli.commands.common import (
     ShardOpt,
     ThreadsOpt,
     VariantIndexOpt,
+    check_variant_window,
     choices,
     command_line,
     open_model,
@@ -142,6 +143,7 @@ def score_variants(
     with HtslibMessages() as messages:
         setup_logging(quiet, log_file)
         threads = set_threads(threads)
+        check_variant_window(window, variant_index)
         if emb_flank < 0:
             raise UsageError(f"--emb-flank {emb_flank}: must be 0 or more")
         fmt = _output_format(output, output_type, write_index_, force)
