@@ -150,7 +150,7 @@ def fetch(repo_id: str, revision: str | None = None) -> tuple[Path, str]:
         raise CheckpointError(f"{repo_id}: no revision {revision!r} on the Hugging Face hub") from err
     except (RepositoryNotFoundError, HFValidationError) as err:
         raise CheckpointError(
-            f"{repo_id}: no such folder, and no such model on the Hugging Face hub ({type(err).__name__})"
+            f"{repo_id}: no such model on the Hugging Face hub ({type(err).__name__}), and no such folder here"
         ) from err
     if not (folder / "config.json").is_file():
         raise CheckpointError(f"{repo_id}: not a Caduceus checkpoint (no config.json in the repository)")
