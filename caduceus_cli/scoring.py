@@ -1,29 +1,30 @@
 """What a variant score is: window geometry and scores as functions of logits and embeddings.
 
 Pure numpy, no files and no model: `score-variants` builds the windows described here, runs
-them through the engine and hands the outputs to these functions. Every rule of what is scored
-lives here too: which ALTs score as SNVs and the flags of those that do not, the settings and
-their defaults (window, flank), and the INFO keys with descriptions of how each number was
-computed.
+them through the engine and hands the outputs to these functions. The rules of what is scored live
+here too: the settings and their defaults (window, flank), which changes fit a window, and the INFO
+keys with descriptions of how each number was computed (what each ALT changes: `alleles.py`).
 
 Logits here are the model's A, C, G, T columns only (`Tokenizer.nucleotide_logits`, in that
 order, whatever the checkpoint's vocabulary), and reference bases are columns 0-3 (-1 for N):
 the scores do not depend on how a checkpoint numbers its tokens.
 
-Windows (0-based, half-open, W even): a SNV at p0 is scored in the window
-`[p0 - c, p0 - c + W)`, so the variant sits at index c (`--variant-index`, default W//2); bases
-outside the contig read as N. The unmasked LLR instead reads a fixed grid of tiles (see `unmasked_tile`), so that one
-pass over the reference scores every variant in a tile's central half, whatever the other
-records are: shards and a single run give the same numbers.
+Windows (0-based, half-open, W even): a SNV at p0 is scored in the window `[p0 - c, p0 - c + W)`,
+so the variant sits at index c (`--variant-index`, default W//2); a longer change is centred there
+(`change_row`); bases outside the contig read as N. The unmasked LLR instead reads a fixed grid of
+tiles (see `unmasked_tile`), so that one pass over the reference scores every variant in a tile's
+central half, whatever the other records are: shards and a single run give the same numbers.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from caduceus_cli.alleles import CLASSES, FLAGS, Change
 from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.tokens import ACGT, CADUCEUS, Tokenizer
 
@@ -39,12 +40,6 @@ def check_window(window: int) -> None:
 def check_variant_index(index: int, window: int) -> None:
     if not 0 <= index < window:
         raise UsageError(f"--variant-index {index}: must be a position of the {window} bp window (0 to {window - 1})")
-
-
-def variant_window(p0: int, window: int, centre: int) -> tuple[int, int]:
-    """[start, end) of the window that holds 0-based position p0 at index `centre`."""
-    start = p0 - centre
-    return start, start + window
 
 
 def unmasked_tile(p0: int, window: int) -> tuple[int, int]:
@@ -66,13 +61,8 @@ def tile_centre(window: int) -> slice:
     return slice(edge, edge + half)
 
 
-def flank_rows(window: int, flank: int, centre: int) -> slice:
-    """Rows of a variant window within `flank` bases of the variant (index `centre`), clipped to the window."""
-    return slice(max(centre - flank, 0), min(centre + flank + 1, window))
-
-
-def with_base(ids: np.ndarray, index: int, token: int) -> np.ndarray:
-    """A copy of `ids` with position `index` replaced by `token` (an alternative base or [MASK])."""
+def with_base(ids: np.ndarray, index: int | np.ndarray, token: int) -> np.ndarray:
+    """A copy of `ids` with the position(s) `index` replaced by `token` (an alternative base or [MASK])."""
     out = ids.copy()
     out[index] = token
     return out
@@ -108,12 +98,12 @@ PROBS = ("p-ref", "p-alt")
 LOGITS = ("logit-ref", "logit-alt")  # the REF and ALT logits of the row that gave the LLR (tables only)
 ON_REF_MISMATCH = ("flag", "skip", "error")  # what a record whose REF differs from the FASTA gets
 
-JobKey = tuple  # ("masked" | "ref" , contig, p0) | ("alt", contig, p0, base) | ("tile", contig, start)
+JobKey = tuple  # (kind, contig, window start, ...): see ScorePlan.add
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What is computed: score names, --probs, window, flank (clamped by flank_rows), --on-ref-mismatch,
+    """What is computed: score names, --probs, window, flank (clamped to the window), --on-ref-mismatch,
     and --variant-index (None: W//2)."""
 
     scores: tuple[str, ...]
@@ -129,14 +119,49 @@ class Settings:
         return self.window // 2 if self.variant_index is None else self.variant_index
 
 
-class ScorePlan:
-    """The windows a group of SNVs needs, each listed once, and the scores read back from their outputs.
+def change_row(change: Change, settings: Settings) -> int:
+    """Window row of a change's first base: its span centred on the variant index (a SNV at the index)."""
+    return settings.centre - change.span // 2
 
-    `add` every SNV first; then run `logit_jobs` through the model's conjoined logits and
-    `embed_jobs` through its conjoined embeddings (`window_for` gives ids and rows to keep), pass
-    each output to `keep`, and read the scores with `allele_scores`. Windows are shared: one
-    masked pass per position (all ALTs there), one tile per central half for the unmasked LLR,
-    one reference embedding per position. `tokenizer` gives the ids of [MASK] and the bases.
+
+def fits_window(change: Change, settings: Settings) -> bool:
+    """A change is scored when it spans at most half the window and lies inside it."""
+    row = change_row(change, settings)
+    return change.span <= settings.window // 2 and row >= 0 and row + change.span <= settings.window
+
+
+def aligned_rows(change: Change, side: str, settings: Settings, flank: int | None = None) -> np.ndarray:
+    """Rows of the `side` ("ref" or "alt") window holding the bases both windows share, in the same order
+    in each: the left flank, the changed block itself for a substitution (its rows line up), and the
+    right flank, up to `flank` bases each side of the change (None: as far as both windows reach).
+
+    Both windows start at the same reference base and hold the change at `change_row`; after it the REF
+    window continues with the reference and the ALT window with the same reference bases, shifted by the
+    difference in length, so the right flanks line up base for base."""
+    row, window = change_row(change, settings), settings.window
+    reach = window if flank is None else flank
+    right = min(reach, window - row - change.span)  # both windows hold this much after the change
+    allele = len(change.ref if side == "ref" else change.alt)
+    middle = np.arange(row, row + allele) if change.is_substitution else np.arange(0)
+    left = np.arange(max(row - reach, 0), row)
+    return np.concatenate([left, middle, np.arange(row + allele, row + allele + right)]).astype(np.int64)
+
+
+class ScorePlan:
+    """The windows a group of changes needs, each listed once, and the scores read back from their outputs.
+
+    `add` every change first; then run `logit_jobs` through the model's conjoined logits and
+    `embed_jobs` through its conjoined embeddings (`window_for` gives ids and rows to keep), pass each
+    output to `keep`, and read the scores with `allele_scores`. `tokenizer` gives the ids of [MASK] and
+    the bases. Every change's windows start at the same reference base, with the change at `change_row`.
+
+    - Substitutions (SNV, MNV): one window of the reference with every changed base masked, shared by
+      all ALTs that change the same bases (all three ALTs of a SNV); `llr` is the sum over the changed
+      bases of logit(ALT) - logit(REF). For a SNV that is the masked log-likelihood ratio.
+    - Insertions, deletions, complex changes: two windows, the REF haplotype with its REF bases masked
+      and the ALT haplotype with its ALT bases masked (`haplotype_llr`).
+    - `llr-unmasked` (substitutions): grid tiles of the reference, one per central half (`unmasked_tile`).
+    - `emb-cos`/`emb-l2`: the unmasked REF and ALT windows, averaged over `aligned_rows` within the flank.
     """
 
     def __init__(self, settings: Settings, tokenizer: Tokenizer = CADUCEUS):
@@ -145,6 +170,7 @@ class ScorePlan:
         self.logit_jobs: dict[JobKey, None] = {}
         self.embed_jobs: dict[JobKey, None] = {}
         self._outputs: dict[JobKey, np.ndarray] = {}
+        self._bases: dict[JobKey, np.ndarray] = {}  # base columns of haplotype windows, unmasked
 
     @property
     def _masked(self) -> bool:
@@ -154,77 +180,171 @@ class ScorePlan:
     def _embeddings(self) -> bool:
         return "emb-cos" in self.scores or "emb-l2" in self.scores
 
-    def add(self, contig: str, p0: int, alt: str) -> None:
-        if self._masked:
-            self.logit_jobs[("masked", contig, p0)] = None
-        if "llr-unmasked" in self.scores:
-            self.logit_jobs[("tile", contig, unmasked_tile(p0, self.window)[0])] = None
+    def add(self, contig: str, change: Change) -> None:
+        """List the windows `change` (which `fits_window`) needs."""
+        if change.kind == "none":
+            return
+        if change.is_substitution:
+            if self._masked:
+                self.logit_jobs[self._masked_key(contig, change)] = None
+            if "llr-unmasked" in self.scores:
+                for offset in change.changed_offsets():
+                    self.logit_jobs[("tile", contig, unmasked_tile(change.pos0 + offset, self.window)[0])] = None
+        elif "llr" in self.scores:
+            for key in self._haplotype_keys(contig, change):
+                self.logit_jobs[key] = None
         if self._embeddings:
-            self.embed_jobs[("ref", contig, p0)] = None
-            self.embed_jobs[("alt", contig, p0, alt)] = None
+            self.embed_jobs[self._emb_key(contig, change, "ref")] = None
+            self.embed_jobs[self._emb_key(contig, change, "alt")] = None
 
-    def window_for(self, key: JobKey, reference_ids: np.ndarray) -> tuple[np.ndarray, slice]:
-        """Token ids and output rows of a job, given the reference ids of its window (`window_span`)."""
-        centre, flank = self.settings.centre, flank_rows(self.window, self.settings.flank, self.settings.centre)
-        kind = key[0]
+    def _masked_key(self, contig: str, change: Change) -> JobKey:
+        row = change_row(change, self.settings)
+        rows = tuple(row + offset for offset in change.changed_offsets())
+        return ("masked", contig, change.pos0 - row, rows)
+
+    def _haplotype_keys(self, contig: str, change: Change) -> tuple[JobKey, JobKey]:
+        row = change_row(change, self.settings)
+        start = change.pos0 - row
+        return ("ref-hap", contig, start, (row, len(change.ref))), ("alt-hap", contig, start, change)
+
+    def _emb_key(self, contig: str, change: Change, side: str) -> JobKey:
+        rows = tuple(aligned_rows(change, side, self.settings, self.settings.flank).tolist())
+        start = change.pos0 - change_row(change, self.settings)
+        if side == "ref":  # the reference window: shared by every change with the same rows
+            return ("ref-emb", contig, start, rows)
+        return ("alt-emb", contig, start, rows, change)
+
+    def window_span(self, key: JobKey) -> tuple[str, int, int]:
+        """(contig, start, end) of the reference bases a job's window is made from: a deletion's ALT window
+        reads as many more as it deletes."""
+        kind, contig, start = key[:3]
+        extra = max(len(key[-1].ref) - len(key[-1].alt), 0) if kind in ("alt-hap", "alt-emb") else 0
+        return contig, start, start + self.window + extra
+
+    def window_for(self, key: JobKey, reference_ids: np.ndarray) -> tuple[np.ndarray, slice | np.ndarray | None]:
+        """Token ids and output rows of a job, given the reference ids of its `window_span`."""
+        kind, mask = key[0], self.tokenizer.mask_id
         if kind == "tile":
             return reference_ids, tile_centre(self.window)
         if kind == "masked":
-            return with_base(reference_ids, centre, self.tokenizer.mask_id), slice(centre, centre + 1)
-        if kind == "alt":
-            return with_base(reference_ids, centre, self.tokenizer.base_ids[COLUMN[key[3]]]), flank
-        return reference_ids, flank
+            rows = np.array(key[3])
+            return with_base(reference_ids, rows, mask), rows
+        if kind == "ref-emb":
+            return reference_ids, np.array(key[3])
+        if kind == "alt-emb":
+            return self._alt_haplotype(key[-1], reference_ids), np.array(key[3])
+        if kind == "ref-hap":
+            (row, length), ids = key[3], reference_ids
+        else:  # alt-hap
+            change = key[3]
+            row, length, ids = change_row(change, self.settings), len(change.alt), self._alt_haplotype(change, reference_ids)
+        self._bases[key] = self.tokenizer.columns(ids)  # read back by haplotype_llr, on the writer's thread
+        return with_base(ids, np.arange(row, row + length), mask), None
 
-    def window_span(self, key: JobKey) -> tuple[str, int, int]:
-        """(contig, start, end) of the reference bases a job's window covers."""
-        start = key[2] if key[0] == "tile" else variant_window(key[2], self.window, self.settings.centre)[0]
-        return key[1], start, start + self.window
+    def _alt_haplotype(self, change: Change, reference_ids: np.ndarray) -> np.ndarray:
+        """The window with `change` spliced in at its row: the ALT bases, then the reference after REF."""
+        row = change_row(change, self.settings)
+        alt_ids = self.tokenizer.encode(change.alt)
+        return np.concatenate([reference_ids[:row], alt_ids, reference_ids[row + len(change.ref) :]])[: self.window]
 
     def keep(self, key: JobKey, output: np.ndarray) -> None:
         """Store what the scores need from one output: logits rows as they are, embeddings as their mean."""
         self._outputs[key] = output.mean(axis=0, dtype=np.float64) if key in self.embed_jobs else output
 
-    def allele_scores(self, contig: str, p0: int, ref: str, alt: str) -> dict[str, float]:
-        """The requested scores (names of SCORES, plus PROBS with `probs`) of one SNV, and LOGITS when
-        a logits row gives them (see `logit_row`)."""
+    def allele_scores(self, contig: str, change: Change) -> dict[str, float]:
+        """The requested scores (names of SCORES, plus PROBS with `probs`) of one change, and LOGITS for a
+        SNV when a logits row gives them (see `logit_row`). Scores that do not apply to the change's class
+        (`llr-unmasked` and PROBS of an indel) are absent; a change of nothing scores 0."""
+        if change.kind == "none":
+            return {name: 0.0 for name in self.scores}
         values: dict[str, float] = {}
-        if self._masked:
-            logits = self._masked_row(contig, p0)
-            if "llr" in self.scores:
-                values["llr"] = log_likelihood_ratio(logits, ref, alt)
-            if self.settings.probs:
-                probs = nucleotide_probs(logits)
-                values["p-ref"], values["p-alt"] = probs[ref], probs[alt]
-        if "llr-unmasked" in self.scores:
-            values["llr-unmasked"] = log_likelihood_ratio(self._tile_row(contig, p0), ref, alt)
-        logits = self.logit_row(contig, p0)
-        if logits is not None:
-            values["logit-ref"] = float(logits[COLUMN[ref]])
-            values["logit-alt"] = float(logits[COLUMN[alt]])
+        if change.is_substitution:
+            values |= self._substitution_scores(contig, change)
+        elif "llr" in self.scores:
+            ref_key, alt_key = self._haplotype_keys(contig, change)
+            values["llr"] = haplotype_llr(
+                self._outputs[ref_key], self._bases[ref_key], self._outputs[alt_key], self._bases[alt_key],
+                change, self.settings,
+            )  # fmt: skip
         if self._embeddings:
-            ref_mean = self._outputs[("ref", contig, p0)]
-            alt_mean = self._outputs[("alt", contig, p0, alt)]
+            ref_mean = self._outputs[self._emb_key(contig, change, "ref")]
+            alt_mean = self._outputs[self._emb_key(contig, change, "alt")]
             if "emb-cos" in self.scores:
                 values["emb-cos"] = cosine_distance(ref_mean, alt_mean)
             if "emb-l2" in self.scores:
                 values["emb-l2"] = l2_distance(ref_mean, alt_mean)
         return values
 
+    def _substitution_scores(self, contig: str, change: Change) -> dict[str, float]:
+        """Masked scores of the changed bases, all masked in one window: LLRs summed, probabilities
+        multiplied; `llr-unmasked` from each base's grid tile; a SNV's logits for the table."""
+        offsets = change.changed_offsets()
+        pairs = [(change.ref[i], change.alt[i]) for i in offsets]
+        values: dict[str, float] = {}
+        if self._masked:
+            rows = self._outputs[self._masked_key(contig, change)]
+            if "llr" in self.scores:
+                values["llr"] = sum(log_likelihood_ratio(row, r, a) for row, (r, a) in zip(rows, pairs, strict=True))
+            if self.settings.probs:
+                probs = [nucleotide_probs(row) for row in rows]
+                values["p-ref"] = math.prod(p[r] for p, (r, _) in zip(probs, pairs, strict=True))
+                values["p-alt"] = math.prod(p[a] for p, (_, a) in zip(probs, pairs, strict=True))
+        if "llr-unmasked" in self.scores:
+            values["llr-unmasked"] = sum(
+                log_likelihood_ratio(self._tile_row(contig, change.pos0 + i), r, a)
+                for i, (r, a) in zip(offsets, pairs, strict=True)
+            )
+        logits = self.logit_row(contig, change.pos0) if change.kind == "snv" else None
+        if logits is not None:
+            values["logit-ref"] = float(logits[COLUMN[change.ref]])
+            values["logit-alt"] = float(logits[COLUMN[change.alt]])
+        return values
+
     def logit_row(self, contig: str, p0: int) -> np.ndarray | None:
         """The A, C, G, T logits that score SNVs at p0: the masked pass's when it runs (`llr`, `probs`),
         else the unmasked tile's (`llr-unmasked`); None when only embedding scores are asked for."""
         if self._masked:
-            return self._masked_row(contig, p0)
+            centre = self.settings.centre
+            return self._outputs[("masked", contig, p0 - centre, (centre,))][0]
         if "llr-unmasked" in self.scores:
             return self._tile_row(contig, p0)
         return None
 
-    def _masked_row(self, contig: str, p0: int) -> np.ndarray:
-        return self._outputs[("masked", contig, p0)][0]
-
     def _tile_row(self, contig: str, p0: int) -> np.ndarray:
         start, index = unmasked_tile(p0, self.window)
         return self._outputs[("tile", contig, start)][index - tile_centre(self.window).start]
+
+
+def haplotype_llr(
+    ref_logits: np.ndarray,
+    ref_bases: np.ndarray,
+    alt_logits: np.ndarray,
+    alt_bases: np.ndarray,
+    change: Change,
+    settings: Settings,
+) -> float:
+    """The likelihood score of an insertion, deletion or complex change, in nats: how much more the model
+    expects the ALT haplotype than the REF haplotype around the change.
+
+    Each window (W rows of A, C, G, T logits; `*_bases` its bases as columns, -1 for N) holds its own
+    allele masked at `change_row`. Per side: the allele's bases scored against what the model expects
+    there, sum of log P(base) + H (H: the entropy of that masked position, so a base as likely as the
+    model's average guess adds 0 and alleles of any length sit on one scale), plus log P(base) of every
+    flank base the two windows share (`aligned_rows`: the same reference bases, row for row). The score
+    is ALT minus REF: 0 for identical haplotypes, and a deletion scores minus the insertion that undoes
+    it (the same two windows, sides swapped).
+    """
+    row = change_row(change, settings)
+
+    def side(logits: np.ndarray, bases: np.ndarray, allele_length: int, name: str) -> float:
+        log_probs = nucleotide_log_probs(logits)
+        entropy = -(np.exp(log_probs) * log_probs).sum(axis=1)
+        base_log_prob = np.where(bases >= 0, log_probs[np.arange(len(bases)), np.maximum(bases, 0)], 0.0)
+        allele = np.arange(row, row + allele_length)
+        flank = aligned_rows(change, name, settings)  # N rows add 0 on both sides: the same bases
+        return float((base_log_prob[allele] + entropy[allele]).sum() + base_log_prob[flank].sum())
+
+    return side(alt_logits, alt_bases, len(change.alt), "alt") - side(ref_logits, ref_bases, len(change.ref), "ref")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,60 +364,6 @@ def default_window(model_obj: object) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# alleles: what each ALT scores as, or why it is not scored
-
-# Why an ALT is not scored, in the order they are tested (the first that applies is reported).
-FLAGS = {
-    "contig_missing": "contig not in the FASTA",
-    "ref_mismatch": "REF differs from the FASTA",
-    "symbolic": "symbolic, * or breakend ALT",
-    "not_acgt": "a base other than A C G T",
-    "indel": "REF and ALT lengths differ",
-    "mnv": "several bases differ",
-    "alt_is_ref": "ALT equals REF: no change to score",
-}
-
-
-@dataclass(frozen=True)
-class Snv:
-    """One ALT allele reduced to the single base it changes."""
-
-    pos0: int  # 0-based position of the changed base
-    ref: str  # uppercase reference base (from the FASTA, equal to the VCF's REF)
-    alt: str  # uppercase alternative base
-
-
-def classify_alleles(ref: str, alts: tuple[str, ...], fasta_ref: str | None, pos0: int) -> list[Snv | str]:
-    """For each ALT, the SNV it scores as, or the flag saying why it cannot be scored.
-
-    `fasta_ref` is the FASTA over the REF's span (None when the contig is not in the FASTA);
-    REF is compared case-insensitively. A same-length REF/ALT pair that differs at exactly one
-    base (a SNV padded to a longer REF in a multi-allelic record) is scored at that base.
-    """
-    if fasta_ref is None:
-        return ["contig_missing"] * len(alts)
-    ref = ref.upper()
-    if ref != fasta_ref.upper():
-        return ["ref_mismatch"] * len(alts)
-    return [_classify_alt(ref, alt.upper(), pos0) for alt in alts]
-
-
-def _classify_alt(ref: str, alt: str, pos0: int) -> Snv | str:
-    if alt.startswith("<") or alt == "*" or any(char in alt for char in "[].") or not alt:
-        return "symbolic"
-    if not set(ACGT).issuperset(ref + alt):
-        return "not_acgt"
-    if len(ref) != len(alt):
-        return "indel"
-    differ = [i for i, (r, a) in enumerate(zip(ref, alt, strict=True)) if r != a]
-    if len(differ) > 1:
-        return "mnv"
-    if not differ:
-        return "alt_is_ref"
-    return Snv(pos0 + differ[0], ref[differ[0]], alt[differ[0]])
-
-
-# ---------------------------------------------------------------------------------------------
 # INFO fields: keys, and descriptions that say how each number was computed
 
 INFO_KEYS = {
@@ -308,6 +374,7 @@ INFO_KEYS = {
     "p-ref": "CADUCEUS_P_REF",
     "p-alt": "CADUCEUS_P_ALT",
 }
+CLASS_KEY = "CADUCEUS_CLASS"
 FLAG_KEY = "CADUCEUS_FLAG"
 
 
@@ -332,24 +399,38 @@ def _rc_text(model_obj: object) -> str:
 def info_fields(settings: Settings, model_obj: object) -> list[InfoField]:
     """Declarations whose descriptions say how each number was computed."""
     w, model, rc = settings.window, _model_text(model_obj), _rc_text(model_obj)
-    # flank_rows clips the flank to the window: say what was averaged, not what was asked for
+    # the flank is clipped to the window: say what was averaged, not what was asked for
     span = "the whole window" if settings.flank >= w // 2 else f"{settings.flank} bp each side of it"
     where = f"in the centre (index {w // 2})" if settings.centre == w // 2 else f"at index {settings.centre}"
-    masked = f"the variant base replaced by [MASK] {where} of a {w} bp window"
+    masked = f"the changed bases replaced by [MASK] {where} of a {w} bp window"
     per_score = {
-        "llr": f"Caduceus masked log-likelihood ratio logit(ALT) - logit(REF) = log P(ALT)/P(REF) "
-        f"with {masked}; negative: the model finds ALT less likely",
-        "llr-unmasked": "Caduceus unmasked log-likelihood ratio logit(ALT) - logit(REF) read from one pass "
-        f"over the reference in a grid tile of {w} bp whose central half holds the variant",
+        "llr": "Caduceus log-likelihood ratio, nats; negative: the model finds ALT less likely. "
+        f"Substitutions: sum of logit(ALT) - logit(REF) over the changed bases, with {masked} "
+        "(a SNV: log P(ALT)/P(REF)); insertions, deletions, complex: log-probabilities of the ALT minus the "
+        f"REF haplotype in {w} bp windows aligned base for base, each allele masked and scored against the "
+        "model's expectation (log P + entropy), plus every shared flank base",
+        "llr-unmasked": "Caduceus unmasked log-likelihood ratio logit(ALT) - logit(REF), summed over the changed "
+        f"bases of a substitution, read from one pass over the reference in a grid tile of {w} bp whose "
+        "central half holds the base; missing for insertions, deletions and complex changes",
         "emb-cos": "Caduceus cosine distance (1 - cosine) between mean embeddings of the REF and ALT "
-        f"{w} bp windows centred on the variant, averaged over {span}",
+        f"{w} bp windows around the variant, over the flank bases both share, averaged over {span}",
         "emb-l2": "Caduceus L2 distance between mean embeddings of the REF and ALT "
-        f"{w} bp windows centred on the variant, averaged over {span}",
-        "p-ref": f"Caduceus P(REF), softmax over A C G T logits with {masked}",
-        "p-alt": f"Caduceus P(ALT), softmax over A C G T logits with {masked}",
+        f"{w} bp windows around the variant, over the flank bases both share, averaged over {span}",
+        "p-ref": f"Caduceus P(REF) of a substitution, softmax over A C G T logits with {masked} "
+        "(product over changed bases)",
+        "p-alt": f"Caduceus P(ALT) of a substitution, softmax over A C G T logits with {masked} "
+        "(product over changed bases)",
     }
     names = list(settings.scores) + (list(PROBS) if settings.probs else [])
     fields = [InfoField(INFO_KEYS[n], "Float", f"{per_score[n]}; model {model}; {rc}") for n in names]
+    classes = ", ".join(CLASSES)
+    fields.append(
+        InfoField(
+            CLASS_KEY,
+            "String",
+            f"Class of the change each ALT makes once shared bases are trimmed ({classes}); . when not scored",
+        )
+    )
     reasons = ", ".join(f"{flag} ({meaning})" for flag, meaning in FLAGS.items())
     fields.append(InfoField(FLAG_KEY, "String", f"Why the Caduceus scores of an ALT are missing: {reasons}"))
     return fields

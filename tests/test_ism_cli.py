@@ -80,7 +80,7 @@ def test_ism_llrs_and_logits_equal_score_variants_for_the_same_snvs(
     variants = {(row[0], row[1], row[3], row[4]): row for row in lines(scored.out)[1:]}
     for chrom, pos, ref, alt, llr, logit_ref, logit_alt in ism_rows:
         row = variants[(chrom, pos, ref, alt)]
-        assert (llr, logit_ref, logit_alt) == (row[5], row[6], row[7])  # the same float32 text
+        assert (llr, logit_ref, logit_alt) == (row[6], row[7], row[8])  # the same float32 text
 
 
 def test_table_file_and_png_figure(run_cli, tmp_path, genome, model):

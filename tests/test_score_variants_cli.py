@@ -23,10 +23,8 @@ from caduceus_cli.scoring import (
     COLUMN,
     Settings,
     default_window,
-    flank_rows,
     info_fields,
     unmasked_tile,
-    variant_window,
     with_base,
 )
 from caduceus_cli.tokens import CADUCEUS
@@ -66,14 +64,17 @@ TRICKY = [
 ]
 TRICKY_FLAGS = [
     None,
-    ("indel",),
+    None,  # a deletion: scored
     ("symbolic",),
     ("ref_mismatch",),
-    (".", "indel"),
-    ("alt_is_ref",),
+    None,  # a padded SNV and a deletion: both scored
+    None,  # ALT equal to REF: scores 0
     None,
     ("contig_missing",),
 ]
+TRICKY_CLASSES = [
+    ("snv",) * 3, ("del",), (".",), (".",), ("snv", "del"), ("none",), ("snv",), (".",)
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -131,12 +132,12 @@ def test_llr_scores_equal_the_engines_conjoined_logits_at_edges_and_middle(run, 
         return next(iter(engine.map([Window(ids, None)], output="logits")))[1]
 
     def mean_embedding(ids):
-        rows = flank_rows(WINDOW, FLANK, WINDOW // 2)
+        rows = slice(WINDOW // 2 - FLANK, WINDOW // 2 + FLANK + 1)
         return next(iter(engine.map([Window(ids, None, rows)], output="embed")))[1].mean(0)
 
     for record in read_records(out):
         p0 = record.start
-        ref_ids = reference_ids(CHR1, variant_window(p0, WINDOW, WINDOW // 2)[0])
+        ref_ids = reference_ids(CHR1, p0 - WINDOW // 2)
         masked_logits = logits(with_base(ref_ids, WINDOW // 2, CADUCEUS.mask_id))[WINDOW // 2]
         tile_start, index = unmasked_tile(p0, WINDOW)
         tile_logits = logits(reference_ids(CHR1, tile_start))[index]
@@ -178,8 +179,9 @@ def test_every_record_comes_out_in_order_with_flags_and_an_index(
     assert [(r.contig, r.pos, r.ref, r.alts, r.info["DP"]) for r in got] == [
         (r.contig, r.pos, r.ref, r.alts, r.info["DP"]) for r in inputs
     ]
-    for record, flags in zip(got, TRICKY_FLAGS, strict=True):
+    for record, flags, classes in zip(got, TRICKY_FLAGS, TRICKY_CLASSES, strict=True):
         assert record.info.get("CADUCEUS_FLAG") == flags
+        assert record.info["CADUCEUS_CLASS"] == classes
         llr = record.info["CADUCEUS_LLR"]
         scored = [flag in (None, ".") for flag in (flags or [None] * len(record.alts))]
         assert [value is not None for value in llr] == scored
@@ -204,8 +206,10 @@ def test_the_python_api_writes_what_the_command_writes_and_returns_its_tally(
             Engine(model), variants, writer, settings, reader_fasta, window_fasta, messages, str(vcf)
         )
         writer.close()
-    flags = {"indel": 2, "symbolic": 1, "ref_mismatch": 1, "alt_is_ref": 1, "contig_missing": 1}
-    assert (tally.records, tally.skipped, tally.scored, dict(tally.flags)) == (8, 0, 5, flags)
+    flags = {"symbolic": 1, "ref_mismatch": 1, "contig_missing": 1}
+    classes = {"snv": 5, "del": 2, "none": 1}
+    assert (tally.records, tally.skipped, tally.scored, dict(tally.flags)) == (8, 0, 8, flags)
+    assert dict(tally.classes) == classes
     assert [str(r) for r in read_records(tmp_path / "api.vcf")] == [
         str(r) for r in read_records(tmp_path / "cli.vcf")
     ]
@@ -374,7 +378,7 @@ def test_table_has_a_row_per_alt_in_input_order_with_the_vcfs_scores_and_the_mas
 
     table = read_table(gzip.decompress((tmp_path / "out.tsv.gz").read_bytes()).decode())
     scores = ["llr", "llr_unmasked", "p_ref", "p_alt", "logit_ref", "logit_alt"]
-    assert list(table[0]._fields) == ["chrom", "pos", "id", "ref", "alt", *scores, "flag"]
+    assert list(table[0]._fields) == ["chrom", "pos", "id", "ref", "alt", "variant_class", *scores, "flag"]
     records = read_records(tmp_path / "out.bcf")
     expected = [(r, i, alt) for r in records for i, alt in enumerate(r.alts or ())]
     assert len(table) == len(expected)
@@ -385,14 +389,17 @@ def test_table_has_a_row_per_alt_in_input_order_with_the_vcfs_scores_and_the_mas
         if flag != ".":
             assert np.isnan([row.llr, row.llr_unmasked, row.logit_ref, row.logit_alt]).all()
             continue
+        assert row.variant_class == record.info["CADUCEUS_CLASS"][i]
         for column in ("llr", "llr_unmasked", "p_alt"):
-            key = "CADUCEUS_" + column.upper()
-            assert np.float32(getattr(row, column)) == np.float32(record.info[key][i])
-        # logits of the masked row that gave llr
-        assert row.logit_alt - row.logit_ref == pytest.approx(row.llr, abs=1e-5)
+            value = record.info["CADUCEUS_" + column.upper()][i]  # None: not defined for the class
+            assert np.isnan(getattr(row, column)) if value is None else np.float32(getattr(row, column)) == value
+        if row.variant_class == "snv":  # logits of the masked row that gave llr
+            assert row.logit_alt - row.logit_ref == pytest.approx(row.llr, abs=1e-5)
+        else:
+            assert np.isnan([row.logit_ref, row.logit_alt]).all()
     engine = Engine(load_model(ph_checkpoint))
     first = table[0]  # chr1:1, the contig's first base
-    ids = with_base(reference_ids(CHR1, variant_window(0, WINDOW, WINDOW // 2)[0]), WINDOW // 2, CADUCEUS.mask_id)
+    ids = with_base(reference_ids(CHR1, -WINDOW // 2), WINDOW // 2, CADUCEUS.mask_id)
     logits = next(iter(engine.map([Window(ids, None)], output="logits")))[1][WINDOW // 2]
     assert first.logit_ref == pytest.approx(logits[COLUMN[first.ref]], abs=1e-5)
     assert first.logit_alt == pytest.approx(logits[COLUMN[first.alt]], abs=1e-5)
@@ -406,7 +413,7 @@ def test_table_of_unmasked_llr_alone_gives_the_tile_rows_logits_on_stdout(
     assert result.code == 0, result.err
     table = read_table(result.out)
     assert list(table[0]._fields) == [
-        "chrom", "pos", "id", "ref", "alt", "llr_unmasked", "logit_ref", "logit_alt", "flag"
+        "chrom", "pos", "id", "ref", "alt", "variant_class", "llr_unmasked", "logit_ref", "logit_alt", "flag"
     ]  # fmt: skip
     assert len(table) == 3 * len(EDGE_AND_MIDDLE)
     for row in table:
@@ -421,4 +428,4 @@ def test_vcf_output_gets_only_the_requested_info_fields_not_the_tables_logits(
     assert result.code == 0, result.err
     assert "LOGIT_" not in (tmp_path / "o.vcf").read_text().upper()
     for record in read_records(tmp_path / "o.vcf"):
-        assert set(record.info) == {"DP", "CADUCEUS_LLR_UNMASKED"}
+        assert set(record.info) == {"DP", "CADUCEUS_LLR_UNMASKED", "CADUCEUS_CLASS"}

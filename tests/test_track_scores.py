@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import random_config, random_model
 
+from caduceus_cli.alleles import Change
 from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.scoring import (
     ISM_COLUMNS,
@@ -136,7 +137,7 @@ def test_unmasked_ism_and_track_values_equal_score_variants_llr_unmasked():
     plan = ScorePlan(Settings(("llr-unmasked",), False, window, 0, "flag"))
     ref = reference[p0]
     for alt in "ACGT".replace(ref, ""):
-        plan.add("chr1", p0, alt)
+        plan.add("chr1", Change(p0, ref, alt))
     for key in plan.logit_jobs:
         window_ids, rows = plan.window_for(key, tile_ids)
         with torch.no_grad():
@@ -145,7 +146,7 @@ def test_unmasked_ism_and_track_values_equal_score_variants_llr_unmasked():
     tile_bases = CADUCEUS.columns(tile_ids)
     table = ism_table(tile_logits[centre], tile_bases[centre], "chr1", start + centre.start)
     ism_llrs = {alt: llr for _, pos, _, alt, llr, _, _ in table.rows() if pos == p0 + 1}
-    expected = {alt: plan.allele_scores("chr1", p0, ref, alt)["llr-unmasked"] for alt in ism_llrs}
+    expected = {alt: plan.allele_scores("chr1", Change(p0, ref, alt))["llr-unmasked"] for alt in ism_llrs}
     assert ism_llrs == expected
 
     track = track_scores(tile_logits[centre], tile_bases[centre], ("llr-min",))["llr-min"]
@@ -169,10 +170,10 @@ def test_masked_ism_from_the_centre_rows_of_masked_windows_equals_score_variants
     plan = ScorePlan(Settings(("llr",), False, window, 0, "flag"))
     positions = range(8, 12)
     for p0 in positions:
-        plan.add("chr1", p0, "A" if reference[p0] != "A" else "C")
+        plan.add("chr1", Change(p0, reference[p0], "A" if reference[p0] != "A" else "C"))
     centre_rows = []
     for key in plan.logit_jobs:
-        start = key[2] - window // 2
+        start = key[2]  # the window's first reference base
         window_ids, rows = plan.window_for(key, ids[start : start + window])
         with torch.no_grad():
             output = model.logits_conjoined(torch.from_numpy(window_ids)[None])[0].numpy()[rows][:, NUCLEOTIDE_IDS]
@@ -181,4 +182,4 @@ def test_masked_ism_from_the_centre_rows_of_masked_windows_equals_score_variants
 
     table = ism_table(np.stack(centre_rows), CADUCEUS.columns(ids[8:12]), "chr1", 8)
     for _, pos, ref, alt, llr, _, _ in table.rows():
-        assert llr == plan.allele_scores("chr1", pos - 1, ref, alt)["llr"]
+        assert llr == plan.allele_scores("chr1", Change(pos - 1, ref, alt))["llr"]

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from caduceus_cli.alleles import Change
 from caduceus_cli.engine import Engine
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.regions import Region
@@ -47,7 +48,7 @@ def saturation_mutagenesis(
     tokenizer = engine.model.tokenizer
     plan = ScorePlan(Settings((_SCORE_OF_MODE[mode],), False, window, 0, "flag", variant_index), tokenizer)
     for p0 in positions:
-        plan.add(region.chrom, p0, "A")  # the ALT only matters to embedding scores; logits serve all three
+        plan.add(region.chrom, Change(p0, "C", "A"))  # every SNV at p0 shares its windows: any bases do
     started = time.perf_counter()
     with progress_bar(quiet, "windows") as progress:
         task = progress.add_task(f"ism {mode}", total=len(plan.logit_jobs), rate="-")

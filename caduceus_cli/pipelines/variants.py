@@ -25,6 +25,7 @@ from typing import TextIO
 import numpy as np
 import pysam
 
+from caduceus_cli.alleles import Change, centre_in_repeat, classify_alleles
 from caduceus_cli.engine import Engine, Window
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import name_sample
@@ -32,14 +33,14 @@ from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.tables import format_row
 from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, count_records, input_name, open_vcf, records
 from caduceus_cli.scoring import (
+    CLASS_KEY,
     FLAG_KEY,
     INFO_KEYS,
     LOGITS,
     PROBS,
     ScorePlan,
     Settings,
-    Snv,
-    classify_alleles,
+    fits_window,
 )
 from caduceus_cli.stages import WriteBehind, read_ahead
 from caduceus_cli.terminal import format_rate, progress_bar
@@ -56,7 +57,7 @@ CHUNKS_AHEAD = 2  # chunks parsed ahead of the engine, and chunks waiting for th
 class Chunk:
     """Consecutive records, the alleles of each, and the windows they need."""
 
-    records: list[tuple[pysam.VariantRecord, str | None, list[Snv | str]]]  # record, FASTA contig, alleles
+    records: list[tuple[pysam.VariantRecord, str | None, list[Change | str]]]  # record, FASTA contig, alleles
     plan: ScorePlan
 
 
@@ -67,6 +68,7 @@ class Tally:
     records: int = 0
     skipped: int = 0
     scored: int = 0
+    classes: Counter = field(default_factory=Counter)  # alleles scored, by class
     flags: Counter = field(default_factory=Counter)
     matched_contig: bool = False
     vcf_contigs: set[str] = field(default_factory=set)
@@ -156,11 +158,13 @@ class _Run:
 
     def _log_summary(self) -> None:
         flagged = ", ".join(f"{count} {flag}" for flag, count in sorted(self.tally.flags.items())) or "none"
+        classes = ", ".join(f"{count} {kind}" for kind, count in sorted(self.tally.classes.items()))
         log.info(
-            "%d records written (%d skipped), %d alleles scored, not scored: %s; %.1f s, %s records/s",
+            "%d records written (%d skipped), %d alleles scored (%s), not scored: %s; %.1f s, %s records/s",
             self.tally.records,
             self.tally.skipped,
             self.tally.scored,
+            classes or "none",
             flagged,
             self.tally.seconds,
             format_rate(self.tally.records, self.tally.seconds),
@@ -184,8 +188,8 @@ class _Run:
                 continue
             chunk.records.append((record, contig, alleles))
             for allele in alleles:
-                if isinstance(allele, Snv):
-                    chunk.plan.add(contig, allele.pos0, allele.alt)
+                if isinstance(allele, Change):
+                    chunk.plan.add(contig, allele)
             if len(chunk.records) == CHUNK_RECORDS:
                 self.messages.relay_warnings(f"{input_name(self.source)}: ")
                 yield chunk
@@ -199,8 +203,9 @@ class _Run:
 
     def _alleles(
         self, record: pysam.VariantRecord, contig: str | None, number: int
-    ) -> list[Snv | str] | None:
-        """Classify the record's ALTs; None when the record is skipped (--on-ref-mismatch skip)."""
+    ) -> list[Change | str] | None:
+        """Classify the record's ALTs; None when the record is skipped (--on-ref-mismatch skip). Each
+        change is centred in its repeat, and flagged `too_long` when it does not fit the window."""
         self.tally.vcf_contigs.add(record.contig)
         fasta_ref = None
         if contig is not None:
@@ -216,27 +221,31 @@ class _Run:
                 )
             self.tally.skipped += 1
             return None
-        return alleles
+        return [self._placed(allele, contig) if isinstance(allele, Change) else allele for allele in alleles]
+
+    def _placed(self, change: Change, contig: str) -> Change | str:
+        fasta = self.reader_fasta
+        change = centre_in_repeat(change, lambda start, end: fasta.fetch(contig, start, end), fasta.contigs[contig])
+        return change if fits_window(change, self.settings) else "too_long"
 
     # writer thread ------------------------------------------------------------------------
 
     def _write_chunk(self, chunk: Chunk, writer: VcfWriter | ScoreTable) -> None:
         for record, contig, alleles in chunk.records:
-            per_allele = [
-                chunk.plan.allele_scores(contig, a.pos0, a.ref, a.alt) if isinstance(a, Snv) else a
-                for a in alleles
-            ]
+            per_allele = [chunk.plan.allele_scores(contig, a) if isinstance(a, Change) else a for a in alleles]
+            classes = [a.kind if isinstance(a, Change) else "." for a in alleles]
             if isinstance(writer, ScoreTable):
-                writer.write(record, per_allele)
+                writer.write(record, classes, per_allele)
             else:
-                _set_info(record, per_allele, self.settings)
+                _set_info(record, classes, per_allele, self.settings)
                 writer.write(record)
             self.tally.records += 1
-            for value in per_allele:
-                if isinstance(value, str):
-                    self.tally.flags[value] += 1
+            for allele in alleles:
+                if isinstance(allele, str):
+                    self.tally.flags[allele] += 1
                 else:
                     self.tally.scored += 1
+                    self.tally.classes[allele.kind] += 1
 
 
 class PlanRunner:
@@ -276,36 +285,44 @@ class PlanRunner:
 class ScoreTable:
     """The table output of score-variants: one tab-separated row per ALT allele, in input order.
 
-    Columns: chrom, pos, id, ref, alt as in the VCF, each requested score (and p_ref, p_alt with
-    --probs), logit_ref and logit_alt of the logits row that gave the LLR (`ScorePlan.logit_row`),
-    and flag ('.' when scored, else why not; the allele's values are then NaN). Score names are
-    written with '_' for '-', so pandas columns are attributes.
+    Columns: chrom, pos, id, ref, alt as in the VCF, variant_class (of the change, `alleles.CLASSES`; '.' when
+    not scored), each requested score (and p_ref, p_alt with --probs), logit_ref and logit_alt of a
+    SNV's logits row that gave the LLR (`ScorePlan.logit_row`), and flag ('.' when scored, else why
+    not; the allele's values are then NaN). A score that does not apply to the class is NaN. Score
+    names are written with '_' for '-', so pandas columns are attributes.
     """
 
     def __init__(self, stream: TextIO, settings: Settings):
         self._stream = stream
         self._names = [*settings.scores, *(PROBS if settings.probs else ()), *LOGITS]
         scores = (name.replace("-", "_") for name in self._names)
-        self.columns = ("chrom", "pos", "id", "ref", "alt", *scores, "flag")
+        self.columns = ("chrom", "pos", "id", "ref", "alt", "variant_class", *scores, "flag")
         stream.write(format_row(self.columns))
 
-    def write(self, record: pysam.VariantRecord, per_allele: list[dict[str, float] | str]) -> None:
-        for alt, value in zip(record.alts or (), per_allele, strict=True):
+    def write(
+        self, record: pysam.VariantRecord, classes: list[str], per_allele: list[dict[str, float] | str]
+    ) -> None:
+        for alt, kind, value in zip(record.alts or (), classes, per_allele, strict=True):
             flag, scores = (value, {}) if isinstance(value, str) else (".", value)
             cells = [scores.get(name, math.nan) for name in self._names]
-            row = (record.contig, record.pos, record.id or ".", record.ref, alt, *cells, flag)
+            row = (record.contig, record.pos, record.id or ".", record.ref, alt, kind, *cells, flag)
             self._stream.write(format_row(row))
 
 
 def _set_info(
-    record: pysam.VariantRecord, per_allele: list[dict[str, float] | str], settings: Settings
+    record: pysam.VariantRecord,
+    classes: list[str],
+    per_allele: list[dict[str, float] | str],
+    settings: Settings,
 ) -> None:
-    """Per-ALT values ('.' where not scored) and CADUCEUS_FLAG where any allele was not scored."""
+    """Per-ALT values ('.' where not scored or not defined for the class), the class of each change, and
+    CADUCEUS_FLAG where any allele was not scored."""
     if not per_allele:
         return
     names = list(settings.scores) + (list(PROBS) if settings.probs else [])
     for name in names:
-        record.info[INFO_KEYS[name]] = tuple(None if isinstance(v, str) else v[name] for v in per_allele)
+        record.info[INFO_KEYS[name]] = tuple(None if isinstance(v, str) else v.get(name) for v in per_allele)
+    record.info[CLASS_KEY] = tuple(classes)
     flags = tuple(v if isinstance(v, str) else "." for v in per_allele)
     if any(flag != "." for flag in flags):
         record.info[FLAG_KEY] = flags
