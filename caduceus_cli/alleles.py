@@ -7,10 +7,10 @@ start, are trimmed (VCF's padding base, a SNV padded to a multi-allelic record's
 lengths > 1), `ins`, `del`, `complex` (both sides non-empty, lengths differ) or `none` (ALT equals REF).
 
 An insertion or deletion inside a repeat can be written at several positions with the same resulting
-sequence (`bcftools norm` left-aligns it). `centre_in_repeat` puts every such representation at the
-middle of the span where it can slide, so all of them (left- or right-aligned, with or without a
-padding base) score the same, and a variant and its reverse complement on the other strand land in
-mirror-image places.
+sequence (`bcftools norm` left-aligns it). `placements` puts every such representation at the middle
+of the span where it can slide (its two middle positions when there is no single one), so all of them
+(left- or right-aligned, with or without a padding base) score the same, and a variant and its
+reverse complement on the other strand are scored in mirror-image places.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ FLAGS = {
     "too_long": "the change is longer than half the window",
 }
 
-# How far `centre_in_repeat` follows a repeat in each direction: microsatellites are far shorter; an
+# How far `placements` follows a repeat in each direction: microsatellites are far shorter; an
 # indel in a longer repeat is centred within this reach of where the VCF put it.
 MAX_REPEAT_SHIFT = 10_000
 
@@ -102,17 +102,22 @@ def trimmed(change: Change) -> Change:
     return Change(pos0, ref, alt)
 
 
-def centre_in_repeat(change: Change, fetch: Callable[[int, int], str], contig_length: int) -> Change:
-    """An insertion or deletion moved to the middle of the positions it can slide across in a repeat
-    (the same ALT sequence from each; odd spans round left); other changes are returned as they are.
+def placements(change: Change, fetch: Callable[[int, int], str], contig_length: int) -> tuple[Change, ...]:
+    """Where an insertion or deletion is scored: the middle of the positions it can slide across in a repeat
+    (the same ALT sequence from each), or the two middle ones when their count is even, so that the
+    variant written on either strand is scored in the same places. Other changes: themselves.
 
     `fetch(start, end)` reads reference bases (any case; N outside the contig).
     """
     if change.kind not in ("ins", "del"):
-        return change
+        return (change,)
     left = _shift(change, fetch, contig_length, -1, MAX_REPEAT_SHIFT)
     right = _shift(change, fetch, contig_length, +1, MAX_REPEAT_SHIFT)
-    return _shift(left, fetch, contig_length, +1, (right.pos0 - left.pos0) // 2)
+    slack = right.pos0 - left.pos0
+    middle = _shift(left, fetch, contig_length, +1, slack // 2)
+    if slack % 2 == 0:
+        return (middle,)
+    return middle, _shift(middle, fetch, contig_length, +1, 1)
 
 
 def _shift(

@@ -112,6 +112,7 @@ class Settings:
     flank: int
     on_ref_mismatch: str
     variant_index: int | None = None
+    llr_flank: int = 32  # flank bases each side of an indel whose log-probabilities `haplotype_llr` compares
 
     @property
     def centre(self) -> int:
@@ -251,10 +252,16 @@ class ScorePlan:
         """Store what the scores need from one output: logits rows as they are, embeddings as their mean."""
         self._outputs[key] = output.mean(axis=0, dtype=np.float64) if key in self.embed_jobs else output
 
-    def allele_scores(self, contig: str, change: Change) -> dict[str, float]:
-        """The requested scores (names of SCORES, plus PROBS with `probs`) of one change, and LOGITS for a
-        SNV when a logits row gives them (see `logit_row`). Scores that do not apply to the change's class
-        (`llr-unmasked` and PROBS of an indel) are absent; a change of nothing scores 0."""
+    def allele_scores(self, contig: str, places: Sequence[Change]) -> dict[str, float]:
+        """The requested scores (names of SCORES, plus PROBS with `probs`) of one ALT, and LOGITS for a SNV
+        when a logits row gives them (see `logit_row`): the mean over the places its change is scored at
+        (`alleles.placements`: one, or an indel's two middle places in a repeat). Scores that do not apply
+        to the class (`llr-unmasked` and PROBS of an indel) are absent; a change of nothing scores 0."""
+        each = [self._change_scores(contig, change) for change in places]
+        return {name: float(np.mean([values[name] for values in each])) if len(each) > 1 else value
+                for name, value in each[0].items()}  # fmt: skip
+
+    def _change_scores(self, contig: str, change: Change) -> dict[str, float]:
         if change.kind == "none":
             return {name: 0.0 for name in self.scores}
         values: dict[str, float] = {}
@@ -329,8 +336,11 @@ def haplotype_llr(
     Each window (W rows of A, C, G, T logits; `*_bases` its bases as columns, -1 for N) holds its own
     allele masked at `change_row`. Per side: the allele's bases scored against what the model expects
     there, sum of log P(base) + H (H: the entropy of that masked position, so a base as likely as the
-    model's average guess adds 0 and alleles of any length sit on one scale), plus log P(base) of every
-    flank base the two windows share (`aligned_rows`: the same reference bases, row for row). The score
+    model's average guess adds 0 and alleles of any length sit on one scale), plus log P(base) of the
+    flank bases the two windows share within `settings.llr_flank` of the change (`aligned_rows`: the
+    same reference bases, row for row). The variant's effect on its flanks is mostly within a few dozen
+    bases; farther out the sum gathers what the windows' different ends do to each base instead (the
+    README's variant-class table measures both). The score
     is ALT minus REF: 0 for identical haplotypes, and a deletion scores minus the insertion that undoes
     it (the same two windows, sides swapped).
     """
@@ -341,7 +351,7 @@ def haplotype_llr(
         entropy = -(np.exp(log_probs) * log_probs).sum(axis=1)
         base_log_prob = np.where(bases >= 0, log_probs[np.arange(len(bases)), np.maximum(bases, 0)], 0.0)
         allele = np.arange(row, row + allele_length)
-        flank = aligned_rows(change, name, settings)  # N rows add 0 on both sides: the same bases
+        flank = aligned_rows(change, name, settings, settings.llr_flank)  # N rows add 0 on both sides
         return float((base_log_prob[allele] + entropy[allele]).sum() + base_log_prob[flank].sum())
 
     return side(alt_logits, alt_bases, len(change.alt), "alt") - side(ref_logits, ref_bases, len(change.ref), "ref")
@@ -408,7 +418,7 @@ def info_fields(settings: Settings, model_obj: object) -> list[InfoField]:
         f"Substitutions: sum of logit(ALT) - logit(REF) over the changed bases, with {masked} "
         "(a SNV: log P(ALT)/P(REF)); insertions, deletions, complex: log-probabilities of the ALT minus the "
         f"REF haplotype in {w} bp windows aligned base for base, each allele masked and scored against the "
-        "model's expectation (log P + entropy), plus every shared flank base",
+        f"model's expectation (log P + entropy), plus the {settings.llr_flank} flank bases each side both share",
         "llr-unmasked": "Caduceus unmasked log-likelihood ratio logit(ALT) - logit(REF), summed over the changed "
         f"bases of a substitution, read from one pass over the reference in a grid tile of {w} bp whose "
         "central half holds the base; missing for insertions, deletions and complex changes",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from caduceus_cli.alleles import Change, centre_in_repeat, classify_alleles, trimmed
+from caduceus_cli.alleles import Change, classify_alleles, placements, trimmed
 
 
 def test_snvs_are_scored_and_ref_is_compared_case_insensitively():
@@ -64,27 +64,43 @@ def fetch(start: int, end: int) -> str:
 )
 def test_every_representation_of_a_deletion_in_a_repeat_lands_in_the_middle_of_it(vcf):
     ref, alt, pos0 = vcf
-    change = centre_in_repeat(trimmed(Change(pos0, ref, alt)), fetch, len(GENOME))
-    assert change == Change(5, "T", "")  # the T run is 3..7
+    assert placements(trimmed(Change(pos0, ref, alt)), fetch, len(GENOME)) == (Change(5, "T", ""),)  # T run: 3..7
 
 
 @pytest.mark.parametrize("pos0", [3, 4, 5, 6, 7, 8])
 def test_every_representation_of_an_insertion_in_a_repeat_lands_in_the_middle_of_it(pos0):
-    assert centre_in_repeat(Change(pos0, "", "T"), fetch, len(GENOME)) == Change(5, "", "T")
+    # 6 places (before base 3 ... before base 8): the two middle ones
+    assert placements(Change(pos0, "", "T"), fetch, len(GENOME)) == (Change(5, "", "T"), Change(6, "", "T"))
 
 
 def test_a_dinucleotide_repeat_indel_is_rotated_with_its_position():
     # AC repeat at 11..18 (A C A C A C A C): deleting "AC" anywhere in it is one haplotype
-    centred = {centre_in_repeat(Change(p, GENOME[p : p + 2], ""), fetch, len(GENOME)) for p in (11, 13, 15, 17)}
-    assert centred == {Change(14, "CA", "")}
-    assert centre_in_repeat(Change(11, "", "AC"), fetch, len(GENOME)) == Change(15, "", "AC")
+    centred = {placements(Change(p, GENOME[p : p + 2], ""), fetch, len(GENOME)) for p in (11, 13, 15, 17)}
+    assert centred == {(Change(14, "CA", ""),)}  # 7 places, 11..17
+    assert placements(Change(11, "", "AC"), fetch, len(GENOME)) == (Change(15, "", "AC"),)  # 11..19
 
 
 def test_substitutions_and_indels_outside_repeats_stay_where_they_are():
-    assert centre_in_repeat(Change(3, "T", "G"), fetch, len(GENOME)) == Change(3, "T", "G")
-    assert centre_in_repeat(Change(1, "C", ""), fetch, len(GENOME)) == Change(1, "C", "")
+    assert placements(Change(3, "T", "G"), fetch, len(GENOME)) == (Change(3, "T", "G"),)
+    assert placements(Change(1, "C", ""), fetch, len(GENOME)) == (Change(1, "C", ""),)
+
+
+def test_a_variant_and_its_reverse_complement_are_placed_as_mirror_images():
+    rc = GENOME.translate(str.maketrans("ACGT", "TGCA"))[::-1]
+
+    def rc_fetch(start: int, end: int) -> str:
+        return "".join(rc[i] if 0 <= i < len(rc) else "N" for i in range(start, end))
+
+    for change in (Change(4, "", "T"), Change(6, "T", ""), Change(13, "CA", ""), Change(12, "", "CA")):
+        mirrored = Change(len(GENOME) - change.pos0 - len(change.ref), "", "")
+        mirrored = Change(mirrored.pos0, change.ref.translate(str.maketrans("ACGT", "TGCA"))[::-1],
+                          change.alt.translate(str.maketrans("ACGT", "TGCA"))[::-1])  # fmt: skip
+        forward = placements(change, fetch, len(GENOME))
+        backward = placements(mirrored, rc_fetch, len(rc))
+        assert sorted(len(GENOME) - p.pos0 - len(p.ref) for p in backward) == sorted(p.pos0 for p in forward)
 
 
 def test_sliding_stops_at_the_contig_ends():
-    assert centre_in_repeat(Change(0, "", "G"), fetch, len(GENOME)) == Change(0, "", "G")
-    assert centre_in_repeat(Change(len(GENOME), "", "C"), fetch, len(GENOME)) == Change(len(GENOME), "", "C")
+    # G inserted before or after the first base, G: two places, the left one at the contig's start
+    assert placements(Change(0, "", "G"), fetch, len(GENOME)) == (Change(0, "", "G"), Change(1, "", "G"))
+    assert placements(Change(len(GENOME), "", "C"), fetch, len(GENOME)) == (Change(len(GENOME), "", "C"),)

@@ -187,7 +187,7 @@ def test_plan_builds_windows_and_reads_scores_from_the_right_rows():
     plan.keep(ref_emb, np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0]], dtype=np.float32))
     plan.keep(alt_emb, np.array([[1.0, 3.0], [1.0, 3.0], [1.0, 3.0]], dtype=np.float32))
 
-    scores = plan.allele_scores("c", snv)
+    scores = plan.allele_scores("c", [snv])
     assert scores["llr"] == pytest.approx(-3.0)
     assert scores["llr-unmasked"] == pytest.approx(5.0)
     assert scores["emb-l2"] == pytest.approx(3.0)
@@ -205,7 +205,7 @@ def test_an_mnv_masks_its_changed_bases_together_and_sums_their_llrs():
     assert (ids[[3, 5]] == MASK_ID).all() and ids[4] != MASK_ID
     logits = np.log(np.array([[0.4, 0.1, 0.1, 0.4], [0.1, 0.1, 0.2, 0.6]]))
     plan.keep(key, logits)
-    scores = plan.allele_scores("c", mnv)
+    scores = plan.allele_scores("c", [mnv])
     assert scores["llr"] == pytest.approx(math.log(0.4 / 0.4) + math.log(0.1 / 0.2))
     assert scores["p-ref"] == pytest.approx(0.4 * 0.2) and scores["p-alt"] == pytest.approx(0.4 * 0.1)
 
@@ -227,4 +227,4 @@ def test_a_change_of_nothing_scores_zero_without_any_window():
     plan = ScorePlan(settings(8, 1, ("llr", "emb-cos")))
     plan.add("c", Change(10, "", ""))
     assert not plan.logit_jobs and not plan.embed_jobs
-    assert plan.allele_scores("c", Change(10, "", "")) == {"llr": 0.0, "emb-cos": 0.0}
+    assert plan.allele_scores("c", [Change(10, "", "")]) == {"llr": 0.0, "emb-cos": 0.0}

@@ -146,7 +146,7 @@ def test_unmasked_ism_and_track_values_equal_score_variants_llr_unmasked():
     tile_bases = CADUCEUS.columns(tile_ids)
     table = ism_table(tile_logits[centre], tile_bases[centre], "chr1", start + centre.start)
     ism_llrs = {alt: llr for _, pos, _, alt, llr, _, _ in table.rows() if pos == p0 + 1}
-    expected = {alt: plan.allele_scores("chr1", Change(p0, ref, alt))["llr-unmasked"] for alt in ism_llrs}
+    expected = {alt: plan.allele_scores("chr1", [Change(p0, ref, alt)])["llr-unmasked"] for alt in ism_llrs}
     assert ism_llrs == expected
 
     track = track_scores(tile_logits[centre], tile_bases[centre], ("llr-min",))["llr-min"]
@@ -182,4 +182,4 @@ def test_masked_ism_from_the_centre_rows_of_masked_windows_equals_score_variants
 
     table = ism_table(np.stack(centre_rows), CADUCEUS.columns(ids[8:12]), "chr1", 8)
     for _, pos, ref, alt, llr, _, _ in table.rows():
-        assert llr == plan.allele_scores("chr1", Change(pos - 1, ref, alt))["llr"]
+        assert llr == plan.allele_scores("chr1", [Change(pos - 1, ref, alt)])["llr"]

@@ -25,7 +25,7 @@ from typing import TextIO
 import numpy as np
 import pysam
 
-from caduceus_cli.alleles import Change, centre_in_repeat, classify_alleles
+from caduceus_cli.alleles import Change, classify_alleles, placements
 from caduceus_cli.engine import Engine, Window
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import name_sample
@@ -57,7 +57,8 @@ CHUNKS_AHEAD = 2  # chunks parsed ahead of the engine, and chunks waiting for th
 class Chunk:
     """Consecutive records, the alleles of each, and the windows they need."""
 
-    records: list[tuple[pysam.VariantRecord, str | None, list[Change | str]]]  # record, FASTA contig, alleles
+    # record, FASTA contig, and per ALT the places its change is scored at (`placements`) or its flag
+    records: list[tuple[pysam.VariantRecord, str | None, list[tuple[Change, ...] | str]]]
     plan: ScorePlan
 
 
@@ -188,8 +189,8 @@ class _Run:
                 continue
             chunk.records.append((record, contig, alleles))
             for allele in alleles:
-                if isinstance(allele, Change):
-                    chunk.plan.add(contig, allele)
+                for change in () if isinstance(allele, str) else allele:
+                    chunk.plan.add(contig, change)
             if len(chunk.records) == CHUNK_RECORDS:
                 self.messages.relay_warnings(f"{input_name(self.source)}: ")
                 yield chunk
@@ -203,9 +204,9 @@ class _Run:
 
     def _alleles(
         self, record: pysam.VariantRecord, contig: str | None, number: int
-    ) -> list[Change | str] | None:
+    ) -> list[tuple[Change, ...] | str] | None:
         """Classify the record's ALTs; None when the record is skipped (--on-ref-mismatch skip). Each
-        change is centred in its repeat, and flagged `too_long` when it does not fit the window."""
+        change is placed in its repeat, and flagged `too_long` when it does not fit the window."""
         self.tally.vcf_contigs.add(record.contig)
         fasta_ref = None
         if contig is not None:
@@ -223,17 +224,18 @@ class _Run:
             return None
         return [self._placed(allele, contig) if isinstance(allele, Change) else allele for allele in alleles]
 
-    def _placed(self, change: Change, contig: str) -> Change | str:
+    def _placed(self, change: Change, contig: str) -> tuple[Change, ...] | str:
+        if not fits_window(change, self.settings):
+            return "too_long"
         fasta = self.reader_fasta
-        change = centre_in_repeat(change, lambda start, end: fasta.fetch(contig, start, end), fasta.contigs[contig])
-        return change if fits_window(change, self.settings) else "too_long"
+        return placements(change, lambda start, end: fasta.fetch(contig, start, end), fasta.contigs[contig])
 
     # writer thread ------------------------------------------------------------------------
 
     def _write_chunk(self, chunk: Chunk, writer: VcfWriter | ScoreTable) -> None:
         for record, contig, alleles in chunk.records:
-            per_allele = [chunk.plan.allele_scores(contig, a) if isinstance(a, Change) else a for a in alleles]
-            classes = [a.kind if isinstance(a, Change) else "." for a in alleles]
+            per_allele = [a if isinstance(a, str) else chunk.plan.allele_scores(contig, a) for a in alleles]
+            classes = ["." if isinstance(a, str) else a[0].kind for a in alleles]
             if isinstance(writer, ScoreTable):
                 writer.write(record, classes, per_allele)
             else:
@@ -245,7 +247,7 @@ class _Run:
                     self.tally.flags[allele] += 1
                 else:
                     self.tally.scored += 1
-                    self.tally.classes[allele.kind] += 1
+                    self.tally.classes[allele[0].kind] += 1
 
 
 class PlanRunner:
