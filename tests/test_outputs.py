@@ -25,7 +25,7 @@ def test_success_renames_the_output_and_its_companions_and_drops_a_stale_one(tmp
 def test_failure_leaves_nothing_and_an_interrupt_keeps_only_a_resumable_partial(tmp_path, error):
     out = tmp_path / "out.h5"
     for keep in (False, True):
-        with pytest.raises(error), committed(out, companions=(".idx",), keep_partial_on_interrupt=keep) as temp:
+        with pytest.raises(error), committed(out, companions=(".idx",), resumable=keep) as temp:
             temp.write_text("half")
             (tmp_path / "out.h5.partial.idx").write_text("half index")
             raise error
