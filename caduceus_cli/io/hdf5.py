@@ -144,20 +144,21 @@ def _open(path: Path, mode: str) -> h5py.File:
     return h5py.File(path, mode, track_order=True, rdcc_nbytes=CHUNK_CACHE_BYTES)
 
 
-def _close(h5: h5py.File) -> None:
+def _close(h5: h5py.File, path: Path) -> None:
     """Close a file written to: flushed first, so a failure comes from a flush (which HDF5 survives),
     never from the close (which it does not); after a failed flush the file is abandoned."""
     try:
         h5.flush()
     except BaseException:
-        _abandon(h5)
+        _abandon(h5, path)
         raise
     h5.close()
 
 
-def _abandon(h5: h5py.File) -> None:
-    """Close a file after a failed write without writing to it again (module docstring)."""
-    detach(Path(h5.filename))
+def _abandon(h5: h5py.File, path: Path) -> None:
+    """Close a file after a failed write without writing to it again (module docstring). Once only:
+    HDF5 crashes when asked anything about a file whose close failed."""
+    detach(path)
     with contextlib.suppress(Exception):  # the write's own error is the one to report
         h5.close()
 
@@ -356,6 +357,7 @@ class EmbeddingFile:
         self._finished_bases = 0
         self._unflushed = 0  # bytes given to HDF5 since the last flush: at most what a flush writes
         self._broken = False  # a write failed: HDF5 must not be asked to write again
+        self._closed = False
 
     @classmethod
     def create(
@@ -386,7 +388,7 @@ class EmbeddingFile:
             h5.create_dataset("done", data=np.zeros(len(regions), dtype=np.uint8), track_times=False)
             h5.flush()
         except BaseException:
-            _abandon(h5)
+            _abandon(h5, path)
             path.unlink(missing_ok=True)  # half a header is nothing to resume from
             raise
         return cls(h5, layout)
@@ -438,9 +440,12 @@ class EmbeddingFile:
         """HDF5 writes: if one fails, the file is broken and only `close` (which abandons it) is left."""
         try:
             yield
-        except BaseException:
+        except OSError:
             self._broken = True
             raise
+        except Exception as error:  # h5py also reports failed writes as RuntimeError, KeyError, ...
+            self._broken = True
+            raise OSError(f"HDF5: {error}") from error
 
     def create_rows(self, group: str, row: int, n_rows: int) -> h5py.Dataset:
         return self._create(group, row, (n_rows, self.layout.d), self._precision, CHUNK_ROWS, self._filters)
@@ -489,22 +494,24 @@ class EmbeddingFile:
             raise RuntimeError("finish() before every region was written")
         with self.writes():
             del self.h5["done"]
-            _close(self.h5)
+        self._closed = True
+        _close(self.h5, self.path)
 
     def close(self) -> None:
         """Close an unfinished file, committing the regions completed so far (for --resume); after a
         failed write, close it without writing anything more."""
-        if not self.h5.id.valid:  # already closed by finish()
+        if self._closed:  # by finish(), or an earlier close
             return
+        self._closed = True
         if self._broken:
-            _abandon(self.h5)
+            _abandon(self.h5, self.path)
             return
         try:
             self.commit()
-            _close(self.h5)
         except BaseException:
-            _abandon(self.h5)
+            _abandon(self.h5, self.path)
             raise
+        _close(self.h5, self.path)
 
 
 def _check_resumable(
@@ -516,6 +523,9 @@ def _check_resumable(
 ) -> None:
     if "done" not in h5:
         raise InputError(f"{path}: not a resumable caduceus embed file; run without --resume")
+    damage = _damage(h5)
+    if damage:
+        raise InputError(f"{path}: cannot resume, the partial file is damaged ({damage}); run without --resume")
     stored = _settings(h5)
     for key, value in settings.items():
         if stored.get(key) != _plain(value):
@@ -532,11 +542,21 @@ def _check_resumable(
         raise InputError(f"{path}: cannot resume, --shard differs from the interrupted run's")
 
 
+def _damage(h5: h5py.File) -> str:
+    """What is wrong with a file whose every object header cannot be read ('' when nothing): a write
+    that failed outside the room check (a quota, an I/O error) can leave a partial file so."""
+    try:
+        h5.visit(lambda name: None)
+    except (OSError, RuntimeError, KeyError) as err:
+        return str(err)
+    return ""
+
+
 def partial_progress(path: Path) -> tuple[int, int] | None:
     """(regions done, regions) of an interrupted run's partial file; None when it cannot be read as one."""
     try:
         with _open(path, "r") as h5:
-            done = h5["done"][()] if "done" in h5 else None
+            done = h5["done"][()] if "done" in h5 and not _damage(h5) else None
     except OSError:
         return None
     return None if done is None else (int(done.astype(bool).sum()), len(done))
@@ -562,9 +582,9 @@ def merge_shards(inputs: Sequence[Path], output: Path, provenance: Mapping[str, 
         try:
             _write_merged(out, shards, order, provenance)
         except BaseException:
-            _abandon(out)
+            _abandon(out, output)
             raise
-        _close(out)
+        _close(out, output)
     finally:
         for h5 in shards:
             h5.close()

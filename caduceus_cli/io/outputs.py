@@ -73,8 +73,10 @@ def failure_reason(error: OSError, path: Path) -> str:
     htslib's BGZF raises without the system's reason ("BGZFile write failed"): in a folder with
     (nearly) no free space left that is a full disk, and said so.
     """
-    if error.errno is not None and error.strerror:
-        return error.strerror
+    if error.errno is not None:
+        system = os.strerror(error.errno)
+        # h5py puts HDF5's whole error stack in strerror; ours (ensure_space) adds the sizes
+        return error.strerror if error.strerror and error.strerror.startswith(system) else system
     if _free_bytes(path) < _NEARLY_FULL:
         return os.strerror(errno.ENOSPC)
     return str(error) or type(error).__name__

@@ -202,9 +202,11 @@ class VcfWriter:
         try:
             self._file.write(record)
         except (OSError, ValueError) as error:
-            reason = self._messages.reason(str(error))
-            if "write failed" in reason.lower():  # htslib's words for a failed write of the file
-                raise OSError(reason) from None
+            htslib_says = self._messages.relay_warnings()
+            if isinstance(error, OSError) and not htslib_says:
+                # nothing wrong with the record: the file could not be written (pysam's errno is stale)
+                raise OSError(f"the record at {record.contig}:{record.pos} was not written") from None
+            reason = "; ".join(htslib_says) or str(error)
             raise InputError(
                 f"{self.path}: cannot write the record at {record.contig}:{record.pos} ({reason}); "
                 "BCF output needs every contig, INFO and FORMAT tag declared in the input header "
