@@ -116,8 +116,12 @@ class BigWigWriter(TrackWriter):
         path.open("wb").close()  # a clean OSError where libBigWig would crash (a folder gone)
         self._file = pybigwig.open(str(path), "w")
         self._bases = 0
-        with self._library_errors():
-            self._file.addHeader([(chrom, int(size)) for chrom, size in chrom_sizes.items()])
+        try:
+            with self._library_errors():
+                self._file.addHeader([(chrom, int(size)) for chrom, size in chrom_sizes.items()])
+        except BaseException:
+            self.abandon()
+            raise
 
     def _write(self, chrom: str, start: int, values: np.ndarray) -> None:
         ensure_space(self.path, BIGWIG_VALUE_BYTES * len(values))
@@ -128,9 +132,8 @@ class BigWigWriter(TrackWriter):
     def close(self) -> None:
         ensure_space(self.path, self.path.stat().st_size // 2)  # the zoom levels and index
         self._file.close()
-        covered = _bases_covered(self.path)
-        if covered != self._bases:
-            raise OSError(f"the bigWig covers {covered} bases of the {self._bases} written (truncated at close)")
+        if _bases_covered(self.path) != self._bases:
+            raise OSError("libBigWig could not finish the file (it holds fewer bases than were written)")
 
     def abandon(self) -> None:
         # Not detached as HDF5 is (outputs.detach): libBigWig reads its values back to build the
