@@ -27,6 +27,7 @@ import fcntl
 import logging
 import os
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -278,6 +279,6 @@ def _free_bytes(path: Path) -> int:
     """Bytes an unprivileged writer may still use on the disk holding `path` (or its folder)."""
     try:
         stats = os.statvfs(path.parent)
-    except OSError:
-        return 0
+    except OSError:  # a folder gone: unknown, and the write's own error will say what happened
+        return sys.maxsize
     return stats.f_bavail * stats.f_frsize
