@@ -2,7 +2,8 @@
 
 Exit codes (documented in the README):
   0  success
-  1  input error: a missing or malformed file, record, region or checkpoint
+  1  input error: a missing or malformed file, record, region or checkpoint; an output that
+     cannot be written (full disk, quota, I/O error) or is being written by another run
   2  usage error: unknown options (Typer/Click) or invalid option values (UsageError)
   3  a CUDA device was asked for and none is usable
   4  out of GPU memory even at batch size 1
@@ -35,3 +36,8 @@ class DeviceUnavailableError(CaduceusError):
 
 class OutOfMemoryError(CaduceusError):
     exit_code = 4
+
+
+class OutputError(CaduceusError):
+    """An output cannot be written: a full disk, a quota, an I/O error, a folder gone, or a second
+    run writing the same output."""

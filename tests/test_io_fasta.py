@@ -316,3 +316,21 @@ def test_missing_chrom_map_is_an_error(tmp_path: Path) -> None:
 def test_name_sample_shows_a_few_names_and_the_count() -> None:
     assert name_sample(["a", "b"]) == "a, b"
     assert name_sample([f"c{i}" for i in range(9)], limit=3) == "c0, c1, c2, ... (9 in all)"
+
+
+@pytest.mark.parametrize(("length", "refused"), [(2**31 - 1, False), (2**31, True), (3_000_000_000, True)])
+def test_a_contig_longer_than_pysam_reads_is_refused_naming_it(tmp_path: Path, length: int, refused: bool) -> None:
+    # The .fai says how long the contig is (as samtools writes it for a 3 Gbp conifer chromosome);
+    # the FASTA beside it holds only a few bases, so no multi-GB file is needed.
+    path = write_fasta(tmp_path / "conifer.fa", {"chr1": "ACGTACG", "chr2": "ACGTACG"})
+    (tmp_path / "conifer.fa.fai").write_text(f"chr1\t7\t6\t7\t8\nchr2\t{length}\t20\t7\t8\n")
+    if not refused:  # pysam's own limit: such a contig opens with its true length
+        with Fasta(path) as reference:
+            assert reference.contigs == {"chr1": 7, "chr2": 2**31 - 1}
+        return
+    with pytest.raises(InputError) as error:
+        Fasta(path)
+    assert str(error.value) == (
+        f"{path}: contig chr2 is {length:,} bp; caduceus reads contigs up to 2,147,483,647 bp "
+        "(pysam's limit); split it into parts no longer than that"
+    )

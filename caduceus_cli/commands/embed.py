@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Sequence
@@ -37,7 +38,7 @@ from caduceus_cli.commands.common import (
     tiling,
 )
 from caduceus_cli.engine import Engine
-from caduceus_cli.errors import InputError, UsageError
+from caduceus_cli.errors import InputError, OutputError, UsageError
 from caduceus_cli.io.hdf5 import (
     COMPRESSIONS,
     COORDINATES,
@@ -49,7 +50,7 @@ from caduceus_cli.io.hdf5 import (
     partial_progress,
     regions_digest,
 )
-from caduceus_cli.io.outputs import check_writable_output, committed, partial_path
+from caduceus_cli.io.outputs import check_writable_output, claimed, committed, failure_reason, partial_path
 from caduceus_cli.io.regions import Region, input_regions
 from caduceus_cli.model.caduceus import RC_MODES
 from caduceus_cli.pipelines.embed import embed_regions
@@ -147,9 +148,11 @@ def embed(
     if no_per_base and pool is None and bin_size is None:
         raise UsageError("--no-per-base: nothing would be written; add --pool mean or --bin K")
     check_writable_output(output, force)
-    if resume and not partial_path(output).exists():
-        raise InputError(f"{partial_path(output)}: no partial file to resume; run without --resume")
-    with open_reference(fasta, chrom_map) as reference:
+    tmp = partial_path(output)
+    # claimed before anything is read or deleted: a second run on this output refuses at once
+    with claimed(output), open_reference(fasta, chrom_map) as reference:
+        if resume and not tmp.exists():
+            raise InputError(f"{tmp}: no partial file to resume; run without --resume")
         regions = input_regions(reference, regions_bed, region or [])
         model_obj = open_model(model, revision, device, dtype)
         window, overlap = tiling(model_obj, window, overlap)
@@ -168,7 +171,6 @@ def embed(
         settings = _settings(model_obj, rc.value, window, overlap, fasta, regions)
         provenance = {"tool_version": __version__, "command_line": command_line()}
         engine = Engine(model_obj, batch_size=batch_size)
-        tmp = partial_path(output)
         # A resume is checked before committed() takes charge of the partial file, so a refused
         # resume (other model or settings) leaves the interrupted run's work in place.
         out = EmbeddingFile.resume(tmp, selected, layout, settings, shard_info) if resume else None
@@ -179,7 +181,7 @@ def embed(
                 tmp,
                 _progress_text(tmp),
             )
-        with committed(output, keep_partial_on_interrupt=True):
+        with committed(output, resumable=True):
             if out is None:
                 out = EmbeddingFile.create(tmp, selected, layout, settings, provenance, shard_info)
             try:
@@ -190,9 +192,20 @@ def embed(
                 raise KeyboardInterrupt(
                     f"{_progress_text(tmp)} saved in {tmp}; rerun the same command with --resume to continue"
                 ) from None
+            except OSError as error:
+                with contextlib.suppress(OSError, RuntimeError):  # the write's error is the one to report
+                    out.close()  # commits the finished regions, unless the failed write broke the file
+                raise OutputError(f"{output}: cannot write: {failure_reason(error, tmp)}; {_saved(tmp)}") from None
             finally:
                 out.close()
     log.info("wrote %s", output)
+
+
+def _saved(partial: Path) -> str:
+    """What a run stopped by a write error leaves, and what to do next."""
+    if partial_progress(partial) is None:
+        return f"{partial} cannot be resumed; make room and run again without --resume"
+    return f"{_progress_text(partial)} saved in {partial}; make room and rerun the same command with --resume"
 
 
 def _progress_text(partial: Path) -> str:

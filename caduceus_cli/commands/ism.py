@@ -30,7 +30,7 @@ from caduceus_cli.commands.common import (
     variant_window,
 )
 from caduceus_cli.engine import Engine
-from caduceus_cli.io.outputs import check_writable_output
+from caduceus_cli.io.outputs import STDOUT, check_writable_output, claimed, write_errors
 from caduceus_cli.io.regions import parse_region
 from caduceus_cli.io.tables import write_rows, write_table
 from caduceus_cli.pipelines.ism import ISM_MODES, saturation_mutagenesis
@@ -99,14 +99,16 @@ def ism(
             check_writable_output(path, force)
     if plot is not None:
         plot_format(plot)
-    with open_reference(fasta, chrom_map) as reference:
-        where = parse_region(region, reference)
-        check_ism_region(where.chrom, where.start, where.end)
-        model_obj = open_model(model, revision, device, dtype)
-        window = variant_window(model_obj, window, variant_index)
-        engine = Engine(model_obj, batch_size=batch_size)
-        table = saturation_mutagenesis(engine, reference, where, window, mode.value, quiet, variant_index)
-    _write(table, table_path, plot)
+    # claimed before the model runs: a second run on these outputs refuses at once
+    with claimed(*(path for path in (table_path, plot) if path is not None)):
+        with open_reference(fasta, chrom_map) as reference:
+            where = parse_region(region, reference)
+            check_ism_region(where.chrom, where.start, where.end)
+            model_obj = open_model(model, revision, device, dtype)
+            window = variant_window(model_obj, window, variant_index)
+            engine = Engine(model_obj, batch_size=batch_size)
+            table = saturation_mutagenesis(engine, reference, where, window, mode.value, quiet, variant_index)
+        _write(table, table_path, plot)
 
 
 def _write(table: IsmTable, path: Path | None, plot: Path | None) -> None:
@@ -115,8 +117,9 @@ def _write(table: IsmTable, path: Path | None, plot: Path | None) -> None:
         plot_ism(table, plot)
     try:
         if path is None:
-            write_rows(sys.stdout, ISM_COLUMNS, table.rows())
-            sys.stdout.flush()
+            with write_errors(STDOUT):
+                write_rows(sys.stdout, ISM_COLUMNS, table.rows())
+                sys.stdout.flush()
         else:
             write_table(path, ISM_COLUMNS, table.rows())
     except BaseException:

@@ -16,7 +16,7 @@ from caduceus_cli.commands.common import ForceOpt, LogFileOpt, QuietOpt, command
 from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.hdf5 import merge_shards
-from caduceus_cli.io.outputs import check_writable_output, committed
+from caduceus_cli.io.outputs import check_writable_output, claimed, committed
 from caduceus_cli.io.tracks import TRACK_FORMATS, merge_tracks
 from caduceus_cli.io.vcf import (
     INDEX_SUFFIXES,
@@ -68,14 +68,15 @@ def merge(
         if not path.is_file():
             raise InputError(f"{path}: shard file not found")
     kind = _kind(inputs[0])
-    if kind == "hdf5":
-        provenance = {"tool_version": __version__, "command_line": command_line()}
-        with committed(output) as tmp:
-            merge_shards(inputs, tmp, provenance)
-    elif kind in TRACK_FORMATS:
-        _merge_tracks(inputs, output, kind, fasta)
-    else:
-        _merge_vcf([str(path) for path in inputs], output, csi)
+    with claimed(output):
+        if kind == "hdf5":
+            provenance = {"tool_version": __version__, "command_line": command_line()}
+            with committed(output) as tmp:
+                merge_shards(inputs, tmp, provenance)
+        elif kind in TRACK_FORMATS:
+            _merge_tracks(inputs, output, kind, fasta)
+        else:
+            _merge_vcf([str(path) for path in inputs], output, csi)
     log.info("merged %d shards into %s", len(inputs), output)
 
 
@@ -97,7 +98,8 @@ def _merge_tracks(inputs: list[Path], output: Path, fmt: str, fasta: Path | None
     """track shards (each a disjoint set of bases) into one track in FASTA order, as one run writes it."""
     if fasta is None:
         raise UsageError("track shards: give --fasta, the FASTA of the tracks (contig sizes and order)")
-    with Fasta(fasta) as reference:
+    # libBigWig and htslib print their own lines on a failed write; the error raised says it once
+    with HtslibMessages(), Fasta(fasta) as reference:
         merge_tracks(inputs, output, reference.contigs, fmt)
 
 
@@ -110,7 +112,11 @@ def _merge_vcf(inputs: list[str], output: Path, csi: bool) -> None:
         header.add_meta("caduceus_merge", f"{command_line()} ({len(ordered)} shards, in --shard order)")
         with committed(output, companions=INDEX_SUFFIXES) as temporary:
             writer = VcfWriter(str(temporary), "z", header, messages, sorted_check=True)
-            count = join_shards(ordered, writer, messages)
+            try:
+                count = join_shards(ordered, writer, messages)
+            except BaseException:
+                writer.abandon()
+                raise
             writer.close()
             csi = csi or needs_csi("z", list(declared_contigs(header).values()), writer.max_end)
             write_index(temporary, index_path(temporary, csi), csi)

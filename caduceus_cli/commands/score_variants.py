@@ -41,7 +41,7 @@ from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.contigs import name_sample, read_chrom_map
 from caduceus_cli.io.fasta import Fasta
-from caduceus_cli.io.outputs import check_writable_output, committed
+from caduceus_cli.io.outputs import STDOUT, check_writable_output, claimed, committed, write_errors
 from caduceus_cli.io.tables import is_table_name, table_output
 from caduceus_cli.io.vcf import (
     FORMATS,
@@ -150,7 +150,11 @@ def score_variants(
         to_stdout = output is None or output == "-"
         shard_range = _shard_range(vcf, parse_shard(shard), messages)
         chrom_names = read_chrom_map(chrom_map) if chrom_map else None
-        with Fasta(fasta, chrom_names) as reader_fasta, Fasta(fasta, chrom_names) as window_fasta:
+        with (
+            claimed(*([] if to_stdout else [Path(output)])),
+            Fasta(fasta, chrom_names) as reader_fasta,
+            Fasta(fasta, chrom_names) as window_fasta,
+        ):
             if shard_range is not None:
                 _check_some_contig_known(shard_range[2], reader_fasta, vcf)
             variants = open_vcf(vcf, messages)
@@ -172,9 +176,10 @@ def score_variants(
             if fmt == TABLE:
                 _score_to_table(run, settings, None if to_stdout else Path(output))
             elif to_stdout:
-                writer = VcfWriter("-", fmt, variants.header, messages, threads)
-                run(writer)
-                writer.close()
+                with write_errors(STDOUT):
+                    writer = VcfWriter("-", fmt, variants.header, messages, threads)
+                    run(writer)
+                    writer.close()
             else:
                 _score_to_file(run, variants.header, messages, Path(output), fmt, threads, write_index_)
             variants.close()
@@ -216,8 +221,9 @@ def _output_format(output: str | None, output_type: OutputType | None, with_inde
 def _score_to_table(run: Callable[[ScoreTable], None], settings: Settings, path: Path | None) -> None:
     """The scores as a table on stdout (`path` None) or in `path` (written under a temporary name)."""
     if path is None:
-        run(ScoreTable(sys.stdout, settings))
-        sys.stdout.flush()
+        with write_errors(STDOUT):
+            run(ScoreTable(sys.stdout, settings))
+            sys.stdout.flush()
         return
     with table_output(path) as stream:
         run(ScoreTable(stream, settings))
@@ -235,7 +241,11 @@ def _score_to_file(
     """Write (and index) under a temporary name, renamed on success; a stale index of `path` goes."""
     with committed(path, companions=INDEX_SUFFIXES) as temporary:
         writer = VcfWriter(str(temporary), fmt, header, messages, threads, sorted_check=with_index)
-        run(writer)
+        try:
+            run(writer)
+        except BaseException:
+            writer.abandon()
+            raise
         writer.close()
         if with_index:
             csi = needs_csi(fmt, list(declared_contigs(header).values()), writer.max_end)

@@ -35,7 +35,8 @@ from caduceus_cli.commands.common import (
 )
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import UsageError
-from caduceus_cli.io.outputs import check_writable_output
+from caduceus_cli.io.htslib import HtslibMessages
+from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.regions import input_regions
 from caduceus_cli.io.tracks import TRACK_FORMATS, track_writer
 from caduceus_cli.pipelines.track import genome_order, track_regions
@@ -85,31 +86,33 @@ def track(
     log_file: LogFileOpt = None,
 ) -> None:
     """Write per-base model scores of FASTA regions (all contigs by default) as bigWig or bedGraph tracks."""
-    setup_logging(quiet, log_file)
-    if str(output) == "-":
-        raise UsageError("-o -: a track is written to a file (bigWig cannot be streamed); give a file name")
-    set_threads(threads)
-    shard_part = parse_shard(shard)
-    scores = tuple(dict.fromkeys(s.value for s in score)) if score else (DEFAULT_SCORE,)
-    track_format = fmt.value if fmt else ("bedgraph" if output.name.lower().endswith(".gz") else "bigwig")
-    paths = output_paths(output, scores)
-    for path in paths.values():
-        check_writable_output(path, force)
-    with open_reference(fasta, chrom_map) as reference:
-        regions = genome_order(input_regions(reference, regions_bed, region or []), reference.contigs)
-        if shard_part is not None:
-            index, count = shard_part
-            regions = [regions[i] for i in region_shard(regions, index, count)]
-        model_obj = open_model(model, revision, device, dtype)
-        window, overlap = tiling(model_obj, window, overlap)
-        engine = Engine(model_obj, batch_size=batch_size)
-        with contextlib.ExitStack() as outputs:
-            writers = {
-                name: outputs.enter_context(track_writer(path, reference.contigs, track_format))
-                for name, path in paths.items()
-            }
-            track_regions(engine, reference, regions, writers, window, overlap, quiet)
-    log.info("wrote %s", ", ".join(map(str, paths.values())))
+    # libBigWig and htslib print their own lines on a failed write; the error raised says it once
+    with HtslibMessages():
+        setup_logging(quiet, log_file)
+        if str(output) == "-":
+            raise UsageError("-o -: a track is written to a file (bigWig cannot be streamed); give a file name")
+        set_threads(threads)
+        shard_part = parse_shard(shard)
+        scores = tuple(dict.fromkeys(s.value for s in score)) if score else (DEFAULT_SCORE,)
+        track_format = fmt.value if fmt else ("bedgraph" if output.name.lower().endswith(".gz") else "bigwig")
+        paths = output_paths(output, scores)
+        for path in paths.values():
+            check_writable_output(path, force)
+        with claimed(*paths.values()), open_reference(fasta, chrom_map) as reference:
+            regions = genome_order(input_regions(reference, regions_bed, region or []), reference.contigs)
+            if shard_part is not None:
+                index, count = shard_part
+                regions = [regions[i] for i in region_shard(regions, index, count)]
+            model_obj = open_model(model, revision, device, dtype)
+            window, overlap = tiling(model_obj, window, overlap)
+            engine = Engine(model_obj, batch_size=batch_size)
+            with contextlib.ExitStack() as outputs:
+                writers = {
+                    name: outputs.enter_context(track_writer(path, reference.contigs, track_format))
+                    for name, path in paths.items()
+                }
+                track_regions(engine, reference, regions, writers, window, overlap, quiet)
+        log.info("wrote %s", ", ".join(map(str, paths.values())))
 
 
 _SUFFIXES = (".bedgraph.gz", ".bg.gz", ".bw", ".bigwig", ".gz")

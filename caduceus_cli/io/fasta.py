@@ -3,6 +3,11 @@
 One code path for both kinds of file: htslib's faidx through `pysam.FastaFile` (pyfaidx would
 need Biopython for bgzip). The index (`.fai`, plus `.gzi` for bgzip) is built next to the FASTA
 when missing, after checks that turn the usual mistakes into one-line errors.
+
+Contigs longer than 2,147,483,647 bp (2^31 - 1; some axolotl, conifer and lily chromosomes) are
+refused when the FASTA is opened, naming the contig: htslib's faidx is 64-bit, but pysam reports
+such a contig's length as 2,147,483,647 and will not fetch past it, so its far end would not be
+read at all. The length is read from the `.fai` itself, where samtools writes it in full.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import BinaryIO
 
 import pysam
 
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import InputError, OutputError
 from caduceus_cli.io.contigs import ContigMatcher
 from caduceus_cli.io.htslib import HtslibMessages, compression
 from caduceus_cli.io.outputs import committed
@@ -26,6 +31,7 @@ from caduceus_cli.io.outputs import committed
 _SCAN_CHUNK = 8 << 20  # bytes read at a time when scanning headers: bounded memory on any genome
 _SNIFF_BYTES = 64 << 10
 _NOT_TEXT = re.compile(rb"[^\t\n\r\x20-\x7e]")  # htslib's indexer skips such bytes without a word
+MAX_CONTIG_LENGTH = 2**31 - 1  # the longest contig pysam reads (its lengths and positions are int32)
 
 
 class Fasta:
@@ -83,10 +89,9 @@ def _open_indexed(path: str) -> pysam.FastaFile:
         bgzipped = _is_bgzipped(path)
         _check_starts_like_fasta(path, bgzipped)
         index_paths = [path + ".fai"] + ([path + ".gzi"] if bgzipped else [])
-        if all(os.path.exists(index) for index in index_paths):
-            _check_index_names_unique(path + ".fai")
-        else:
+        if not all(os.path.exists(index) for index in index_paths):
             _build_index(path, index_paths, bgzipped)
+        _check_index(path, path + ".fai")
         return pysam.FastaFile(path)
     except (OSError, EOFError, ValueError) as error:  # unreadable, truncated bgzip, corrupt index
         raise InputError(f"{path}: cannot read FASTA or its index ({error})") from None
@@ -116,14 +121,23 @@ def _check_starts_like_fasta(path: str, bgzipped: bool) -> None:
         raise InputError(f"{path}: not a FASTA file (first line does not start with '>')")
 
 
-def _check_index_names_unique(fai: str) -> None:
+def _check_index(path: str, fai: str) -> None:
+    """Contig names are unique (an index made elsewhere may not say so) and no contig is longer than
+    pysam reads (module docstring)."""
     seen: set[str] = set()
     with open(fai, encoding="utf-8", errors="replace") as handle:
         for lineno, line in enumerate(handle, start=1):
-            name = line.split("\t", 1)[0]
+            fields = line.split("\t", 2)
+            name = fields[0]
             if name in seen:
                 raise InputError(f"{fai}:{lineno}: duplicate contig name '{name}'")
             seen.add(name)
+            length = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+            if length > MAX_CONTIG_LENGTH:
+                raise InputError(
+                    f"{path}: contig {name} is {length:,} bp; caduceus reads contigs up to "
+                    f"{MAX_CONTIG_LENGTH:,} bp (pysam's limit); split it into parts no longer than that"
+                )
 
 
 def _build_index(path: str, index_paths: list[str], bgzipped: bool) -> None:
@@ -140,7 +154,7 @@ def _build_index(path: str, index_paths: list[str], bgzipped: bool) -> None:
     with contextlib.ExitStack() as stack:
         try:
             temporary = [stack.enter_context(committed(Path(index), unique=True, mode=mode)) for index in index_paths]
-        except OSError:
+        except OutputError:  # no temporary file can be made there
             folder = os.path.dirname(os.path.abspath(path))
             raise InputError(
                 f"{path}: index {index_paths[0]} is missing and {folder} is not writable; run samtools faidx "

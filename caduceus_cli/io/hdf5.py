@@ -11,19 +11,27 @@ Layout (downstream code relies on it; documented in the README):
     root attributes                settings (verified on resume and merge) and provenance
 
 Two more objects exist only while a file is unfinished or is one shard of a split run:
-`/done` (uint8 per region, set for finished regions at each commit, so `--resume` can skip
-them; deleted when the run completes) and `/shard/index` (the global region index of each row,
+`/done` (uint8 per region, set for finished regions at each commit, after their data is flushed,
+so `--resume` can skip them; deleted when the run completes) and `/shard/index` (the global region index of each row,
 with root attributes `shard_index`, `shard_count`, `total_regions`; `merge_shards` drops them).
 
 Bytes are deterministic: no timestamps (track_times=False), groups keep creation order, fixed
 chunk shapes, and each per-region dataset is written in whole chunks in row order.
+
+A full disk: HDF5 crashes (a segmentation fault) closing a file after a failed write, and what a
+failed flush leaves on disk may not open again. So the writer checks for room before each write
+(`outputs.ensure_space`), keeping enough free to flush and close: a full disk stops the run with
+HDF5 healthy, the finished regions committed and the partial file resumable. A write that fails
+anyway (a quota, an I/O error) marks the file broken: it is then closed detached from the disk
+(`outputs.detach`), without committing anything more.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +41,7 @@ import numpy as np
 import torch
 
 from caduceus_cli.errors import InputError, UsageError
+from caduceus_cli.io.outputs import detach, ensure_space
 
 CHUNK_ROWS = 2048  # 1 MiB per chunk at d = 256 in float16: large enough for codecs, small for partial reads
 CHUNK_CACHE_BYTES = 64 << 20
@@ -41,6 +50,7 @@ CHUNK_CACHE_BYTES = 64 << 20
 # not pay a flush each. The rule depends only on the input, so the bytes written do too.
 COMMIT_REGIONS = 256
 COMMIT_BASES = 1 << 18
+_REGION_ROW_BYTES = 64  # room one /regions row takes, with its names, in a new file
 COORDINATES = "0-based half-open contig coordinates; rows run 5'->3' on the region's strand"
 PROVENANCE_ATTRS = ("tool_version", "command_line", "shard_command_lines")
 SHARD_ATTRS = ("shard_index", "shard_count", "total_regions")
@@ -132,6 +142,25 @@ class ShardInfo:
 
 def _open(path: Path, mode: str) -> h5py.File:
     return h5py.File(path, mode, track_order=True, rdcc_nbytes=CHUNK_CACHE_BYTES)
+
+
+def _close(h5: h5py.File, path: Path) -> None:
+    """Close a file written to: flushed first, so a failure comes from a flush (which HDF5 survives),
+    never from the close (which it does not); after a failed flush the file is abandoned."""
+    try:
+        h5.flush()
+    except BaseException:
+        _abandon(h5, path)
+        raise
+    h5.close()
+
+
+def _abandon(h5: h5py.File, path: Path) -> None:
+    """Close a file after a failed write without writing to it again (module docstring). Once only:
+    HDF5 crashes when asked anything about a file whose close failed."""
+    detach(path)
+    with contextlib.suppress(Exception):  # the write's own error is the one to report
+        h5.close()
 
 
 def _plain(value: object) -> object:
@@ -272,6 +301,11 @@ class RegionWriter:
 
     def add(self, rows: np.ndarray, mask: np.ndarray | None = None) -> None:
         """The next len(rows) per-base rows (float32, (k, d)) of the region, and their soft-mask flags."""
+        self._output.reserve(self._output.layout.estimate_bytes([len(rows)]))
+        with self._output.writes():
+            self._add(rows, mask)
+
+    def _add(self, rows: np.ndarray, mask: np.ndarray | None) -> None:
         self._seen += len(rows)
         if self._per_base is not None:
             self._per_base.add(rows)
@@ -288,6 +322,13 @@ class RegionWriter:
         """Flush the last rows, write the pooled row and mark the region done (flushed to the file)."""
         if self._seen != self._length:
             raise RuntimeError(f"region row {self._row}: got {self._seen} rows for length {self._length}")
+        with self._output.writes():
+            self._write_held_rows()
+        pooled = self._sum / self._length if self._output.layout.pool else None
+        self._output.region_done(self._row, self._length, pooled)
+
+    def _write_held_rows(self) -> None:
+        """The rows held back for whole chunks, and the last (shorter) bin."""
         for appender in (self._per_base, self._mask):
             if appender is not None:
                 appender.close()
@@ -297,8 +338,6 @@ class RegionWriter:
             if len(last):
                 self._bins.add(last.mean(axis=0, dtype=np.float64, keepdims=True))
             self._bins.close()
-        pooled = self._sum / self._length if layout.pool else None
-        self._output.region_done(self._row, self._length, pooled)
 
 
 class EmbeddingFile:
@@ -306,6 +345,7 @@ class EmbeddingFile:
 
     def __init__(self, h5: h5py.File, layout: Layout):
         self.h5 = h5
+        self.path = Path(h5.filename)
         self.layout = layout
         self._filters = compression_filters(layout.compression)
         self._precision = PRECISIONS[layout.precision]
@@ -315,6 +355,9 @@ class EmbeddingFile:
         self._done = h5["done"]
         self._finished: list[tuple[int, np.ndarray | None]] = []  # (row, pooled mean), not yet committed
         self._finished_bases = 0
+        self._unflushed = 0  # bytes given to HDF5 since the last flush: at most what a flush writes
+        self._broken = False  # a write failed: HDF5 must not be asked to write again
+        self._closed = False
 
     @classmethod
     def create(
@@ -328,19 +371,26 @@ class EmbeddingFile:
     ) -> EmbeddingFile:
         """A new file for `regions` (the shard's own when sharded) with settings and provenance attributes."""
         compression_filters(layout.compression)  # refuse an unusable codec before creating anything
+        ensure_space(path, _REGION_ROW_BYTES * len(regions))
         h5 = _open(path, "w")
-        h5.attrs.update({**provenance, **settings, **layout.attrs()})
-        if shard is not None:
-            h5.attrs.update(
-                {"shard_index": shard.index + 1, "shard_count": shard.count, "total_regions": shard.total}
-            )
-            h5.create_group("shard").create_dataset(
-                "index", data=shard.rows.astype(np.int64), track_times=False
-            )
-        _write_regions(h5, _region_columns(regions))
-        _create_groups(h5, layout, len(regions))
-        h5.create_dataset("done", shape=(len(regions),), dtype=np.uint8, track_times=False)
-        h5.flush()
+        try:
+            h5.attrs.update({**provenance, **settings, **layout.attrs()})
+            if shard is not None:
+                h5.attrs.update(
+                    {"shard_index": shard.index + 1, "shard_count": shard.count, "total_regions": shard.total}
+                )
+                h5.create_group("shard").create_dataset(
+                    "index", data=shard.rows.astype(np.int64), track_times=False
+                )
+            _write_regions(h5, _region_columns(regions))
+            _create_groups(h5, layout, len(regions))
+            # stored now, so a done mark is later written in place: it needs no new room on the disk
+            h5.create_dataset("done", data=np.zeros(len(regions), dtype=np.uint8), track_times=False)
+            h5.flush()
+        except BaseException:
+            _abandon(h5, path)
+            path.unlink(missing_ok=True)  # half a header is nothing to resume from
+            raise
         return cls(h5, layout)
 
     @classmethod
@@ -373,7 +423,29 @@ class EmbeddingFile:
 
     def region(self, row: int, length: int) -> RegionWriter:
         """A writer for region `row`; replaces whatever a killed run left of it."""
-        return RegionWriter(self, row, length)
+        with self.writes():
+            return RegionWriter(self, row, length)
+
+    def reserve(self, size: int) -> None:
+        """Before giving HDF5 `size` more bytes: raise ENOSPC unless the disk has room for them and for
+        everything a flush would still write, so a full disk stops the run while the file can close."""
+        # HDF5 holds back at most a chunk cache per open dataset, and only the region being written
+        # has its datasets open (closing a dataset writes its cache out)
+        held_back = min(self._unflushed, CHUNK_CACHE_BYTES * len(self._groups))
+        ensure_space(self.path, held_back + size)
+        self._unflushed += size
+
+    @contextlib.contextmanager
+    def writes(self) -> Iterator[None]:
+        """HDF5 writes: if one fails, the file is broken and only `close` (which abandons it) is left."""
+        try:
+            yield
+        except OSError:
+            self._broken = True
+            raise
+        except Exception as error:  # h5py also reports failed writes as RuntimeError, KeyError, ...
+            self._broken = True
+            raise OSError(f"HDF5: {error}") from error
 
     def create_rows(self, group: str, row: int, n_rows: int) -> h5py.Dataset:
         return self._create(group, row, (n_rows, self.layout.d), self._precision, CHUNK_ROWS, self._filters)
@@ -402,32 +474,44 @@ class EmbeddingFile:
             self.commit()
 
     def commit(self) -> None:
-        """Write the finished regions' pooled rows and done marks, then flush: --resume skips them from now on."""
+        """Flush the finished regions' data and pooled rows, then mark them done and flush again:
+        --resume skips them from now on, and a mark is never on disk before what it marks."""
         if not self._finished:
             return
         rows = [row for row, _ in self._finished]  # increasing: regions are written in row order
-        if self._pooled is not None:
-            self._pooled[rows] = np.stack([pooled for _, pooled in self._finished])
-        self._done[rows] = 1
-        self.h5.flush()
-        self._finished, self._finished_bases = [], 0
+        with self.writes():
+            if self._pooled is not None:
+                self._pooled[rows] = np.stack([pooled for _, pooled in self._finished])
+            self.h5.flush()
+            self._done[rows] = 1
+            self.h5.flush()
+        self._finished, self._finished_bases, self._unflushed = [], 0, 0
 
     def finish(self) -> None:
         """Drop the resume bookkeeping and close; the caller then renames the file into place."""
         self.commit()
         if not self.done.all():
             raise RuntimeError("finish() before every region was written")
-        del self.h5["done"]
-        self.h5.close()
+        with self.writes():
+            del self.h5["done"]
+        self._closed = True
+        _close(self.h5, self.path)
 
     def close(self) -> None:
-        """Close an unfinished file, committing the regions completed so far (for --resume)."""
-        if not self.h5.id.valid:  # already closed by finish()
+        """Close an unfinished file, committing the regions completed so far (for --resume); after a
+        failed write, close it without writing anything more."""
+        if self._closed:  # by finish(), or an earlier close
+            return
+        self._closed = True
+        if self._broken:
+            _abandon(self.h5, self.path)
             return
         try:
             self.commit()
-        finally:
-            self.h5.close()
+        except BaseException:
+            _abandon(self.h5, self.path)
+            raise
+        _close(self.h5, self.path)
 
 
 def _check_resumable(
@@ -439,6 +523,9 @@ def _check_resumable(
 ) -> None:
     if "done" not in h5:
         raise InputError(f"{path}: not a resumable caduceus embed file; run without --resume")
+    damage = _damage(h5)
+    if damage:
+        raise InputError(f"{path}: cannot resume, the partial file is damaged ({damage}); run without --resume")
     stored = _settings(h5)
     for key, value in settings.items():
         if stored.get(key) != _plain(value):
@@ -455,11 +542,21 @@ def _check_resumable(
         raise InputError(f"{path}: cannot resume, --shard differs from the interrupted run's")
 
 
+def _damage(h5: h5py.File) -> str:
+    """What is wrong with a file whose every object header cannot be read ('' when nothing): a write
+    that failed outside the room check (a quota, an I/O error) can leave a partial file so."""
+    try:
+        h5.visit(lambda name: None)
+    except (OSError, RuntimeError, KeyError) as err:
+        return str(err)
+    return ""
+
+
 def partial_progress(path: Path) -> tuple[int, int] | None:
     """(regions done, regions) of an interrupted run's partial file; None when it cannot be read as one."""
     try:
         with _open(path, "r") as h5:
-            done = h5["done"][()] if "done" in h5 else None
+            done = h5["done"][()] if "done" in h5 and not _damage(h5) else None
     except OSError:
         return None
     return None if done is None else (int(done.astype(bool).sum()), len(done))
@@ -480,8 +577,14 @@ def merge_shards(inputs: Sequence[Path], output: Path, provenance: Mapping[str, 
             except OSError as err:
                 raise InputError(f"{path}: not a readable HDF5 file ({err})") from None
         order = _check_shards(inputs, shards)
-        with _open(output, "w") as out:
+        ensure_space(output, _REGION_ROW_BYTES * len(order))
+        out = _open(output, "w")
+        try:
             _write_merged(out, shards, order, provenance)
+        except BaseException:
+            _abandon(out, output)
+            raise
+        _close(out, output)
     finally:
         for h5 in shards:
             h5.close()
@@ -538,8 +641,10 @@ def _write_merged(
     for name in groups:
         out.create_group(name, track_order=True)
     for global_index, (s, row) in enumerate(order):
-        for name in groups:
-            out.copy(shards[s][name][str(row)], out[name], name=str(global_index))
+        datasets = [shards[s][name][str(row)] for name in groups]
+        ensure_space(Path(out.filename), sum(dataset.id.get_storage_size() for dataset in datasets))
+        for name, dataset in zip(groups, datasets, strict=True):
+            out.copy(dataset, out[name], name=str(global_index))
     if "pooled" in shards[0]:
         pooled = shards[0]["pooled"]
         merged = out.create_dataset(

@@ -19,6 +19,9 @@ _HTSLIB_LINE = re.compile(r"^\[([EW])::([\w]+)\]\s*(.*)$")
 # htslib lines that say nothing the user can act on: the index probe when opening a .vcf.gz,
 # and the follow-up to every "not defined in the header" warning.
 _HTSLIB_NOISE = ("Could not retrieve index file", "Missing headers may cause later processing to fail")
+# libBigWig's lines ("[bwClose] ...", "[pyBwOpen] ..."): it prints them only on failures that the
+# track writer detects itself (an exception, or the closed file read back) and reports as the error
+_LIBBIGWIG_LINE = re.compile(r"^\[(bw|pyBw|url)\w*\] ")
 
 
 class HtslibMessages:
@@ -71,7 +74,7 @@ class HtslibMessages:
         for line in self._new_lines():
             match = _HTSLIB_LINE.match(line)
             text = match.group(3) if match else line.strip()
-            if not text or any(noise in text for noise in _HTSLIB_NOISE):
+            if not text or any(noise in text for noise in _HTSLIB_NOISE) or _LIBBIGWIG_LINE.match(line):
                 continue
             if match and match.group(1) == "E":
                 errors.append(text)

@@ -14,6 +14,12 @@ gap, not an entry. Chromosome sizes and their order come from the caller (the FA
   (about 970 kB per 100 kbp). No `track` line: tabix, bedtools and pandas read the file as it is.
 
 Both are written under a temporary name and renamed when complete (`track_writer`).
+
+A write error is an OSError, as `committed` expects. libBigWig needs help there: it crashes on a
+write that fails inside `addEntries` (and on a file it cannot create), and a failed close only
+prints "[bwClose] ... The output is likely truncated" and returns. So the bigWig writer checks for
+room before each write and before closing, creates the file itself first, and reads the closed
+file back: a file that does not cover the bases written is a write error.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import numpy as np
 import pysam
 
 from caduceus_cli.errors import InputError
-from caduceus_cli.io.outputs import committed
+from caduceus_cli.io.outputs import committed, ensure_space
 
 TRACK_FORMATS = ("bigwig", "bedgraph")
 ChromSizes = Mapping[str, int]  # contig lengths in FASTA order, as `Fasta.contigs`
@@ -40,6 +46,9 @@ Stretch = tuple[str, int, np.ndarray]  # (chrom, 0-based start, per-base float32
 # what the merge reads from a shard at a time: bases of a bigWig, characters of a bedGraph (~1M lines)
 READ_BASES = 1 << 20
 READ_CHARS = 1 << 25
+# bigWig bytes per base: at most 4 for the float32 values (fixedStep, compressed), and the zoom levels
+# and index written at close add under half of the file (measured: 3.5 and 5.1 per base)
+BIGWIG_VALUE_BYTES = 4
 
 
 def _pybigwig() -> Any:
@@ -91,20 +100,66 @@ class TrackWriter(abc.ABC):
     def _write(self, chrom: str, start: int, values: np.ndarray) -> None: ...
 
     @abc.abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Finish the file; an OSError if it could not be written completely."""
+
+    @abc.abstractmethod
+    def abandon(self) -> None:
+        """Close the file after a failure, without raising: it is removed, and the failure reported."""
 
 
 class BigWigWriter(TrackWriter):
     def __init__(self, path: Path, chrom_sizes: ChromSizes):
         super().__init__(chrom_sizes)
-        self._file = _pybigwig().open(str(path), "w")
-        self._file.addHeader([(chrom, int(size)) for chrom, size in chrom_sizes.items()])
+        self.path = path
+        pybigwig = _pybigwig()
+        path.open("wb").close()  # a clean OSError where libBigWig would crash (a folder gone)
+        self._file = pybigwig.open(str(path), "w")
+        self._bases = 0
+        try:
+            with self._library_errors():
+                self._file.addHeader([(chrom, int(size)) for chrom, size in chrom_sizes.items()])
+        except BaseException:
+            self.abandon()
+            raise
 
     def _write(self, chrom: str, start: int, values: np.ndarray) -> None:
-        self._file.addEntries(chrom, int(start), values=values, span=1, step=1)
+        ensure_space(self.path, BIGWIG_VALUE_BYTES * len(values))
+        with self._library_errors():
+            self._file.addEntries(chrom, int(start), values=values, span=1, step=1)
+        self._bases += len(values)
 
     def close(self) -> None:
+        ensure_space(self.path, self.path.stat().st_size // 2)  # the zoom levels and index
         self._file.close()
+        if _bases_covered(self.path) != self._bases:
+            raise OSError("libBigWig could not finish the file (it holds fewer bases than were written)")
+
+    def abandon(self) -> None:
+        # Not detached as HDF5 is (outputs.detach): libBigWig reads its values back to build the
+        # zoom levels at close. A close that cannot write only prints "[bwClose] ...".
+        with contextlib.suppress(Exception):
+            self._file.close()
+
+    @contextlib.contextmanager
+    def _library_errors(self) -> Iterator[None]:
+        """pyBigWig's errors (RuntimeError) as the OSErrors of a failed write."""
+        try:
+            yield
+        except RuntimeError as error:
+            raise OSError(f"libBigWig: {error}") from None
+
+
+def _bases_covered(path: Path) -> int | None:
+    """The bases with a value in a closed bigWig, from its header; None if it does not open."""
+    try:
+        track = _pybigwig().open(str(path))
+    except RuntimeError:
+        return None
+    try:
+        return int(track.header()["nBasesCovered"])
+    finally:
+        track.close()
 
 
 class BedGraphWriter(TrackWriter):
@@ -120,6 +175,10 @@ class BedGraphWriter(TrackWriter):
     def close(self) -> None:
         self._file.close()
 
+    def abandon(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+
 
 _WRITERS = {"bigwig": BigWigWriter, "bedgraph": BedGraphWriter}
 
@@ -131,8 +190,10 @@ def track_writer(path: Path, chrom_sizes: ChromSizes, fmt: str) -> Iterator[Trac
         writer = _WRITERS[fmt](temporary, chrom_sizes)
         try:
             yield writer
-        finally:
-            writer.close()
+        except BaseException:
+            writer.abandon()
+            raise
+        writer.close()
 
 
 def _per_base(chrom: str, starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> Iterator[Stretch]:

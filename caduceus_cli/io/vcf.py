@@ -14,6 +14,7 @@ warnings, and nothing but data ever reaches stdout.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -173,7 +174,7 @@ class VcfWriter:
                 self._file = BGZFile(path, "wb")
             else:
                 self._file = open(1 if path == "-" else path, "wb", closefd=path != "-")  # noqa: SIM115
-        except (OSError, ValueError) as error:
+        except ValueError as error:  # a header htslib cannot write; an OSError is a write error
             raise InputError(f"{path}: cannot write ({error})") from None
         self._sorted_check = sorted_check
         self._seen_contigs: set[str] = set()
@@ -201,7 +202,11 @@ class VcfWriter:
         try:
             self._file.write(record)
         except (OSError, ValueError) as error:
-            reason = self._messages.reason(str(error))
+            htslib_says = self._messages.relay_warnings()
+            if isinstance(error, OSError) and not htslib_says:
+                # nothing wrong with the record: the file could not be written (pysam's errno is stale)
+                raise OSError(f"the record at {record.contig}:{record.pos} was not written") from None
+            reason = "; ".join(htslib_says) or str(error)
             raise InputError(
                 f"{self.path}: cannot write the record at {record.contig}:{record.pos} ({reason}); "
                 "BCF output needs every contig, INFO and FORMAT tag declared in the input header "
@@ -228,10 +233,15 @@ class VcfWriter:
         self._last = here
 
     def close(self) -> None:
-        """Finish the file (a header-only file when there were no records)."""
+        """Finish the file (a header-only file when there were no records); an OSError if that fails."""
         if self.fmt != "b" and not self._header_written:
             self._write_text_header()
         self._file.close()
+
+    def abandon(self) -> None:
+        """Close the file after a failure, without raising: it is removed, and the failure reported."""
+        with contextlib.suppress(OSError, ValueError):
+            self._file.close()
 
 
 def needs_csi(fmt: str, contig_lengths: list[int | None], max_end: int) -> bool:
@@ -245,8 +255,11 @@ def index_path(path: str | Path, csi: bool) -> str:
 
 
 def write_index(data_path: str | Path, index_file: str | Path, csi: bool) -> None:
-    """Index a finished bgzipped VCF or BCF with htslib (through pysam's bundled bcftools)."""
+    """Index a finished bgzipped VCF or BCF with htslib (through pysam's bundled bcftools).
+
+    The records were checked sorted as they were written, so a failure is one of writing the index
+    (an OSError, as `committed` expects)."""
     try:
         pysam.bcftools.index("--csi" if csi else "--tbi", "--force", "-o", str(index_file), str(data_path))
     except pysam.utils.SamtoolsError as error:
-        raise InputError(f"{data_path}: cannot index the output ({str(error).strip()})") from None
+        raise OSError(f"indexing failed ({' '.join(str(error).split())})") from None
