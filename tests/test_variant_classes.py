@@ -98,7 +98,8 @@ def test_a_padded_substitution_scores_as_the_snv_it_is(run_cli, tmp_path, genome
 def test_changes_longer_than_half_the_window_are_flagged(run_cli, tmp_path, genome, tiny_checkpoint):
     vcf = write_vcf(tmp_path / "v.vcf", len(GENOME), [(50, GENOME[50:84], GENOME[50]), (50, GENOME[50:83], GENOME[50])])
     out = tmp_path / "out.vcf"
-    assert run_cli("score-variants", vcf, "--fasta", genome, "-m", tiny_checkpoint(), "-w", WINDOW, "-o", out, "-q").code == 0
+    result = run_cli("score-variants", vcf, "--fasta", genome, "-m", tiny_checkpoint(), "-w", WINDOW, "-o", out, "-q")
+    assert result.code == 0, result.err
     with pysam.VariantFile(str(out)) as scored:
         first, second = list(scored)
     assert first.info["CADUCEUS_FLAG"] == ("too_long",) and first.info["CADUCEUS_LLR"] == (None,)
