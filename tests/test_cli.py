@@ -18,16 +18,15 @@ def test_version_prints_the_package_version(run_cli):
 
 
 @pytest.mark.parametrize("option", ["--version", "--help"])
-def test_version_and_help_start_fast_without_importing_torch(option):
+def test_version_and_help_start_without_importing_torch(option):
+    """What makes them fast (the benchmarks time it; a timed test would fail on a loaded machine)."""
     probe = (
-        "import sys, time; start = time.perf_counter(); from caduceus_cli.cli import main; sys.argv[1:] = "
-        f"[{option!r}]\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(time.perf_counter() - start, 'torch' in sys.modules, 'h5py' in sys.modules, file=sys.stderr)"
+        f"import sys; from caduceus_cli.cli import main; sys.argv[1:] = [{option!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, 'h5py' in sys.modules, file=sys.stderr)"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    seconds, torch_loaded, h5py_loaded = result.stderr.split()
-    assert (torch_loaded, h5py_loaded) == ("False", "False")
-    assert float(seconds) < 0.5
+    assert result.stderr.split() == ["False", "False"]
 
 
 def test_each_listed_help_line_is_how_the_command_describes_itself():
@@ -47,6 +46,29 @@ def test_info_describes_a_checkpoint(run_cli, ps_checkpoint):
     assert fields["variant"] == "PS"
     assert fields["d_model"] == "16" and fields["n_layer"] == "2"
     assert "reverse-complement equivariant" in fields["RC handling"]
+
+
+def test_info_reads_the_stored_dtype_from_the_weights(run_cli, tmp_path, ps_checkpoint):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "bf16"
+    shutil.copytree(ps_checkpoint, folder)
+    state = load_file(folder / "model.safetensors")
+    save_file({k: v.bfloat16() if v.is_floating_point() else v for k, v in state.items()}, folder / "model.safetensors")
+    for model, dtype in ((ps_checkpoint, "float32"), (folder, "bfloat16")):
+        result = run_cli("info", model)
+        fields = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.out.splitlines())
+        assert fields["stored dtype"] == dtype
+
+
+def test_doctor_holds_float64_to_float64_rounding():
+    import torch
+
+    from caduceus_cli.commands.doctor import EQUIVARIANCE_TOLERANCE
+
+    assert EQUIVARIANCE_TOLERANCE[torch.float64] <= 1e-9 < EQUIVARIANCE_TOLERANCE[torch.float32] <= 1e-3
 
 
 def test_doctor_runs_a_forward_pass_on_the_cpu(run_cli):

@@ -256,5 +256,15 @@ def test_hub_id_loads_from_the_offline_cache_with_its_revision(tmp_path, monkeyp
     assert model.provenance["revision"] == commit
 
 
-def test_default_model_path_points_into_weights():
-    assert default_model_path().parent.name == "weights"
+def test_default_model_path_is_the_checkouts_weights_folder():
+    assert default_model_path() == Path(__file__).resolve().parents[1] / "weights" / "caduceus-ph-tair10"
+
+
+def test_default_model_path_of_a_wheel_install_is_under_the_prefix(tmp_path, monkeypatch):
+    from caduceus_cli.model import load
+
+    installed = tmp_path / "share" / "caduceus-cli" / "weights" / "caduceus-ph-tair10"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(load, "CHECKOUT_WEIGHTS", tmp_path / "site-packages" / "weights")  # not there
+    monkeypatch.setattr(load.sys, "prefix", str(tmp_path))
+    assert default_model_path() == installed

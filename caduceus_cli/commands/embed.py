@@ -95,7 +95,12 @@ def embed(
     window: TileWindowOpt = None,
     overlap: OverlapOpt = None,
     rc: Annotated[
-        RcMode, typer.Option("--rc", help="Reverse-complement handling, as in the engine.")
+        RcMode,
+        typer.Option(
+            "--rc",
+            help="Reverse-complement handling: auto (PH: forward and RC passes averaged; PS: one pass), "
+            "none (forward strand only), average (two passes for either).",
+        ),
     ] = RcMode["auto"],
     precision: Annotated[
         Precision, typer.Option("--precision", help="Stored float type of embeddings.")

@@ -46,7 +46,7 @@ def info(
         ),
         ("norm", "RMSNorm" if config.rms_norm else "LayerNorm"),
         ("parameters", f"{n_params:,}"),
-        ("stored dtype", "float32"),
+        ("stored dtype", loaded.stored_dtype),
         ("embedding width", config.d_model),
         ("tokenizer", loaded.tokenizer.describe()),
         ("tokenizer from", loaded.tokenizer.source),

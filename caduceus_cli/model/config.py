@@ -63,11 +63,6 @@ class CaduceusConfig:
     def proj_bias(self) -> bool:
         return bool(self.ssm_cfg.get("bias", False))
 
-    @property
-    def hidden_width(self) -> int:
-        """Channels of the final hidden states: PS keeps a forward and an RC half."""
-        return 2 * self.d_model if self.rcps else self.d_model
-
     def complement_list(self) -> list[int]:
         """comp[id] for every id of the padded vocabulary, indexed by int(key), identity where absent."""
         table = list(range(self.padded_vocab_size))

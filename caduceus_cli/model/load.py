@@ -45,8 +45,8 @@ def load_model(
 
     The model comes back in eval mode on `device` in `dtype`, with its `tokenizer` (read from the
     checkpoint's own files), `provenance` (source, revision, "none" for a local folder, and sha256
-    of the weights file), `default_window` (its training length when known) and `window_source`
-    (where that length came from).
+    of the weights file), `default_window` (its training length when known), `window_source`
+    (where that length came from) and `stored_dtype` (of the weights file's floating tensors).
     """
     folder, resolved_revision = _resolve(str(source), revision)
     config_path = folder / "config.json"
@@ -59,6 +59,7 @@ def load_model(
     tokenizer.check_fits(config.padded_vocab_size, config.complement_map, str(config_path))
     weights_path = _weights_file(folder)
     state = _read_weights(weights_path)
+    stored = sorted({str(t.dtype).removeprefix("torch.") for t in state.values() if t.is_floating_point()})
     model = CaduceusForMaskedLM(config, tokenizer)
     _load_state(model, state, weights_path)
     torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
@@ -69,13 +70,17 @@ def load_model(
         "sha256": _sha256(weights_path),
     }
     model.default_window, model.window_source = training_length(folder, str(source))
+    model.stored_dtype = ", ".join(stored)
     return model
+
+
+CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
 def default_model_path() -> Path:
     """The shipped model, used when no --model is given: the checkout's weights/ folder, or where
     a wheel install puts it (<prefix>/share/caduceus-cli/weights)."""
-    checkout = Path(__file__).resolve().parents[2] / "weights" / DEFAULT_MODEL
+    checkout = CHECKOUT_WEIGHTS / DEFAULT_MODEL
     installed = Path(sys.prefix) / "share" / "caduceus-cli" / "weights" / DEFAULT_MODEL
     return checkout if checkout.is_dir() or not installed.is_dir() else installed
 
