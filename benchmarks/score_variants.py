@@ -131,7 +131,7 @@ def reverse_complemented(vcf: Path, fasta: Path, contig: str, sequence: str, fol
 
 
 def run(
-    vcf: Path, fasta: Path, model, window: int, scores: list[str], args, out: Path, llr_flank: int = 32
+    vcf: Path, fasta: Path, model, window: int, scores: list[str], args, out: Path, llr_flank: int = Settings.llr_flank
 ) -> float:
     """Score `vcf` with the score-variants pipeline (BCF output); return its seconds, model loading excluded."""
     settings = Settings(tuple(scores), True, window, args.emb_flank, "flag", llr_flank=llr_flank)

@@ -112,7 +112,7 @@ class Settings:
     flank: int
     on_ref_mismatch: str
     variant_index: int | None = None
-    llr_flank: int = 32  # flank bases each side of an indel whose log-probabilities `haplotype_llr` compares
+    llr_flank: int = 8  # flank bases each side of an indel whose log-probabilities `haplotype_llr` compares
 
     @property
     def centre(self) -> int:

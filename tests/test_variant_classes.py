@@ -129,9 +129,9 @@ def test_shards_and_a_single_run_agree_on_every_class(run_cli, tmp_path, genome,
 # --- strand symmetry, measured with the shipped model on real DNA ------------------------------------
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "example.fa"
-# Measured with the shipped model at W = 256 on these variants (max 0.010 SNV, 0 MNV, 0.11 insertions,
-# 0.076 deletions, 0.059 complex), with a margin; the README has W = 1,024 over more variants.
-RC_BOUNDS = {"snv": 0.02, "mnv": 0.02, "ins": 0.2, "del": 0.2, "complex": 0.2}
+# Measured with the shipped model at W = 256 on these variants (max 0.010 SNV, 0 MNV, 0.016 insertions,
+# 0.023 deletions, 0.009 complex), with a margin; the README has W = 1,024 over more variants.
+RC_BOUNDS = {"snv": 0.02, "mnv": 0.02, "ins": 0.05, "del": 0.05, "complex": 0.05}
 RC_WINDOW = 256
 
 
