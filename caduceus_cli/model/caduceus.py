@@ -3,11 +3,14 @@
 Module and parameter names mirror the original implementation, so the published
 `model.safetensors` loads by name (see load.py for the tied tensors it leaves out).
 
-    ids (B, L) -> embeddings -> n_layer x [add residual, norm, BiMamba] -> add, final norm -> hidden
-    hidden (B, L, C) -> tied LM head -> logits (B, L, V)
+    ids (B, L) -> Embeddings -> n_layer x Block [residual += hidden; hidden = BiMamba(norm(residual))]
+      -> add, final norm -> hidden (B, L, C) -> tied LM head -> logits (B, L, V)
 
 C = d for PH; for PS the residual stream carries a forward half and a reverse-complement half
-(C = 2d), the RC half stored flipped back into forward coordinates.
+(C = 2d), the RC half stored flipped back into forward coordinates. The classes below follow that
+order, each `forward` doing its own step. A block returns (mixer output, residual), so a forward hook
+on `model.caduceus.backbone.layers[i]` sees as output[0] what `output_hidden_states` reports as entry
+i + 1 (for the last block that entry is the final hidden instead).
 """
 
 from __future__ import annotations
@@ -25,49 +28,62 @@ from caduceus_cli.tokens import CADUCEUS, Tokenizer
 
 RC_MODES = ("auto", "none", "average")  # reverse-complement handling of embed() and logits_conjoined()
 
-@dataclass
-class ModelOutput:
-    logits: torch.Tensor  # (B, L, V), float32 (float64 for a float64 model)
-    hidden: torch.Tensor  # (B, L, C), after the final norm
-    hidden_states: tuple[torch.Tensor, ...] | None = None  # embedding, mixer outputs..., hidden
-
 
 def flip_lc(x: torch.Tensor) -> torch.Tensor:
     """Reverse length and channels: the RC of a (B, L, C) tensor of strand-aware features."""
     return x.flip(1, 2)
 
 
-def make_norm(config: CaduceusConfig) -> nn.Module:
-    if config.rms_norm:
-        return RMSNorm(config.d_model, config.norm_epsilon)
-    return nn.LayerNorm(config.d_model, eps=config.norm_epsilon)
+# --- normalisation ---------------------------------------------------------------------------------
+# Both norms compute in at least float32, as mamba-ssm's fused kernel does, and return the model's dtype
+# (their weight's). `flip` reverses the weight (and bias): that is how PS normalises its RC half, whose
+# channels are stored flipped (equal to flipping the channels, normalising and flipping back).
 
 
 class RMSNorm(nn.Module):
+    """Root-mean-square norm with a weight and no bias (rms_norm=true, as published)."""
+
     def __init__(self, d: int, eps: float):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(d))
 
+    def forward(self, x: torch.Tensor, flip: bool = False) -> torch.Tensor:
+        """x / sqrt(mean(x^2) + eps) * weight over the last axis."""
+        compute = torch.promote_types(x.dtype, torch.float32)
+        x = x.to(compute)
+        weight = self.weight.to(compute)
+        weight = weight.flip(0) if flip else weight
+        out = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * weight
+        return out.to(self.weight.dtype)
 
-def normalize(norm: nn.Module, x: torch.Tensor, out_dtype: torch.dtype, flip: bool = False) -> torch.Tensor:
-    """Apply an RMSNorm or LayerNorm in at least float32; `flip` reverses its weight (and bias),
-    which is how PS normalises the RC half."""
-    compute = torch.promote_types(x.dtype, torch.float32)
-    x = x.to(compute)
-    weight = norm.weight.to(compute)
-    weight = weight.flip(0) if flip else weight
-    if isinstance(norm, RMSNorm):
-        out = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.eps) * weight
-    else:
-        bias = norm.bias.to(compute)
-        out = F.layer_norm(x, (x.shape[-1],), weight, bias.flip(0) if flip else bias, norm.eps)
-    return out.to(out_dtype)
+
+class LayerNorm(nn.LayerNorm):
+    """nn.LayerNorm (same parameters) with the dtype contract and `flip` of RMSNorm (rms_norm=false)."""
+
+    def forward(self, x: torch.Tensor, flip: bool = False) -> torch.Tensor:
+        compute = torch.promote_types(x.dtype, torch.float32)
+        weight, bias = self.weight.to(compute), self.bias.to(compute)
+        if flip:
+            weight, bias = weight.flip(0), bias.flip(0)
+        out = F.layer_norm(x.to(compute), (x.shape[-1],), weight, bias, self.eps)
+        return out.to(self.weight.dtype)
+
+
+def make_norm(config: CaduceusConfig) -> RMSNorm | LayerNorm:
+    if config.rms_norm:
+        return RMSNorm(config.d_model, config.norm_epsilon)
+    return LayerNorm(config.d_model, eps=config.norm_epsilon)
+
+
+# --- mixers ----------------------------------------------------------------------------------------
 
 
 class Mamba(nn.Module):
-    """One direction of a BiMamba: causal conv, selective SSM, gate. The reverse direction of a
-    weight-tied block has no in_proj/out_proj of its own (`with_projections=False`)."""
+    """One direction of a BiMamba (mamba-ssm's Mamba v1): in_proj, causal conv, selective SSM, gate,
+    out_proj. The reverse direction of a weight-tied block has no in_proj/out_proj of its own
+    (`with_projections=False`): BiMamba runs it through `gated_ssm` on the forward direction's in_proj
+    output."""
 
     def __init__(self, config: CaduceusConfig, with_projections: bool = True):
         super().__init__()
@@ -85,25 +101,13 @@ class Mamba(nn.Module):
             self.out_proj = nn.Linear(inner, d, bias=config.proj_bias)
         self.rank, self.d_state = rank, n
 
-    def causal_conv(self, x: torch.Tensor, reverse: bool = False) -> torch.Tensor:
-        """Depthwise causal conv along L: out[t] = bias + sum_k w[k] * x[t - (K-1) + k], zeros before the start;
-        `reverse` is the same conv run from the end (x[t + (K-1) - k], zeros after the end), which is the
-        causal conv of the flipped sequence, flipped back. Written as K shifted multiply-adds on (B, L, E):
-        no transposes, and fast in every dtype on the CPU."""
-        kernel = self.conv1d.weight[:, 0, :]  # (E, K)
-        size, length = kernel.shape[1], x.shape[1]
-        if reverse:
-            padded = F.pad(x, (0, 0, 0, size - 1))
-            out = sum(padded[:, size - 1 - k : size - 1 - k + length] * kernel[:, k] for k in range(size))
-        else:
-            padded = F.pad(x, (0, 0, size - 1, 0))
-            out = sum(padded[:, k : k + length] * kernel[:, k] for k in range(size))
-        return out if self.conv1d.bias is None else out + self.conv1d.bias
+    def forward(self, h: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+        """(B, L, d) -> (B, L, d). `reverse` runs this direction from the last position to the first,
+        in forward coordinates: flipL(M(flipL(h))) without the copies (the projections are per position)."""
+        return self.out_proj(self.gated_ssm(self.in_proj(h), reverse))
 
     def gated_ssm(self, xz: torch.Tensor, reverse: bool = False) -> torch.Tensor:
-        """xz: (B, L, 2E) in_proj output -> gated SSM output y * silu(z): (B, L, E), before out_proj.
-        `reverse` runs this direction from the last position to the first, in forward coordinates
-        (equal to running it on the flipped sequence and flipping the result, without the copies)."""
+        """xz: (B, L, 2E) in_proj output -> gated SSM output y * silu(z): (B, L, E), before out_proj."""
         x, z = xz.chunk(2, dim=-1)
         if compiled.serves(xz):  # one pass over x instead of 2K + 1
             x = compiled.conv_silu(xz, self.conv1d.weight[:, 0, :], self.conv1d.bias, reverse)
@@ -115,6 +119,22 @@ class Mamba(nn.Module):
         # the dt bias, softplus and gate are applied inside the scan, as in mamba-ssm's kernel
         dt = F.linear(dt_low, self.dt_proj.weight)
         return selective_scan(x, dt, A, B, C, self.D.to(scan_dtype), self.dt_proj.bias, z, reverse)
+
+    def causal_conv(self, x: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+        """Depthwise causal conv along L: out[t] = bias + sum_k w[k] * x[t - (K-1) + k], zeros before the
+        start; `reverse` is the same conv run from the end (x[t + (K-1) - k], zeros after the end), which is
+        the causal conv of the flipped sequence, flipped back. Written as K shifted multiply-adds on
+        (B, L, E): no transposes, and fast in every dtype on the CPU. (The compiled kernel fuses it with
+        the silu.)"""
+        kernel = self.conv1d.weight[:, 0, :]  # (E, K)
+        size, length = kernel.shape[1], x.shape[1]
+        if reverse:
+            padded = F.pad(x, (0, 0, 0, size - 1))
+            out = sum(padded[:, size - 1 - k : size - 1 - k + length] * kernel[:, k] for k in range(size))
+        else:
+            padded = F.pad(x, (0, 0, size - 1, 0))
+            out = sum(padded[:, k : k + length] * kernel[:, k] for k in range(size))
+        return out if self.conv1d.bias is None else out + self.conv1d.bias
 
 
 class BiMamba(nn.Module):
@@ -130,23 +150,22 @@ class BiMamba(nn.Module):
             self.mamba_rev = Mamba(config, with_projections=not self.tied)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) -> (B, L, d). The reverse direction runs in forward coordinates (no flips)."""
         fwd = self.mamba_fwd
-        xz = fwd.in_proj(h)
-        y_fwd = fwd.gated_ssm(xz)
         if not self.bidirectional:
-            return fwd.out_proj(y_fwd)
-        rev = self.mamba_rev
-        # The reverse direction runs on the flipped sequence; its projections are per position, so it
-        # runs in forward coordinates instead (no flips), with tied weights on the forward direction's
-        # in_proj output, and one out_proj serves the sum of both directions.
-        y_rev = rev.gated_ssm(xz if self.tied else rev.in_proj(h), reverse=True)
-        rev_out_proj = fwd.out_proj if self.tied else rev.out_proj
-        if self.strategy == "add" and self.tied:
+            return fwd(h)
+        if not self.tied:
+            out_fwd, out_rev = fwd(h), self.mamba_rev(h, reverse=True)
+            return out_fwd + out_rev if self.strategy == "add" else out_fwd * out_rev
+        # Tied (as published): both directions read one in_proj output, and with "add" one out_proj
+        # serves the sum of both directions, W (y_fwd + y_rev) + b, instead of two; so neither direction
+        # runs through Mamba.forward here (a hook to read the mixer goes on this module).
+        xz = fwd.in_proj(h)  # (B, L, 2E)
+        y_fwd, y_rev = fwd.gated_ssm(xz), self.mamba_rev.gated_ssm(xz, reverse=True)  # (B, L, E) each
+        if self.strategy == "add":
             out = fwd.out_proj(y_fwd + y_rev)
             return out if fwd.out_proj.bias is None else out + fwd.out_proj.bias
-        if self.strategy == "add":
-            return fwd.out_proj(y_fwd) + rev_out_proj(y_rev)
-        return fwd.out_proj(y_fwd) * rev_out_proj(y_rev)
+        return fwd.out_proj(y_fwd) * fwd.out_proj(y_rev)
 
 
 class RCPSMixer(nn.Module):
@@ -157,19 +176,75 @@ class RCPSMixer(nn.Module):
         self.submodule = BiMamba(config)
 
     def forward(self, fwd: torch.Tensor, rc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two (B, L, d) normalised halves -> the two (B, L, d) halves of the block's output."""
         batch = fwd.shape[0]
-        out = self.submodule(torch.cat([fwd, flip_lc(rc)], dim=0))  # one call for both strands
+        out = self.submodule(torch.cat([fwd, flip_lc(rc)], dim=0))  # (2B, L, d): one call for both strands
         return out[:batch], flip_lc(out[batch:])
 
 
+# --- blocks ----------------------------------------------------------------------------------------
+
+
+def add_residual(
+    hidden: torch.Tensor, residual: torch.Tensor | None, norm: nn.Module, in_fp32: bool
+) -> torch.Tensor:
+    """The residual stream with `hidden` added, in the model's dtype (that of `norm`, which reads it
+    next), or at least float32 with residual_in_fp32. The first block has no residual yet."""
+    dtype = norm.weight.dtype
+    summed = hidden if residual is None else hidden + residual
+    return summed.to(torch.promote_types(dtype, torch.float32) if in_fp32 else dtype)
+
+
 class Block(nn.Module):
+    """PH block, mamba-ssm's Add -> Norm -> Mixer: residual += hidden; hidden = BiMamba(norm(residual))."""
+
     def __init__(self, config: CaduceusConfig):
         super().__init__()
         self.norm = make_norm(config)
-        self.mixer = RCPSMixer(config) if config.rcps else BiMamba(config)
+        self.mixer = BiMamba(config)
+        self.residual_in_fp32 = config.residual_in_fp32
+
+    def forward(
+        self, hidden: torch.Tensor, residual: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L, d) previous mixer output (or the embedding) and residual (None in the first block) ->
+        this block's mixer output and the residual stream."""
+        residual = add_residual(hidden, residual, self.norm, self.residual_in_fp32)
+        return self.mixer(self.norm(residual)), residual
+
+
+class RCPSBlock(nn.Module):
+    """PS block on (B, L, 2d) tensors: the forward half, and the RC half stored flipped back into forward
+    coordinates. The norm weight is shared by the halves (reversed for the RC half), the BiMamba too."""
+
+    def __init__(self, config: CaduceusConfig):
+        super().__init__()
+        self.norm = make_norm(config)
+        self.mixer = RCPSMixer(config)
+        self.residual_in_fp32 = config.residual_in_fp32
+        self.swap_halves = config.fused_add_norm
+
+    def forward(
+        self, hidden: torch.Tensor, residual: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        residual = add_residual(hidden, residual, self.norm, self.residual_in_fp32)
+        d = residual.shape[-1] // 2
+        first, second = residual[..., :d], residual[..., d:]
+        if self.swap_halves:
+            # The published (fused add+norm) path swaps the two halves of the residual at every block
+            # and normalises the RC half as the forward input; the unfused path does not swap.
+            first, second = second, first
+            residual = torch.cat([first, second], dim=-1)
+        fwd, rc = self.mixer(self.norm(first), self.norm(second, flip=True))
+        return torch.cat([fwd, rc], dim=-1), residual
+
+
+# --- embeddings, backbone --------------------------------------------------------------------------
 
 
 class RCPSEmbedding(nn.Module):
+    """PS: one embedding table for both strands, and the complement map that pairs them."""
+
     def __init__(self, config: CaduceusConfig):
         super().__init__()
         self.embedding = nn.Embedding(config.padded_vocab_size, config.d_model)
@@ -183,6 +258,8 @@ class RCPSEmbedding(nn.Module):
 
 
 class Embeddings(nn.Module):
+    """The token embedding: nn.Embedding for PH, RCPSEmbedding for PS."""
+
     def __init__(self, config: CaduceusConfig):
         super().__init__()
         if config.rcps:
@@ -190,74 +267,93 @@ class Embeddings(nn.Module):
         else:
             self.word_embeddings = nn.Embedding(config.padded_vocab_size, config.d_model)
 
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, L) -> (B, L, C)."""
+        return self.word_embeddings(ids)
+
 
 class Backbone(nn.Module):
+    """Embeddings, the blocks, and the final add and norm."""
+
     def __init__(self, config: CaduceusConfig):
         super().__init__()
-        self.config = config
         self.embeddings = Embeddings(config)
-        self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        block = RCPSBlock if config.rcps else Block
+        self.layers = nn.ModuleList(block(config) for _ in range(config.n_layer))
         self.norm_f = make_norm(config)
+        self.rcps, self.residual_in_fp32 = config.rcps, config.residual_in_fp32
 
-    def forward(self, ids: torch.Tensor, output_hidden_states: bool = False):
-        """(B, L) ids -> final hidden (B, L, C) and, if asked, the per-layer states of the original code."""
-        config = self.config
-        h = self.embeddings.word_embeddings(ids)
-        dtype = h.dtype
-        res_dtype = torch.promote_types(dtype, torch.float32) if config.residual_in_fp32 else dtype
-        states = [h] if output_hidden_states else None
-        res = None
+    def forward(
+        self, ids: torch.Tensor, output_hidden_states: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        """(B, L) ids -> final hidden (B, L, C) and, if asked, the per-layer states of the original code:
+        the embedding, each block's mixer output, and (in place of the last one) the final hidden."""
+        hidden, residual = self.embeddings(ids), None
+        states = [hidden] if output_hidden_states else None
         for layer in self.layers:
-            summed = (h if res is None else h + res).to(res_dtype)
-            if config.rcps:
-                h, res = self._rcps_layer(layer, summed, dtype)
-            else:
-                res = summed
-                h = layer.mixer(normalize(layer.norm, summed, dtype))
+            hidden, residual = layer(hidden, residual)
             if states is not None:
-                states.append(h)
-        summed = (h if res is None else h + res).to(res_dtype)
-        if config.rcps:
-            d = config.d_model
+                states.append(hidden)
+        residual = add_residual(hidden, residual, self.norm_f, self.residual_in_fp32)
+        if self.rcps:  # each half in its own orientation; no half swap here, unlike the blocks
+            d = residual.shape[-1] // 2
             hidden = torch.cat(
-                [
-                    normalize(self.norm_f, summed[..., :d], dtype),
-                    normalize(self.norm_f, summed[..., d:], dtype, flip=True),
-                ],
-                dim=-1,
+                [self.norm_f(residual[..., :d]), self.norm_f(residual[..., d:], flip=True)], dim=-1
             )
         else:
-            hidden = normalize(self.norm_f, summed, dtype)
+            hidden = self.norm_f(residual)
         if states is not None:
             states[-1] = hidden  # the original reports the final normed hidden, not the last mixer output
         return hidden, states
 
-    def _rcps_layer(self, layer: Block, summed: torch.Tensor, dtype: torch.dtype):
-        """PS block. The published (fused add+norm) path swaps the two halves of the residual and
-        normalises the RC half as the forward input; the unfused path does not swap."""
-        d = self.config.d_model
-        first, second = summed[..., :d], summed[..., d:]
-        if self.config.fused_add_norm:
-            first, second = second, first
-        res = torch.cat([first, second], dim=-1)
-        fwd, rc = layer.mixer(
-            normalize(layer.norm, first, dtype), normalize(layer.norm, second, dtype, flip=True)
-        )
-        return torch.cat([fwd, rc], dim=-1), res
-
 
 class Caduceus(nn.Module):
+    """The original's AutoModel: the backbone under the name the published state dict uses."""
+
     def __init__(self, config: CaduceusConfig):
         super().__init__()
         self.backbone = Backbone(config)
 
+    def forward(
+        self, ids: torch.Tensor, output_hidden_states: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        return self.backbone(ids, output_hidden_states)
 
-class RCPSLMHeadBuffers(nn.Module):
-    """Holds the PS LM head's stored complement map, so the published state dict loads by name."""
+
+# --- LM head and the published model -----------------------------------------------------------------
+# The head is tied to the embedding: its weight is passed in, so the state dict holds no copy of it.
+# The original casts logits to float32; a float64 model keeps float64 for exactness checks.
+
+
+class LMHead(nn.Module):
+    """PH: logits = hidden @ Emb.T."""
+
+    def forward(self, hidden: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) hidden, (V, d) embedding weight -> (B, L, V) logits."""
+        return F.linear(hidden, weight).to(torch.promote_types(hidden.dtype, torch.float32))
+
+
+class RCPSLMHead(nn.Module):
+    """PS: the forward half against the embedding, plus the RC half (channels flipped back) against the
+    complement's embedding. Holds its stored complement map, so the published state dict loads by name."""
 
     def __init__(self, config: CaduceusConfig):
         super().__init__()
         self.register_buffer("complement_map", torch.tensor(config.complement_list()))
+
+    def forward(self, hidden: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """(B, L, 2d) hidden, (V, d) embedding weight -> (B, L, V) logits."""
+        d = weight.shape[1]
+        fwd = F.linear(hidden[..., :d], weight)
+        rc = F.linear(hidden[..., d:].flip(-1), weight[self.complement_map])
+        return (fwd + rc).to(torch.promote_types(hidden.dtype, torch.float32))
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor  # (B, L, V), float32 (float64 for a float64 model)
+    hidden: torch.Tensor  # (B, L, C), after the final norm
+    hidden_states: tuple[torch.Tensor, ...] | None = None  # embedding, mixer outputs..., hidden
 
 
 class CaduceusForMaskedLM(nn.Module):
@@ -269,14 +365,23 @@ class CaduceusForMaskedLM(nn.Module):
         self.config = config
         self.tokenizer = tokenizer
         self.caduceus = Caduceus(config)
-        if config.rcps:
-            self.lm_head = RCPSLMHeadBuffers(config)
+        self.lm_head = RCPSLMHead(config) if config.rcps else LMHead()
         # the RC pass of a PH model pairs ids as its config says, else as its tokenizer's bases pair
-        complement = config.complement_list() if config.complement_map else _padded(tokenizer.complement, config)
+        complement = (
+            config.complement_list() if config.complement_map else _padded(tokenizer.complement, config)
+        )
         self.register_buffer("complement", torch.tensor(complement), persistent=False)
         self.provenance: dict[str, str | None] = {"source": None, "revision": None, "sha256": None}
         self.default_window: int | None = None  # the training length, when known
         self.window_source: str | None = None  # where default_window came from
+
+    def forward(self, ids: torch.Tensor, output_hidden_states: bool = False) -> ModelOutput:
+        hidden, states = self.caduceus(ids, output_hidden_states)
+        return ModelOutput(self.head(hidden), hidden, tuple(states) if states is not None else None)
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, L, C) final hidden -> (B, L, V) logits, through the LM head tied to the embedding."""
+        return self.lm_head(hidden, self.embedding_weight)
 
     @property
     def variant(self) -> str:
@@ -289,21 +394,6 @@ class CaduceusForMaskedLM(nn.Module):
 
     def reverse_complement(self, ids: torch.Tensor) -> torch.Tensor:
         return self.complement[ids].flip(-1)
-
-    def head(self, hidden: torch.Tensor) -> torch.Tensor:
-        # the original casts logits to float32; a float64 model keeps float64 for exactness checks
-        out_dtype = torch.promote_types(hidden.dtype, torch.float32)
-        weight = self.embedding_weight
-        if not self.config.rcps:
-            return F.linear(hidden, weight).to(out_dtype)
-        d = self.config.d_model
-        comp = self.lm_head.complement_map
-        logits = F.linear(hidden[..., :d], weight) + F.linear(hidden[..., d:].flip(-1), weight[comp])
-        return logits.to(out_dtype)
-
-    def forward(self, ids: torch.Tensor, output_hidden_states: bool = False) -> ModelOutput:
-        hidden, states = self.caduceus.backbone(ids, output_hidden_states)
-        return ModelOutput(self.head(hidden), hidden, tuple(states) if states is not None else None)
 
     def _with_rc_pass(self, ids: torch.Tensor) -> tuple[ModelOutput, ModelOutput]:
         """Run ids and their reverse complements as one batch; the RC output stays in RC coordinates."""
