@@ -1,12 +1,21 @@
-"""Options and plumbing shared by every command: model, device, threads, shards (logs and progress: terminal.py)."""
+"""Options and plumbing shared by every command: model, device, threads, shards (logs and progress: terminal.py).
+
+Every command that runs a model takes the same model and runtime options; `runtime_options` adds
+them to its signature, applies the process-wide ones (log, threads) and hands the command one
+`Runtime`. Options are shown in `--help` in panels, as bcftools groups its usage: what goes in,
+what comes out, the command's own settings, and the model and runtime.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 import shlex
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -19,44 +28,74 @@ from caduceus_cli.windows import FALLBACK_WINDOW, check_tiling, default_overlap
 
 log = logging.getLogger("caduceus")
 
+# --help panels, in the order a command's usage reads
+INPUT, OUTPUT, WINDOWS, RUNTIME = "Input", "Output", "Windows", "Model and runtime"
+
 ModelOpt = Annotated[
     str | None,
     typer.Option(
-        "--model", "-m", help="Checkpoint folder or Hugging Face hub id. Default: the shipped default model."
+        "--model", "-m", help="Checkpoint folder or Hugging Face hub id. Default: the shipped default model.",
+        rich_help_panel=RUNTIME,
     ),
+]  # fmt: skip
+RevisionOpt = Annotated[
+    str | None, typer.Option("--revision", help="Hub revision (branch, tag or commit).", rich_help_panel=RUNTIME)
 ]
-RevisionOpt = Annotated[str | None, typer.Option("--revision", help="Hub revision (branch, tag or commit).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUNTIME)]
 DtypeOpt = Annotated[
     str,
     typer.Option(
-        "--dtype", help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16, float64."
+        "--dtype", help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16, float64.",
+        rich_help_panel=RUNTIME,
     ),
-]
+]  # fmt: skip
 ThreadsOpt = Annotated[
     int | None,
     typer.Option(
-        "--threads", "-@", help="CPU threads for reading and the CPU model. Default: the CPUs this process may use."
+        "--threads", "-@", help="CPU threads for reading and the CPU model. Default: the CPUs this process may use.",
+        rich_help_panel=RUNTIME,
+    ),
+]  # fmt: skip
+BatchSizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-size", help="Windows per forward pass. Default: from free GPU memory.", rich_help_panel=RUNTIME
     ),
 ]
-BatchSizeOpt = Annotated[
-    int | None, typer.Option("--batch-size", help="Windows per forward pass. Default: from free GPU memory.")
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar and no info messages.", rich_help_panel=RUNTIME)
 ]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no info messages.")]
-LogFileOpt = Annotated[Path | None, typer.Option("--log-file", help="Also write the log to this file.")]
-ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
+LogFileOpt = Annotated[
+    Path | None, typer.Option("--log-file", help="Also write the log to this file.", rich_help_panel=RUNTIME)
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", "-f", help="Overwrite an existing output file.", rich_help_panel=OUTPUT)
+]
 FastaArg = Annotated[Path, typer.Argument(help="Reference FASTA, plain or bgzip (.fai/.gzi made if missing).")]
 RegionOpt = Annotated[
-    list[str] | None, typer.Option("--region", "-r", help="Region chr:start-end, 1-based inclusive; repeatable.")
+    list[str] | None,
+    typer.Option(
+        "--region", "-r", help="Region chr:start-end, 1-based inclusive; repeatable.", rich_help_panel=INPUT
+    ),
 ]
 ChromMapOpt = Annotated[
-    Path | None, typer.Option("--chrom-map", help="Two columns: contig name in the input, name in the FASTA.")
+    Path | None,
+    typer.Option(
+        "--chrom-map", help="Two columns: contig name in the input, name in the FASTA.", rich_help_panel=INPUT
+    ),
 ]
 TileWindowOpt = Annotated[
-    int | None, typer.Option("--window", help="Tile length for long regions. Default: the model's training length.")
-]
+    int | None,
+    typer.Option(
+        "--window", help="Tile length for long regions. Default: the model's training length.",
+        rich_help_panel=WINDOWS,
+    ),
+]  # fmt: skip
 OverlapOpt = Annotated[
-    int | None, typer.Option("--overlap", help="Bases shared by neighbouring tiles. Default: window // 8.")
+    int | None,
+    typer.Option(
+        "--overlap", help="Bases shared by neighbouring tiles. Default: window // 8.", rich_help_panel=WINDOWS
+    ),
 ]
 VariantIndexOpt = Annotated[
     int | None,
@@ -64,11 +103,64 @@ VariantIndexOpt = Annotated[
         "--variant-index",
         help="0-based index of the variant in its window. Default: W/2. PlantCaduceus' own zero-shot "
         "script uses 255 of 512.",
+        rich_help_panel=WINDOWS,
     ),
 ]
 ShardOpt = Annotated[
-    str | None, typer.Option("--shard", help="I/N: process only the I-th of N deterministic parts (1-based).")
+    str | None,
+    typer.Option(
+        "--shard", help="I/N: process only the I-th of N deterministic parts (1-based).", rich_help_panel=INPUT
+    ),
 ]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The model and runtime options of a command (`runtime_options`), and what they open."""
+
+    model: ModelOpt = None
+    revision: RevisionOpt = None
+    device: DeviceOpt = "auto"
+    dtype: DtypeOpt = "auto"
+    batch_size: BatchSizeOpt = None
+    threads: ThreadsOpt = None
+    quiet: QuietOpt = False
+    log_file: LogFileOpt = None
+
+    def load_model(self):
+        """The asked-for checkpoint (the shipped default when none) on the asked-for device and dtype."""
+        return open_model(self.model, self.revision, self.device, self.dtype)
+
+    def engine(self, model):
+        from caduceus_cli.engine import Engine
+
+        return Engine(model, batch_size=self.batch_size)
+
+
+def runtime_options(command: Callable) -> Callable:
+    """Give a command the `Runtime` options (appended to its own, in `--help`'s "Model and runtime"
+    panel): they are parsed by Typer from the signature built here, the log and threads are set up
+    before the command runs, and the command receives them as its `runtime` argument."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "runtime"]
+    hints = inspect.get_annotations(Runtime, eval_str=True)
+    added = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+        for f in fields(Runtime)
+    ]
+
+    @functools.wraps(command)
+    def run(**options):
+        runtime = Runtime(**{f.name: options.pop(f.name) for f in fields(Runtime)})
+        from caduceus_cli.terminal import setup_logging
+
+        setup_logging(runtime.quiet, runtime.log_file)
+        set_threads(runtime.threads)
+        return command(runtime=runtime, **options)
+
+    parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + added
+    run.__signature__ = inspect.Signature(parameters)
+    run.__annotations__ = {p.name: p.annotation for p in parameters}
+    return run
 
 def choices(name: str, values: Iterable[str]) -> type[Enum]:
     """An option's choices as an Enum made from the module constant that defines them, so they cannot drift."""

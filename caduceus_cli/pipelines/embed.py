@@ -1,45 +1,53 @@
-"""Embedding regions of a FASTA into an `EmbeddingFile`: tiles read ahead, the engine, writes behind.
+"""`embed`: regions of a FASTA into an `EmbeddingFile` (HDF5), through the tiled path (`pipelines.tiles`).
 
-`map_tiles` is the tiled path itself, shared with `caduceus track` (pipelines/track.py).
-
-    from pathlib import Path
+`EmbedJob` is one run: its settings, resolved, and the output it owns (written as OUT.partial,
+resumable, renamed when complete; the settings and provenance stored in it; a shard's identity
+stored as data). The command line builds one from its options; Python code builds the same and
+gets the same file:
 
     from caduceus_cli import load_model
     from caduceus_cli.engine import Engine
     from caduceus_cli.io.fasta import Fasta
-    from caduceus_cli.io.hdf5 import EmbeddingFile, Layout
+    from caduceus_cli.io.hdf5 import Layout
     from caduceus_cli.io.regions import all_contigs
-    from caduceus_cli.pipelines.embed import embed_regions
+    from caduceus_cli.pipelines.embed import EmbedJob
 
     model = load_model("weights/caduceus-ph-tair10")
     with Fasta("genome.fa") as reference:
-        regions = all_contigs(reference)
-        out = EmbeddingFile.create(Path("out.h5"), regions, Layout(d=model.config.d_model), {}, {})
-        stats = embed_regions(Engine(model), reference, regions, out, window=1024, overlap=128)
-        out.finish()
+        job = EmbedJob(Path("out.h5"), reference.path, all_contigs(reference), Layout(d=model.config.d_model),
+                       window=1024, overlap=128)
+        stats = job.run(Engine(model), reference)
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from caduceus_cli.engine import Engine, Window
+from caduceus_cli import __version__
+from caduceus_cli.engine import Engine
+from caduceus_cli.errors import InputError, OutputError
 from caduceus_cli.io.fasta import Fasta
-from caduceus_cli.io.hdf5 import EmbeddingFile, RegionWriter
+from caduceus_cli.io.hdf5 import (
+    COORDINATES,
+    EmbeddingFile,
+    Layout,
+    RegionWriter,
+    ShardInfo,
+    partial_progress,
+    regions_digest,
+)
+from caduceus_cli.io.outputs import claimed, committed, failure_reason, partial_path
 from caduceus_cli.io.regions import Region
-from caduceus_cli.stages import WriteBehind
-from caduceus_cli.terminal import format_rate, progress_bar
-from caduceus_cli.tokens import Tokenizer, reverse_complement_text, soft_mask
-from caduceus_cli.windows import tile_region
+from caduceus_cli.pipelines.tiles import TileKey, map_tiles
+from caduceus_cli.windows import region_shard
 
 log = logging.getLogger("caduceus")
-
-WRITE_QUEUE_DEPTH = 8  # tiles in flight to the writer: enough to ride out a slow flush, bounded in memory
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,136 @@ class EmbedStats:
     @property
     def bases_per_second(self) -> float:
         return self.bases / max(self.seconds, 1e-9)
+
+
+@dataclass(frozen=True)
+class EmbedJob:
+    """One `embed` run: every region of `regions` (or the `shard` (index, count) of them, 0-based) of the
+    FASTA `reference` into `output`, laid out as `layout`, tiled by `window`/`overlap`. With `resume`,
+    an interrupted run's partial file is continued. `max_bytes` refuses an output estimated larger;
+    `command_line` is recorded as provenance (the command line records the command as typed)."""
+
+    output: Path
+    reference: str
+    regions: Sequence[Region]
+    layout: Layout
+    window: int
+    overlap: int
+    rc: str = "auto"
+    shard: tuple[int, int] | None = None
+    resume: bool = False
+    max_bytes: int | None = None
+    command_line: str = field(default="", compare=False)
+
+    def run(self, engine: Engine, reference: Fasta, quiet: bool = True) -> EmbedStats:
+        """Write the output (claimed, under OUT.partial, renamed when complete) and return what was done."""
+        partial = partial_path(self.output)
+        with claimed(self.output):
+            if self.resume and not partial.exists():
+                raise InputError(f"{partial}: no partial file to resume; run without --resume")
+            shard = self._shard_info()
+            selected = self.regions if shard is None else [self.regions[i] for i in shard.rows]
+            self._check_size(selected)
+            settings = self.settings(engine.model)
+            # A resume is checked before committed() takes charge of the partial file, so a refused
+            # resume (other model or settings) leaves the interrupted run's work in place.
+            out = EmbeddingFile.resume(partial, selected, self.layout, settings, shard) if self.resume else None
+            if out is None and partial.exists():
+                log.warning(
+                    "%s: starting over, discarding an interrupted run's partial file (%s); "
+                    "--resume continues from it instead",
+                    partial,
+                    _progress_text(partial),
+                )
+            with committed(self.output, resumable=True):
+                if out is None:
+                    provenance = {"tool_version": __version__, "command_line": self.command_line}
+                    out = EmbeddingFile.create(partial, selected, self.layout, settings, provenance, shard)
+                stats = self._fill(out, engine, reference, selected, quiet)
+        log.info("wrote %s", self.output)
+        return stats
+
+    def settings(self, model) -> dict:
+        """What determines the output values: stored as root attributes, checked on resume and merge."""
+        return {
+            "model_source": model.provenance["source"] or "",
+            "model_revision": model.provenance["revision"],
+            "model_sha256": model.provenance["sha256"] or "",
+            "model_variant": model.variant,
+            "rc": self.rc,
+            "window": self.window,
+            "overlap": self.overlap,
+            "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+            "reference": self.reference,
+            "regions_sha256": regions_digest(self.regions),
+            "coordinates": COORDINATES,
+        }
+
+    def _fill(
+        self, out: EmbeddingFile, engine: Engine, reference: Fasta, selected: Sequence[Region], quiet: bool
+    ) -> EmbedStats:
+        """Embed the regions the file does not have yet; on an interrupt or a write error, keep what is done."""
+        partial = partial_path(self.output)
+        try:
+            stats = embed_regions(engine, reference, selected, out, self.window, self.overlap, self.rc, quiet)
+            out.finish()
+            return stats
+        except KeyboardInterrupt:
+            out.close()  # commits the finished regions, so the count below is what --resume skips
+            raise KeyboardInterrupt(
+                f"{_progress_text(partial)} saved in {partial}; rerun the same command with --resume to continue"
+            ) from None
+        except OSError as error:
+            with contextlib.suppress(OSError, RuntimeError):  # the write's error is the one to report
+                out.close()  # commits the finished regions, unless the failed write broke the file
+            raise OutputError(
+                f"{self.output}: cannot write: {failure_reason(error, partial)}; {_saved(partial)}"
+            ) from None
+        finally:
+            out.close()
+
+    def _shard_info(self) -> ShardInfo | None:
+        if self.shard is None:
+            return None
+        index, count = self.shard
+        rows = region_shard(self.regions, index, count)
+        return ShardInfo(index, count, len(self.regions), np.array(rows, dtype=np.int64))
+
+    def _check_size(self, regions: Sequence[Region]) -> None:
+        lengths = [r.end - r.start for r in regions]
+        estimate = self.layout.estimate_bytes(lengths)
+        log.info(
+            "%d regions, %d bases, estimated output %s uncompressed", len(regions), sum(lengths), human_size(estimate)
+        )
+        if self.max_bytes is not None and estimate > self.max_bytes:
+            raise InputError(
+                f"estimated output {human_size(estimate)} exceeds --max-output-size {human_size(self.max_bytes)}; "
+                "store less with --bin K and/or --pool mean (with --no-per-base), or raise --max-output-size"
+            )
+
+
+def human_size(size: float) -> str:
+    """Bytes in the units --max-output-size takes: 1536 -> '1.5K'."""
+    for unit in "BKMG":
+        if size < 1024:
+            return f"{size:.1f}{unit}" if unit != "B" else f"{size:.0f}B"
+        size /= 1024
+    return f"{size:.1f}T"
+
+
+def _saved(partial: Path) -> str:
+    """What a run stopped by a write error leaves, and what to do next."""
+    if partial_progress(partial) is None:
+        return f"{partial} cannot be resumed; make room and run again without --resume"
+    return f"{_progress_text(partial)} saved in {partial}; make room and rerun the same command with --resume"
+
+
+def _progress_text(partial: Path) -> str:
+    """'N of M regions done' for an interrupted run's partial file."""
+    progress = partial_progress(partial)
+    if progress is None:
+        return "unreadable, regions done unknown"
+    return f"{progress[0]} of {progress[1]} regions done"
 
 
 def embed_regions(
@@ -80,90 +218,6 @@ def embed_regions(
         engine, reference, jobs, window, overlap, "embed", rc, _RegionSink(out), quiet, out.layout.soft_mask
     )
     return EmbedStats(len(regions) - len(jobs), len(jobs), bases, seconds)
-
-
-def map_tiles(
-    engine: Engine,
-    reference: Fasta,
-    jobs: Sequence[tuple[int, Region]],
-    window: int,
-    overlap: int,
-    output: str,
-    rc: str,
-    consume: Callable[[tuple[TileKey, np.ndarray]], None],
-    quiet: bool = True,
-    with_mask: bool = False,
-    label: str = "embed",
-) -> tuple[int, float]:
-    """Run the tiles of `jobs` ((row, region) pairs) through the engine; each tile's kept rows to `consume`.
-
-    The one data path of `embed` and `track`: tiles are read and tokenized ahead of the model (the
-    engine's read-ahead), and `consume` gets `(TileKey, rows)` in order on a writer thread (write
-    behind), at most WRITE_QUEUE_DEPTH tiles queued, so memory stays flat whatever the input.
-    `output` is the engine's ("embed" or "logits"). Returns (bases, seconds); a progress bar of
-    bases, named `label`, shows on a terminal unless `quiet`.
-    """
-    total = sum(region.end - region.start for _, region in jobs)
-    writer = WriteBehind(consume, WRITE_QUEUE_DEPTH)
-    started = time.perf_counter()
-    written = 0
-    try:
-        with progress_bar(quiet, "bases") as progress:
-            task = progress.add_task(label, total=total, rate="-")
-            tiles = _tiles(reference, engine.model.tokenizer, jobs, window, overlap, with_mask)
-            for key, rows in engine.map(tiles, output, rc):
-                writer.put((key, rows))
-                written += len(rows)
-                progress.update(
-                    task, advance=len(rows), rate=format_rate(written, time.perf_counter() - started)
-                )
-    finally:
-        writer.close()
-    elapsed = time.perf_counter() - started
-    log.info("%s: %d bases in %.1f s (%s bases/s)", label, written, elapsed, format_rate(written, elapsed))
-    return written, elapsed
-
-
-@dataclass(frozen=True)
-class TileKey:
-    """What a consumer of `map_tiles` gets with each tile's kept rows: which region, and where in it."""
-
-    row: int  # the region's row (index in the caller's list)
-    region: Region
-    dest: slice  # the kept rows' place in the region, 5'->3' on its strand
-    first: bool
-    last: bool
-    bases: np.ndarray  # the kept rows' bases as columns 0-3 of A, C, G, T (-1: N), as the model read them
-    mask: np.ndarray | None  # soft-mask flags of the kept rows (with_mask), else None
-
-
-def _tiles(
-    reference: Fasta,
-    tokenizer: Tokenizer,
-    jobs: Sequence[tuple[int, Region]],
-    window: int,
-    overlap: int,
-    with_mask: bool,
-) -> Iterator[Window]:
-    """Model windows of the regions still to do, read and tokenized one tile at a time (bounded memory).
-
-    Runs in the engine's read-ahead thread. A '-' region is read 5'->3' on its strand: tile
-    [s, e) of the oriented sequence is contig [end - e, end - s), reverse complemented.
-    """
-    for row, region in jobs:
-        tiles = tile_region(region.end - region.start, window, overlap)
-        for number, tile in enumerate(tiles):
-            if region.strand == "-":
-                lo, hi = region.end - tile.end, region.end - tile.start
-                seq = reverse_complement_text(reference.fetch(region.chrom, lo, hi))
-            else:
-                lo, hi = region.start + tile.start, region.start + tile.end
-                seq = reference.fetch(region.chrom, lo, hi)
-            ids = tokenizer.encode(seq, where=f"{reference.path}: {region.chrom}:{lo + 1}-{hi}")
-            mask = soft_mask(seq)[tile.keep] if with_mask else None
-            bases = tokenizer.columns(ids[tile.keep])
-            key = TileKey(row, region, tile.dest, number == 0, number == len(tiles) - 1, bases, mask)
-            yield Window(ids=ids, key=key, rows=tile.keep)
 
 
 class _RegionSink:

@@ -1,4 +1,7 @@
-"""In-silico saturation mutagenesis of a region: every base changed to each of the other three.
+"""`ism`: in-silico saturation mutagenesis of a region, every base changed to each of the other three.
+
+`IsmJob` is one run: the region, window and mode, and the outputs it owns (the table, a file or
+stdout, and an optional figure, each written under a temporary name and renamed when complete).
 
 The logits come from the windows `score-variants` would run for those SNVs (`ScorePlan`, run by
 `PlanRunner`), so each LLR of the table equals that SNV's `score-variants` score at the same window:
@@ -12,22 +15,70 @@ The logits come from the windows `score-variants` would run for those SNVs (`Sco
 from __future__ import annotations
 
 import logging
+import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from caduceus_cli.alleles import Change
 from caduceus_cli.engine import Engine
 from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.outputs import STDOUT, claimed, write_errors
 from caduceus_cli.io.regions import Region
+from caduceus_cli.io.tables import write_rows, write_table
 from caduceus_cli.pipelines.variants import PlanRunner
-from caduceus_cli.scoring import IsmTable, ScorePlan, Settings, check_ism_region, ism_table
+from caduceus_cli.scoring import ISM_COLUMNS, IsmTable, ScorePlan, Settings, check_ism_region, ism_table
 from caduceus_cli.terminal import format_rate, progress_bar
 
 log = logging.getLogger("caduceus")
 
 ISM_MODES = ("unmasked", "masked")
 _SCORE_OF_MODE = {"unmasked": "llr-unmasked", "masked": "llr"}
+
+
+@dataclass(frozen=True)
+class IsmJob:
+    """One `ism` run: `region` (forward strand, at most ISM_MAX_BASES) scored with `window`-bp windows in
+    `mode`, the masked base at `variant_index` (None: window // 2); the table to `table` (None: stdout)
+    and, with `plot` (.png or .svg), the figure."""
+
+    region: Region
+    window: int
+    mode: str = "unmasked"
+    variant_index: int | None = None
+    table: Path | None = None
+    plot: Path | None = None
+
+    def run(self, engine: Engine, reference: Fasta, quiet: bool = True) -> IsmTable:
+        """Score the region, write the figure and the table (claimed, under temporary names), return the table."""
+        outputs = [path for path in (self.table, self.plot) if path is not None]
+        with claimed(*outputs):
+            table = saturation_mutagenesis(
+                engine, reference, self.region, self.window, self.mode, quiet, self.variant_index
+            )
+            self._write(table)
+        log.info("wrote %s", " and ".join(str(p) for p in (self.table or "stdout", self.plot) if p is not None))
+        return table
+
+    def _write(self, table: IsmTable) -> None:
+        """The figure, then the table; a failed table takes the figure with it."""
+        from caduceus_cli.plots import plot_ism
+
+        if self.plot is not None:
+            plot_ism(table, self.plot)
+        try:
+            if self.table is None:
+                with write_errors(STDOUT):
+                    write_rows(sys.stdout, ISM_COLUMNS, table.rows())
+                    sys.stdout.flush()
+            else:
+                write_table(self.table, ISM_COLUMNS, table.rows())
+        except BaseException:
+            if self.plot is not None:
+                self.plot.unlink(missing_ok=True)
+            raise
 
 
 def saturation_mutagenesis(

@@ -1,11 +1,11 @@
-"""Per-base score tracks of FASTA regions: embed's tiled path with logits, scored and written per tile.
+"""`track`: per-base score tracks of FASTA regions, embed's tiled path with logits, scored and written per tile.
 
-    from caduceus_cli.io.tracks import track_writer
-    from caduceus_cli.pipelines.track import genome_order, track_regions
+`TrackJob` is one run: its regions, scores, tiling and the files it owns (one per score, each
+written under a temporary name and renamed when complete):
 
-    with Fasta("genome.fa") as reference, track_writer(Path("llr-min.bw"), reference.contigs, "bigwig") as bw:
-        track_regions(Engine(model), reference, genome_order(all_contigs(reference), reference.contigs),
-                      {"llr-min": bw}, window=1024, overlap=128)
+    with Fasta("genome.fa") as reference:
+        job = TrackJob({"llr-min": Path("llr-min.bw")}, all_contigs(reference), window=1024, overlap=128)
+        bases, seconds = job.run(Engine(model), reference)
 
 Each tile's kept rows of one RC-conjoined pass (`map_tiles`, output "logits") become
 `track_scores` of those bases, written behind the model into one `TrackWriter` per score. Tracks
@@ -14,19 +14,57 @@ are genome coordinates: regions are read on the forward strand, in FASTA order, 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.htslib import HtslibMessages
+from caduceus_cli.io.outputs import claimed
 from caduceus_cli.io.regions import Region
-from caduceus_cli.io.tracks import ChromSizes, TrackWriter
-from caduceus_cli.pipelines.embed import TileKey, map_tiles
+from caduceus_cli.io.tracks import ChromSizes, TrackWriter, track_writer
+from caduceus_cli.pipelines.tiles import TileKey, map_tiles
 from caduceus_cli.scoring import track_scores
+from caduceus_cli.windows import region_shard
+
+log = logging.getLogger("caduceus")
+
+
+@dataclass(frozen=True)
+class TrackJob:
+    """One `track` run: each score of `outputs` (score -> file) at every base of `regions` (or the
+    `shard` (index, count) of them, 0-based, balanced by bases), tiled by `window`/`overlap`, as
+    bigWig or bgzipped bedGraph (`track_format`)."""
+
+    outputs: Mapping[str, Path]
+    regions: Sequence[Region]
+    window: int
+    overlap: int
+    track_format: str = "bigwig"
+    shard: tuple[int, int] | None = None
+
+    def run(self, engine: Engine, reference: Fasta, quiet: bool = True) -> tuple[int, float]:
+        """Write the tracks (claimed, each under a temporary name); return (bases, seconds)."""
+        regions = genome_order(self.regions, reference.contigs)
+        if self.shard is not None:
+            regions = [regions[i] for i in region_shard(regions, *self.shard)]
+        # libBigWig and htslib print their own lines on a failed write; the error raised says it once
+        with HtslibMessages(), claimed(*self.outputs.values()), contextlib.ExitStack() as files:
+            writers = {
+                name: files.enter_context(track_writer(path, reference.contigs, self.track_format))
+                for name, path in self.outputs.items()
+            }
+            done = track_regions(engine, reference, regions, writers, self.window, self.overlap, quiet)
+        log.info("wrote %s", ", ".join(map(str, self.outputs.values())))
+        return done
 
 
 def genome_order(regions: Sequence[Region], chrom_sizes: ChromSizes) -> list[Region]:
