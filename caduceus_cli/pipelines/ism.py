@@ -29,6 +29,7 @@ from caduceus_cli.io.outputs import STDOUT, claimed, write_errors
 from caduceus_cli.io.regions import Region
 from caduceus_cli.io.tables import write_rows, write_table
 from caduceus_cli.pipelines.variants import PlanRunner
+from caduceus_cli.plots import plot_ism
 from caduceus_cli.scoring import ISM_COLUMNS, IsmTable, ScorePlan, Settings, check_ism_region, ism_table
 from caduceus_cli.terminal import format_rate, progress_bar
 
@@ -64,8 +65,6 @@ class IsmJob:
 
     def _write(self, table: IsmTable) -> None:
         """The figure, then the table; a failed table takes the figure with it."""
-        from caduceus_cli.plots import plot_ism
-
         if self.plot is not None:
             plot_ism(table, self.plot)
         try:
