@@ -140,7 +140,7 @@ class Background:
                 )
         if self.meta.get("dtype") != expected["dtype"]:
             log.warning(
-                "%s: made in %s, this run scores in %s: scores differ slightly, percentiles hardly",
+                "%s: made in %s, this run scores in %s; scores differ slightly between dtypes",
                 self.path,
                 self.meta.get("dtype"),
                 expected["dtype"],

@@ -147,6 +147,23 @@ def test_sites_used_and_regions_are_recorded_and_no_half_file_is_left_on_failure
     assert list(tmp_path.glob("failed*")) == []
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("-o", "bg.tsv"), "-o bg.tsv: a background is a gzipped file; name it .tsv.gz"),
+        (("-o", "bg.tsv.gz", "-n", 0), "--sites 0: must be at least 1"),
+        (("-o", "bg.tsv.gz", "--max-indel", 33), "--max-indel 33: an indel is scored when it spans at most W/2 = 32"),
+    ],
+)
+def test_calibrate_refuses_bad_options_with_exit_2_and_writes_nothing(
+    run_cli, genome, tiny_checkpoint, tmp_path, monkeypatch, options, message
+):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("calibrate", genome, "-m", tiny_checkpoint(), "-w", WINDOW, "-q", *options)
+    assert result.code == 2 and result.err == f"caduceus: error: {message}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- the background and score-variants --------------------------------------------------------
 
 

@@ -52,7 +52,7 @@ from caduceus_cli.terminal import setup_logging
 log = logging.getLogger("caduceus")
 
 Score = choices("Score", SCORES)
-DEFAULT_SITES = 100_000  # ~3,000 SNVs per context: percentiles within about a point (README)
+DEFAULT_SITES = 100_000  # ~3,000 SNVs per context: percentiles good to about a point (README)
 DEFAULT_SEED = 1
 DEFAULT_MAX_INDEL = 10
 
@@ -65,9 +65,9 @@ def calibrate(
         typer.Option(
             "--sites",
             "-n",
-            help="Random sites to score: 3 SNVs, a deletion and an insertion each, 5 model windows per site "
-            "(1 with --no-indels; PH models run 2 strands each). The default takes hours on a CPU, minutes on "
-            "a GPU; shard it (--shard).",
+            help="Random sites to score: 3 SNVs, a deletion and an insertion each, about 6 model windows per "
+            "site (1 with --no-indels). The default is a GPU job (about 20 GPU-minutes at the published size); "
+            "on a 2-core CPU the shipped model takes hours (README); shard it with --shard.",
         ),
     ] = DEFAULT_SITES,
     seed: Annotated[
@@ -81,7 +81,7 @@ def calibrate(
     max_indel: Annotated[
         int, typer.Option("--max-indel", help="Longest insertion and deletion drawn (lengths uniform from 1).")
     ] = DEFAULT_MAX_INDEL,
-    no_indels: Annotated[bool, typer.Option("--no-indels", help="SNVs only: a fifth of the cost.")] = False,
+    no_indels: Annotated[bool, typer.Option("--no-indels", help="SNVs only: a sixth of the cost.")] = False,
     score: Annotated[
         list[Score] | None,
         typer.Option("--score", "-s", help="Score to compute, as score-variants; repeat for several. Default: llr."),
@@ -115,7 +115,7 @@ def calibrate(
     set_threads(threads)
     check_variant_window(window, variant_index)
     shard_part = parse_shard(shard)
-    _check_options(output, sites, max_indel, emb_flank)
+    _check_options(output, sites, seed, max_indel, emb_flank)
     check_writable_output(output, force)
     scores = tuple(dict.fromkeys(s.value for s in score)) if score else DEFAULT_SCORES
     with (
@@ -150,11 +150,13 @@ def calibrate(
     log.info("wrote %s", output)
 
 
-def _check_options(output: Path, sites: int, max_indel: int, emb_flank: int) -> None:
+def _check_options(output: Path, sites: int, seed: int, max_indel: int, emb_flank: int) -> None:
     if str(output) == "-" or not output.name.lower().endswith(".gz"):
         raise UsageError(f"-o {output}: a background is a gzipped file; name it .tsv.gz")
     if sites < 1:
         raise UsageError(f"--sites {sites}: must be at least 1")
+    if seed < 0:
+        raise UsageError(f"--seed {seed}: must be 0 or more")
     if max_indel < 1:
         raise UsageError(f"--max-indel {max_indel}: must be at least 1 (--no-indels leaves indels out)")
     if emb_flank < 0:
