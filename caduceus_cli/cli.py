@@ -35,6 +35,11 @@ COMMANDS = {
         "score_variants",
         "Score every variant of a VCF/BCF with the model; every record is written back, in order.",
     ),
+    "calibrate": (
+        "caduceus_cli.commands.calibrate",
+        "calibrate",
+        "Score random changes at random sites of a genome: the background of score-variants --background.",
+    ),
     "track": (
         "caduceus_cli.commands.track",
         "track",

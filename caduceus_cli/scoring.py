@@ -384,6 +384,14 @@ INFO_KEYS = {
     "p-ref": "CADUCEUS_P_REF",
     "p-alt": "CADUCEUS_P_ALT",
 }
+
+
+def percentile_name(score: str) -> str:
+    """The name of a score's percentile among a background's (`score-variants --background`)."""
+    return f"{score}-pct"
+
+
+INFO_KEYS |= {percentile_name(score): f"{INFO_KEYS[score]}_PCT" for score in SCORES}
 CLASS_KEY = "CADUCEUS_CLASS"
 FLAG_KEY = "CADUCEUS_FLAG"
 
@@ -400,7 +408,8 @@ def _model_text(model_obj: object) -> str:
     return f"{provenance.get('source')} (revision {provenance.get('revision')}, sha256 {str(provenance.get('sha256'))[:12]})"
 
 
-def _rc_text(model_obj: object) -> str:
+def rc_text(model_obj: object) -> str:
+    """How the model's two strands are combined (what `rc="auto"` does for its variant)."""
     if getattr(model_obj, "variant", "ph") == "ps":
         return "RC-conjoined in one pass (PS model, reverse-complement equivariant)"
     return "RC-conjoined (PH model: mean of the forward pass and the reverse-complement pass mapped back)"
@@ -408,7 +417,7 @@ def _rc_text(model_obj: object) -> str:
 
 def info_fields(settings: Settings, model_obj: object) -> list[InfoField]:
     """Declarations whose descriptions say how each number was computed."""
-    w, model, rc = settings.window, _model_text(model_obj), _rc_text(model_obj)
+    w, model, rc = settings.window, _model_text(model_obj), rc_text(model_obj)
     # the flank is clipped to the window: say what was averaged, not what was asked for
     span = "the whole window" if settings.flank >= w // 2 else f"{settings.flank} bp each side of it"
     where = f"in the centre (index {w // 2})" if settings.centre == w // 2 else f"at index {settings.centre}"

@@ -1,6 +1,6 @@
 """`caduceus merge`: join the shard files of `caduceus embed --shard I/N` (HDF5), of
-`caduceus score-variants --shard I/N` (VCF) or of `caduceus track --shard I/N` (bigWig or
-bedGraph) into the one file a single run writes."""
+`caduceus score-variants --shard I/N` (VCF), of `caduceus track --shard I/N` (bigWig or
+bedGraph) or of `caduceus calibrate --shard I/N` (background) into the one file a single run writes."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import typer
 from caduceus_cli import __version__
 from caduceus_cli.commands.common import ForceOpt, LogFileOpt, QuietOpt, command_line
 from caduceus_cli.errors import InputError, UsageError
+from caduceus_cli.io.backgrounds import is_background, merge_backgrounds
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.hdf5 import merge_shards
 from caduceus_cli.io.outputs import check_writable_output, claimed, committed
@@ -42,12 +43,12 @@ _VCF_START, _BCF_START = b"##fileformat=VCF", b"BCF"
 def merge(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Every shard file of one `embed`, `score-variants` or `track --shard` run."),
+        typer.Argument(help="Every shard file of one `embed`, `score-variants`, `track` or `calibrate --shard` run."),
     ],
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", help="Merged HDF5, bgzipped VCF (.vcf.gz, indexed), bigWig or bedGraph."
+            "--output", "-o", help="Merged HDF5, bgzipped VCF (.vcf.gz, indexed), bigWig, bedGraph or background."
         ),
     ],
     csi: Annotated[
@@ -75,13 +76,15 @@ def merge(
                 merge_shards(inputs, tmp, provenance)
         elif kind in TRACK_FORMATS:
             _merge_tracks(inputs, output, kind, fasta)
+        elif kind == "background":
+            _merge_backgrounds(inputs, output)
         else:
             _merge_vcf([str(path) for path in inputs], output, csi)
     log.info("merged %d shards into %s", len(inputs), output)
 
 
 def _kind(path: Path) -> str:
-    """'hdf5', 'bigwig', 'bedgraph' or 'vcf' (VCF, VCF.gz or BCF), from the file's first bytes."""
+    """'hdf5', 'bigwig', 'bedgraph', 'background' or 'vcf' (VCF, VCF.gz or BCF), from the file's first bytes."""
     with open(path, "rb") as handle:
         start = handle.read(len(_VCF_START))
     if start.startswith(_HDF5_SIGNATURE):
@@ -89,6 +92,8 @@ def _kind(path: Path) -> str:
     if start[:4] == _BIGWIG_SIGNATURE:
         return "bigwig"
     if start[:2] == _GZIP_SIGNATURE:
+        if is_background(path):
+            return "background"
         with gzip.open(path, "rb") as text:
             start = text.read(len(_VCF_START))
     return "vcf" if start.startswith((_VCF_START, _BCF_START)) else "bedgraph"
@@ -101,6 +106,14 @@ def _merge_tracks(inputs: list[Path], output: Path, fmt: str, fasta: Path | None
     # libBigWig and htslib print their own lines on a failed write; the error raised says it once
     with HtslibMessages(), Fasta(fasta) as reference:
         merge_tracks(inputs, output, reference.contigs, fmt)
+
+
+def _merge_backgrounds(inputs: list[Path], output: Path) -> None:
+    """calibrate shards in --shard order into the background a single run writes (gzipped, so .gz)."""
+    if not output.name.lower().endswith(".gz"):
+        raise UsageError(f"-o {output}: calibrate shards are joined into a gzipped background; name it .tsv.gz")
+    count = merge_backgrounds(inputs, output, f"{command_line()} ({len(inputs)} shards, in --shard order)")
+    log.info("%d variants from %d shards", count, len(inputs))
 
 
 def _merge_vcf(inputs: list[str], output: Path, csi: bool) -> None:

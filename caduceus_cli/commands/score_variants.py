@@ -16,6 +16,7 @@ import pysam
 import typer
 
 from caduceus_cli import __version__
+from caduceus_cli.calibration import Background, percentile_fields, run_identity
 from caduceus_cli.commands.common import (
     BatchSizeOpt,
     ChromMapOpt,
@@ -39,6 +40,7 @@ from caduceus_cli.commands.common import (
 )
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError, UsageError
+from caduceus_cli.io.backgrounds import read_background
 from caduceus_cli.io.contigs import name_sample, read_chrom_map
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.outputs import STDOUT, check_writable_output, claimed, committed, write_errors
@@ -122,6 +124,14 @@ def score_variants(
             "Default: from -o's extension.",
         ),
     ] = None,
+    background_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--background",
+            help="Background of `caduceus calibrate` (same model, window and scores): add each score's "
+            "percentile among its variants of the same context.",
+        ),
+    ] = None,
     write_index_: Annotated[
         bool,
         typer.Option(
@@ -150,6 +160,7 @@ def score_variants(
         to_stdout = output is None or output == "-"
         shard_range = _shard_range(vcf, parse_shard(shard), messages)
         chrom_names = read_chrom_map(chrom_map) if chrom_map else None
+        background = read_background(background_path) if background_path else None
         with (
             claimed(*([] if to_stdout else [Path(output)])),
             Fasta(fasta, chrom_names) as reader_fasta,
@@ -161,20 +172,24 @@ def score_variants(
             model_obj = open_model(model, revision, device, dtype)
             window = variant_window(model_obj, window, variant_index)
             settings = _settings(score, probs, window, variant_index, emb_flank, on_ref_mismatch)
+            if background is not None:
+                background.check_matches(run_identity(model_obj, settings), settings.scores)
+                log.info("percentiles among %s", _background_text(background))
             if fmt != TABLE:
-                add_scoring_header(
-                    variants.header, info_fields(settings, model_obj), _meta(model_obj, settings), vcf
-                )
+                fields = info_fields(settings, model_obj)
+                fields += percentile_fields(background, settings.scores) if background is not None else []
+                add_scoring_header(variants.header, fields, _meta(model_obj, settings, background), vcf)
             _warn_if_header_contigs_unknown(variants.header, reader_fasta, vcf)
             engine = Engine(model_obj, batch_size=batch_size)
 
             def run(writer: VcfWriter | ScoreTable) -> None:
                 score_vcf(
-                    engine, variants, writer, settings, reader_fasta, window_fasta, messages, vcf, shard_range, quiet
-                )
+                    engine, variants, writer, settings, reader_fasta, window_fasta, messages, vcf, shard_range, quiet,
+                    background,
+                )  # fmt: skip
 
             if fmt == TABLE:
-                _score_to_table(run, settings, None if to_stdout else Path(output))
+                _score_to_table(run, settings, background, None if to_stdout else Path(output))
             elif to_stdout:
                 with write_errors(STDOUT):
                     writer = VcfWriter("-", fmt, variants.header, messages, threads)
@@ -218,15 +233,17 @@ def _output_format(output: str | None, output_type: OutputType | None, with_inde
     return fmt
 
 
-def _score_to_table(run: Callable[[ScoreTable], None], settings: Settings, path: Path | None) -> None:
+def _score_to_table(
+    run: Callable[[ScoreTable], None], settings: Settings, background: Background | None, path: Path | None
+) -> None:
     """The scores as a table on stdout (`path` None) or in `path` (written under a temporary name)."""
     if path is None:
         with write_errors(STDOUT):
-            run(ScoreTable(sys.stdout, settings))
+            run(ScoreTable(sys.stdout, settings, background))
             sys.stdout.flush()
         return
     with table_output(path) as stream:
-        run(ScoreTable(stream, settings))
+        run(ScoreTable(stream, settings, background))
 
 
 def _score_to_file(
@@ -287,12 +304,26 @@ def _warn_if_header_contigs_unknown(header: pysam.VariantHeader, fasta: Fasta, s
         )
 
 
-def _meta(model_obj: object, settings: Settings) -> dict[str, str]:
+def _meta(model_obj: object, settings: Settings, background: Background | None) -> dict[str, str]:
     provenance = getattr(model_obj, "provenance", {})
     model = ";".join(f"{key}={provenance.get(key)}" for key in ("source", "revision", "sha256"))
-    return {
+    meta = {
         "caduceus_version": __version__,
         COMMAND_KEY: command_line(),
         "caduceus_model": f"{model};variant={getattr(model_obj, 'variant', '?')};window={settings.window}"
         + ("" if settings.variant_index is None else f";variant_index={settings.variant_index}"),
     }
+    if background is not None:
+        about = ("genome", "genome_sha256", "regions_sha256", "seed", "sites_used", "max_indel")
+        meta["caduceus_background"] = f"file={background.path};variants={background.variants};" + ";".join(
+            f"{key}={background.meta.get(key)}" for key in about
+        )
+    return meta
+
+
+def _background_text(background: Background) -> str:
+    meta = background.meta
+    return (
+        f"{background.path}: {background.variants} variants at {meta.get('sites_used')} sites of "
+        f"{meta.get('genome')} (seed {meta.get('seed')}, {meta.get('regions')})"
+    )

@@ -7,7 +7,9 @@ input order. At most a few chunks are in memory at any time, whatever the size o
 
 `score_vcf` takes opened resources (the engine, two handles on the FASTA, the input VCF, and a
 `VcfWriter`, for which the header must declare the score fields, or a `ScoreTable`) and returns
-its `Tally`.
+its `Tally`. With a background (`calibration.Background`) each score also gets its percentile
+there. `scored_alleles` is what any record's ALTs are scored as: `caduceus calibrate` scores its
+sampled variants through it, `ScorePlan` and `PlanRunner` too.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 import pysam
 
 from caduceus_cli.alleles import Change, classify_alleles, placements
+from caduceus_cli.calibration import Background, variant_context
 from caduceus_cli.engine import Engine, Window
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import name_sample
@@ -41,6 +44,7 @@ from caduceus_cli.scoring import (
     ScorePlan,
     Settings,
     fits_window,
+    percentile_name,
 )
 from caduceus_cli.stages import WriteBehind, read_ahead
 from caduceus_cli.terminal import format_rate, progress_bar
@@ -57,8 +61,9 @@ CHUNKS_AHEAD = 2  # chunks parsed ahead of the engine, and chunks waiting for th
 class Chunk:
     """Consecutive records, the alleles of each, and the windows they need."""
 
-    # record, FASTA contig, and per ALT the places its change is scored at (`placements`) or its flag
-    records: list[tuple[pysam.VariantRecord, str | None, list[tuple[Change, ...] | str]]]
+    # record, FASTA contig, per ALT the places its change is scored at (`placements`) or its flag, and
+    # per ALT its context in the background (None without one, or for a change with no context)
+    records: list[tuple[pysam.VariantRecord, str | None, list[tuple[Change, ...] | str], list[str | None]]]
     plan: ScorePlan
 
 
@@ -87,14 +92,16 @@ def score_vcf(
     source: str = "-",
     shard_range: tuple[int, int, set[str]] | None = None,
     quiet: bool = True,
+    background: Background | None = None,
 ) -> Tally:
     """Score and write every record of `variants` (records [first, last) of `shard_range` when given).
 
     `reader_fasta` and `window_fasta` are two handles on the same FASTA (one per thread); `source`
     names the input in messages ('-' for stdin). Unsharded, a run where no record is on a FASTA
-    contig is an InputError. The caller closes `writer`.
+    contig is an InputError. With `background`, each score's percentile there is written too (the
+    header must declare them). The caller closes `writer`.
     """
-    run = _Run(settings, engine, reader_fasta, window_fasta, messages, source, quiet)
+    run = _Run(settings, engine, reader_fasta, window_fasta, messages, source, quiet, background)
     run.score(variants, shard_range, writer)
     return run.tally
 
@@ -111,10 +118,12 @@ class _Run:
         messages: HtslibMessages,
         source: str,
         quiet: bool,
+        background: Background | None,
     ):
         self.settings, self.engine, self.messages = settings, engine, messages
-        self.source, self.quiet = source, quiet
+        self.source, self.quiet, self.background = source, quiet, background
         self.reader_fasta, self.window_fasta = reader_fasta, window_fasta
+        self._written = written_values(settings, background)
         self.tally = Tally()
         self._stop = threading.Event()
         self._runner = PlanRunner(engine, window_fasta)
@@ -187,7 +196,7 @@ class _Run:
             alleles = self._alleles(record, contig, number + 1)
             if alleles is None:
                 continue
-            chunk.records.append((record, contig, alleles))
+            chunk.records.append((record, contig, alleles, self._contexts(contig, alleles)))
             for allele in alleles:
                 for change in () if isinstance(allele, str) else allele:
                     chunk.plan.add(contig, change)
@@ -205,16 +214,13 @@ class _Run:
     def _alleles(
         self, record: pysam.VariantRecord, contig: str | None, number: int
     ) -> list[tuple[Change, ...] | str] | None:
-        """Classify the record's ALTs; None when the record is skipped (--on-ref-mismatch skip). Each
-        change is placed in its repeat, and flagged `too_long` when it does not fit the window."""
+        """`scored_alleles` of the record; None when the record is skipped (--on-ref-mismatch skip)."""
         self.tally.vcf_contigs.add(record.contig)
-        fasta_ref = None
-        if contig is not None:
-            self.tally.matched_contig = True
-            fasta_ref = self.reader_fasta.fetch(contig, record.start, record.start + len(record.ref))
-        alleles = classify_alleles(record.ref, record.alts or (), fasta_ref, record.start)
+        self.tally.matched_contig |= contig is not None
+        alleles = scored_alleles(self.reader_fasta, contig, record.start, record.ref, record.alts or (), self.settings)
         if alleles and alleles[0] == "ref_mismatch" and self.settings.on_ref_mismatch != "flag":
             if self.settings.on_ref_mismatch == "error":
+                fasta_ref = self.reader_fasta.fetch(contig, record.start, record.start + len(record.ref))
                 raise InputError(
                     f"{input_name(self.source)}: record {number} at {record.contig}:{record.pos}: "
                     f"REF {record.ref} differs from the FASTA ({fasta_ref}) "
@@ -222,24 +228,32 @@ class _Run:
                 )
             self.tally.skipped += 1
             return None
-        return [self._placed(allele, contig) if isinstance(allele, Change) else allele for allele in alleles]
+        return alleles
 
-    def _placed(self, change: Change, contig: str) -> tuple[Change, ...] | str:
-        if not fits_window(change, self.settings):
-            return "too_long"
-        fasta = self.reader_fasta
-        return placements(change, lambda start, end: fasta.fetch(contig, start, end), fasta.contigs[contig])
+    def _contexts(self, contig: str | None, alleles: list[tuple[Change, ...] | str]) -> list[str | None]:
+        """Each ALT's context in the background (none without a background)."""
+        if self.background is None:
+            return [None] * len(alleles)
+        def fetch(start: int, end: int) -> str:
+            return self.reader_fasta.fetch(contig, start, end)
+
+        return [None if isinstance(allele, str) else variant_context(allele[0], fetch) for allele in alleles]
 
     # writer thread ------------------------------------------------------------------------
 
     def _write_chunk(self, chunk: Chunk, writer: VcfWriter | ScoreTable) -> None:
-        for record, contig, alleles in chunk.records:
+        for record, contig, alleles, contexts in chunk.records:
             per_allele = [a if isinstance(a, str) else chunk.plan.allele_scores(contig, a) for a in alleles]
+            if self.background is not None:
+                per_allele = [
+                    v if isinstance(v, str) else v | self.background.percentiles(context, v)
+                    for v, context in zip(per_allele, contexts, strict=True)
+                ]
             classes = ["." if isinstance(a, str) else a[0].kind for a in alleles]
             if isinstance(writer, ScoreTable):
                 writer.write(record, classes, per_allele)
             else:
-                _set_info(record, classes, per_allele, self.settings)
+                _set_info(record, classes, per_allele, self._written)
                 writer.write(record)
             self.tally.records += 1
             for allele in alleles:
@@ -248,6 +262,32 @@ class _Run:
                 else:
                     self.tally.scored += 1
                     self.tally.classes[allele[0].kind] += 1
+
+
+def scored_alleles(
+    fasta: Fasta, contig: str | None, start: int, ref: str, alts: Sequence[str], settings: Settings
+) -> list[tuple[Change, ...] | str]:
+    """What each ALT of a record at 0-based `start` on FASTA contig `contig` (None: not in the FASTA) is
+    scored as: the places its change is scored at (`alleles.placements`), or the flag saying why it is
+    not (`alleles.FLAGS`; `too_long` when it does not fit the window)."""
+    fasta_ref = None if contig is None else fasta.fetch(contig, start, start + len(ref))
+    return [
+        _placed(allele, contig, fasta, settings) if isinstance(allele, Change) else allele
+        for allele in classify_alleles(ref, tuple(alts), fasta_ref, start)
+    ]
+
+
+def _placed(change: Change, contig: str, fasta: Fasta, settings: Settings) -> tuple[Change, ...] | str:
+    if not fits_window(change, settings):
+        return "too_long"
+    return placements(change, lambda start, end: fasta.fetch(contig, start, end), fasta.contigs[contig])
+
+
+def written_values(settings: Settings, background: Background | None) -> list[str]:
+    """The values written for each ALT, in order: the scores, PROBS with --probs, and with a background
+    each score's percentile there."""
+    percentiles = [percentile_name(score) for score in settings.scores] if background is not None else []
+    return [*settings.scores, *(PROBS if settings.probs else ()), *percentiles]
 
 
 class PlanRunner:
@@ -288,15 +328,16 @@ class ScoreTable:
     """The table output of score-variants: one tab-separated row per ALT allele, in input order.
 
     Columns: chrom, pos, id, ref, alt as in the VCF, variant_class (of the change, `alleles.CLASSES`; '.' when
-    not scored), each requested score (and p_ref, p_alt with --probs), logit_ref and logit_alt of a
+    not scored), each requested score (and p_ref, p_alt with --probs, and <score>_pct with a background:
+    its percentile there, NaN for a change with no context in it), logit_ref and logit_alt of a
     SNV's logits row that gave the LLR (`ScorePlan.logit_row`), and flag ('.' when scored, else why
     not; the allele's values are then NaN). A score that does not apply to the class is NaN. Score
     names are written with '_' for '-', so pandas columns are attributes.
     """
 
-    def __init__(self, stream: TextIO, settings: Settings):
+    def __init__(self, stream: TextIO, settings: Settings, background: Background | None = None):
         self._stream = stream
-        self._names = [*settings.scores, *(PROBS if settings.probs else ()), *LOGITS]
+        self._names = [*written_values(settings, background), *LOGITS]
         scores = (name.replace("-", "_") for name in self._names)
         self.columns = ("chrom", "pos", "id", "ref", "alt", "variant_class", *scores, "flag")
         stream.write(format_row(self.columns))
@@ -315,13 +356,12 @@ def _set_info(
     record: pysam.VariantRecord,
     classes: list[str],
     per_allele: list[dict[str, float] | str],
-    settings: Settings,
+    names: list[str],
 ) -> None:
-    """Per-ALT values ('.' where not scored or not defined for the class), the class of each change, and
-    CADUCEUS_FLAG where any allele was not scored."""
+    """Per-ALT values of `names` ('.' where not scored or not defined for the class), the class of each
+    change, and CADUCEUS_FLAG where any allele was not scored."""
     if not per_allele:
         return
-    names = list(settings.scores) + (list(PROBS) if settings.probs else [])
     for name in names:
         record.info[INFO_KEYS[name]] = tuple(None if isinstance(v, str) else v.get(name) for v in per_allele)
     record.info[CLASS_KEY] = tuple(classes)

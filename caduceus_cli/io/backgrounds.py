@@ -1,0 +1,193 @@
+"""The background file of `caduceus calibrate`: a gzipped table of sampled variants and their scores.
+
+    #caduceus_background=1                 format version; how `caduceus merge` knows the file
+    #caduceus_version=...
+    #caduceus_command=caduceus calibrate ...
+    #model_source=... #model_sha256=... #window=... and the rest of the header (`calibrate` command)
+    #shard=2/4                             a shard of `calibrate --shard` only
+    chrom  pos  ref  alt  class  context  llr ...
+    Chr1   1234 C    T    snv    A[C>T]G  -1.5
+
+Header lines are `#key=value`; then one tab-separated row per variant, in site order, positions
+1-based, REF and ALT as a VCF writes them (a padding base before an insertion or deletion), scores
+as in `score-variants -O t` (float32 text, `NaN` where a score does not apply). pandas reads it
+with `pd.read_csv(path, sep="\\t", comment="#")`. Written through `table_output` (gzip without a
+timestamp, renamed into place when complete), so the same run gives the same bytes, and the shards
+of one run, joined in --shard order (`merge_backgrounds`), give the single run's bytes apart from
+the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from caduceus_cli.calibration import Background
+from caduceus_cli.errors import InputError
+from caduceus_cli.io.tables import format_row, table_output
+
+FORMAT_KEY, FORMAT_VERSION = "caduceus_background", "1"
+COMMAND_KEY = "caduceus_command"
+SHARD_KEY = "shard"
+COLUMNS = ("chrom", "pos", "ref", "alt", "class", "context")
+
+
+def score_column(score: str) -> str:
+    """A score's column name, `-` written `_` as in `score-variants -O t`."""
+    return score.replace("-", "_")
+
+
+class BackgroundWriter:
+    """Writes the header (`meta`, in order, after the format line), the column names, then `write` rows."""
+
+    def __init__(self, stream: TextIO, meta: Mapping[str, str], scores: Sequence[str]):
+        self._stream, self._scores = stream, tuple(scores)
+        stream.write(f"#{FORMAT_KEY}={FORMAT_VERSION}\n")
+        for key, value in meta.items():
+            stream.write(f"#{key}={' '.join(str(value).splitlines())}\n")
+        stream.write(format_row((*COLUMNS, *map(score_column, self._scores))))
+
+    def write(
+        self, chrom: str, pos0: int, ref: str, alt: str, kind: str, context: str | None, values: Mapping[str, float]
+    ) -> None:
+        """One variant: 0-based position, REF and ALT as in a VCF, class, context ('.' for none), scores."""
+        cells = (values.get(score, math.nan) for score in self._scores)
+        self._stream.write(format_row((chrom, pos0 + 1, ref, alt, kind, context or ".", *cells)))
+
+
+def is_background(path: Path) -> bool:
+    """Whether `path` is a background (or a shard of one): gzip whose first line is the format line."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as text:
+            return text.readline().startswith(f"#{FORMAT_KEY}=")
+    except (OSError, EOFError, UnicodeDecodeError):
+        return False
+
+
+def read_background(path: Path) -> Background:
+    """The background in `path`, its scores grouped by context; a shard or an unreadable file is an InputError."""
+    with _lines(path) as lines:
+        meta, columns = _header(path, lines)
+        if SHARD_KEY in meta:
+            raise InputError(
+                f"{path}: shard {meta[SHARD_KEY]} of a background; join the shards first (caduceus merge)"
+            )
+        scores = [name.replace("_", "-") for name in columns[len(COLUMNS) :]]
+        contexts: list[str] = []
+        values: list[list[float]] = []
+        for number, line in enumerate(lines, start=len(meta) + 2):
+            cells = line.rstrip("\n").split("\t")
+            if len(cells) != len(columns):
+                raise InputError(f"{path}: line {number} has {len(cells)} columns, the header {len(columns)}")
+            contexts.append(cells[5])
+            try:
+                values.append([float(cell) for cell in cells[len(COLUMNS) :]])
+            except ValueError:
+                raise InputError(f"{path}: line {number}: a score is not a number") from None
+    table = np.array(values, dtype=np.float32).reshape(len(values), len(scores))
+    return Background.from_rows(str(path), meta, contexts, {s: table[:, i] for i, s in enumerate(scores)})
+
+
+def merge_backgrounds(paths: Sequence[Path], output: Path, command: str) -> int:
+    """Join the shards of one `calibrate --shard I/N` run, in --shard order, into the background the
+    single run writes (its command line: `command`); return the number of variants.
+
+    A missing or repeated shard, shards of different splits, and shards whose headers differ (another
+    model, window, genome, seed or sample) are errors, before anything is written."""
+    headers = []
+    for path in paths:
+        with _lines(path) as lines:
+            headers.append((path, *_header(path, lines)))
+    order = _shard_order([(path, meta) for path, meta, _ in headers])
+    ordered = [headers[index] for index in order]
+    first, first_meta, first_columns = ordered[0]
+    for path, meta, columns in ordered[1:]:
+        for key in dict.fromkeys([*first_meta, *meta]):
+            if key not in (COMMAND_KEY, SHARD_KEY) and meta.get(key) != first_meta.get(key):
+                raise InputError(
+                    f"{path}: {key} is {meta.get(key)!r}, in {first} {first_meta.get(key)!r}; "
+                    "shards of different runs cannot be joined"
+                )
+        if columns != first_columns:
+            raise InputError(f"{path}: its columns differ from {first}'s")
+    merged = {key: value for key, value in first_meta.items() if key != SHARD_KEY}
+    merged[COMMAND_KEY] = command
+    count = 0
+    with table_output(output) as stream:
+        BackgroundWriter(stream, merged, [name.replace("_", "-") for name in first_columns[len(COLUMNS) :]])
+        for path, _, _ in ordered:
+            with _lines(path) as lines:
+                _header(path, lines)
+                for line in lines:
+                    stream.write(line)
+                    count += 1
+    return count
+
+
+def _shard_order(metas: Sequence[tuple[Path, Mapping[str, str]]]) -> list[int]:
+    """Positions in `metas` of shards 1, 2, ... N; a file that is no shard, a repeated or missing shard
+    and shards of different splits are errors."""
+    shards = []
+    for path, meta in metas:
+        index, slash, count = meta.get(SHARD_KEY, "").partition("/")
+        if not (slash and index.isdigit() and count.isdigit()):
+            raise InputError(f"{path}: not a shard of a background (no #{SHARD_KEY}=I/N line)")
+        shards.append((int(index), int(count)))
+    counts = sorted({count for _, count in shards})
+    if len(counts) != 1:
+        raise InputError(f"shards of different splits (N = {', '.join(map(str, counts))}) cannot be joined")
+    by_index: dict[int, int] = {}
+    for position, (index, count) in enumerate(shards):
+        if index in by_index:
+            raise InputError(f"{metas[position][0]}: shard {index}/{count} given twice (also {metas[by_index[index]][0]})")
+        by_index[index] = position
+    missing = sorted(set(range(1, counts[0] + 1)) - by_index.keys())
+    if missing:
+        raise InputError(f"shard {missing[0]}/{counts[0]} is missing from the files to join")
+    return [by_index[index] for index in sorted(by_index)]
+
+
+@contextlib.contextmanager
+def _lines(path: Path) -> Iterator[Iterator[str]]:
+    """The text lines of a gzipped background; unreadable or not gzip: an InputError naming the file."""
+    try:
+        handle = gzip.open(path, "rt", encoding="utf-8", newline="\n")  # noqa: SIM115 (closed below)
+    except FileNotFoundError:
+        raise InputError(f"{path}: background file not found") from None
+    except OSError as error:
+        raise InputError(f"{path}: cannot read ({error.strerror or error})") from None
+
+    def checked() -> Iterator[str]:
+        try:
+            yield from handle
+        except (OSError, EOFError, UnicodeDecodeError) as error:
+            raise InputError(f"{path}: not a readable gzipped background ({error})") from None
+
+    with handle:
+        yield checked()
+
+
+def _header(path: Path, lines: Iterator[str]) -> tuple[dict[str, str], list[str]]:
+    """The `#key=value` lines after the format line, and the column names; the iterator is left at the rows."""
+    first = next(lines, "")
+    if not first.startswith(f"#{FORMAT_KEY}="):
+        raise InputError(f"{path}: not a background made by caduceus calibrate (no #{FORMAT_KEY} line first)")
+    version = first.rstrip("\n").partition("=")[2]
+    if version != FORMAT_VERSION:
+        raise InputError(f"{path}: background format {version}; this caduceus reads format {FORMAT_VERSION}")
+    meta: dict[str, str] = {}
+    for line in lines:
+        if not line.startswith("#"):
+            columns = line.rstrip("\n").split("\t")
+            if tuple(columns[: len(COLUMNS)]) != COLUMNS:
+                raise InputError(f"{path}: the column line does not start {' '.join(COLUMNS)}")
+            return meta, columns
+        key, _, value = line[1:].rstrip("\n").partition("=")
+        meta[key] = value
+    raise InputError(f"{path}: the background ends inside its header")
