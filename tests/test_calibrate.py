@@ -171,7 +171,7 @@ def test_the_background_records_how_it_was_made(background, genome, tiny_checkpo
     meta, rows = header_and_rows(background)
     assert gzip.decompress(background.read_bytes()).startswith(b"#caduceus_background=1\n")
     assert meta["model_source"] == str(tiny_checkpoint()) and len(meta["model_sha256"]) == 64
-    assert (meta["window"], meta["variant_index"], meta["llr_flank"], meta["scores"]) == ("64", "32", "32", "llr")
+    assert (meta["window"], meta["variant_index"], meta["llr_flank"], meta["scores"]) == ("64", "32", "8", "llr")
     assert (meta["seed"], meta["sites_requested"], meta["sites_used"], meta["genome"]) == ("1", "150", "150", "g.fa")
     assert "shard" not in meta and rows[0] == ["chrom", "pos", "ref", "alt", "class", "context", "llr"]
     kinds = [row[4] for row in rows[1:]]
@@ -246,7 +246,7 @@ def test_percentiles_are_declared_and_missing_where_a_change_has_no_context(
         (("--variant-index", 10), None, "made with variant index 32, but this run has variant index 10"),
         (("-s", "llr", "-s", "emb-cos", "--emb-flank", 8), None, "has no emb-cos scores (it has llr); calibrate with"),
         ((), ("#rc=", "#rc=none\n"), "made with RC handling none, but this run has RC handling RC-conjoined"),
-        ((), ("#llr_flank=", "#llr_flank=8\n"), "made with llr flank 8, but this run has llr flank 32"),
+        ((), ("#llr_flank=", "#llr_flank=16\n"), "made with llr flank 16, but this run has llr flank 8"),
         ((), ("#window=", "#shard=1/2\n#window=64\n"), "shard 1/2 of a background; join the shards first"),
     ],
 )
