@@ -123,6 +123,7 @@ class ScorePlan:
         self.logit_jobs: dict[JobKey, None] = {}
         self.embed_jobs: dict[JobKey, None] = {}
         self._outputs: dict[JobKey, np.ndarray] = {}
+        self._tile_rows: dict[JobKey, set[int]] = {}  # the rows of a tile that score variants
 
     @property
     def _masked(self) -> bool:
@@ -136,17 +137,21 @@ class ScorePlan:
         if self._masked:
             self.logit_jobs[("masked", contig, p0)] = None
         if "llr-unmasked" in self.scores:
-            self.logit_jobs[("tile", contig, unmasked_tile(p0, self.window)[0])] = None
+            start, index = unmasked_tile(p0, self.window)
+            self.logit_jobs[("tile", contig, start)] = None
+            self._tile_rows.setdefault(("tile", contig, start), set()).add(index)
         if self._embeddings:
             self.embed_jobs[("ref", contig, p0)] = None
             self.embed_jobs[("alt", contig, p0, alt)] = None
 
-    def window_for(self, key: JobKey, reference_ids: np.ndarray) -> tuple[np.ndarray, slice]:
-        """Token ids and output rows of a job, given the reference ids of its window (`window_span`)."""
+    def window_for(self, key: JobKey, reference_ids: np.ndarray) -> tuple[np.ndarray, slice | np.ndarray]:
+        """Token ids and output rows of a job, given the reference ids of its window (`window_span`).
+        A tile's rows are those of its variants only: kept for a whole chunk, its other rows would be
+        memory per record (W/2 rows for a lone variant)."""
         centre = self.window // 2
         kind = key[0]
         if kind == "tile":
-            return reference_ids, tile_centre(self.window)
+            return reference_ids, np.array(sorted(self._tile_rows[key]))
         if kind == "masked":
             return masked(reference_ids, centre), slice(centre, centre + 1)
         if kind == "alt":
@@ -159,8 +164,14 @@ class ScorePlan:
         return key[1], start, start + self.window
 
     def keep(self, key: JobKey, output: np.ndarray) -> None:
-        """Store what the scores need from one output: logits rows as they are, embeddings as their mean."""
-        self._outputs[key] = output.mean(axis=0, dtype=np.float64) if key in self.embed_jobs else output
+        """Store what the scores need from one output (of `window_for`'s rows): logits rows as they
+        are, a tile's by their row in the tile, embeddings as their mean."""
+        if key in self.embed_jobs:
+            self._outputs[key] = output.mean(axis=0, dtype=np.float64)
+        elif key[0] == "tile":
+            self._outputs[key] = dict(zip(sorted(self._tile_rows[key]), output, strict=True))
+        else:
+            self._outputs[key] = output
 
     def allele_scores(self, contig: str, p0: int, ref: str, alt: str) -> dict[str, float]:
         """The requested scores (names of SCORES, plus PROBS with `probs`) of one SNV, and LOGITS when
@@ -202,7 +213,7 @@ class ScorePlan:
 
     def _tile_row(self, contig: str, p0: int) -> np.ndarray:
         start, index = unmasked_tile(p0, self.window)
-        return self._outputs[("tile", contig, start)][index - tile_centre(self.window).start]
+        return self._outputs[("tile", contig, start)][index]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -124,11 +124,13 @@ def test_plan_builds_windows_and_reads_scores_from_the_right_rows():
     ids, rows = plan.window_for(("alt", "c", 10, "G"), reference)
     assert ids[4] == BASE_ID["G"] and rows == slice(3, 6)
     assert plan.window_span(("tile", "c", 6)) == ("c", 6, 14)
+    ids, rows = plan.window_for(("tile", "c", 6), reference)
+    assert rows.tolist() == [4]  # the variant's row only (position 10 of the tile starting at 6)
 
     masked_logits = np.zeros((1, 16), dtype=np.float32)
     masked_logits[0, BASE_ID["A"]], masked_logits[0, BASE_ID["G"]] = 1.0, -2.0
-    tile_logits = np.zeros((4, 16), dtype=np.float32)  # rows 2..5 of the tile starting at 6: positions 8..11
-    tile_logits[2, BASE_ID["G"]] = 5.0  # position 10
+    tile_logits = np.zeros((1, 16), dtype=np.float32)
+    tile_logits[0, BASE_ID["G"]] = 5.0
     plan.keep(("masked", "c", 10), masked_logits)
     plan.keep(("tile", "c", 6), tile_logits)
     plan.keep(("ref", "c", 10), np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0]], dtype=np.float32))
