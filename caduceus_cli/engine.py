@@ -9,8 +9,9 @@ Memory is bounded by the model, the batch and the window, never by the number of
 array handed back is a copy that owns its memory (a view would keep the whole batch's output
 alive for as long as the caller keeps one row of it), and on the CPU the model runs on a thread
 of its own, so its large short-lived activations and the caller's long-lived rows come from
-different malloc arenas (rows allocated between batches in the same heap split its free blocks,
-and the heap grows batch after batch; benchmarks/memory.py measures both).
+different glibc arenas and per-thread caches (rows allocated between batches on the model's
+thread split the activations' free blocks, and the heap grows batch after batch;
+benchmarks/memory.py measures both).
 """
 
 from __future__ import annotations
