@@ -4,12 +4,20 @@ Every command hands the engine an iterator of `Window`s (reading the FASTA and t
 inside that iterator) and gets `(key, array)` pairs back in the same order. A reader thread
 pulls windows ahead of the model and groups consecutive windows of equal length into batches:
 windows are never padded, since padding changes every output of a bidirectional model.
+
+Memory is bounded by the model, the batch and the window, never by the number of windows: every
+array handed back is a copy that owns its memory (a view would keep the whole batch's output
+alive for as long as the caller keeps one row of it), and on the CPU the model runs on a thread
+of its own, so its large short-lived activations and the caller's long-lived rows come from
+different glibc arenas and per-thread caches (rows allocated between batches on the model's
+thread split the activations' free blocks, and the heap grows batch after batch;
+benchmarks/memory.py measures both).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +26,7 @@ import torch
 
 from caduceus_cli.errors import OutOfMemoryError
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
-from caduceus_cli.stages import read_ahead
+from caduceus_cli.stages import DedicatedThread, read_ahead
 
 log = logging.getLogger("caduceus")
 
@@ -59,13 +67,16 @@ class Engine:
         self.model = model
         self.device = next(model.parameters()).device
         self.batch_size = batch_size
+        # The CPU forward pass's thread (see the module's docstring); CUDA activations are not in host memory.
+        self._model_thread = DedicatedThread("caduceus-model") if self.device.type == "cpu" else None
 
     def map(
         self, windows: Iterable[Window], output: str, rc: str = "auto"
     ) -> Iterator[tuple[Any, np.ndarray]]:
         """Yield (key, float32 array) per window, in input order. output "embed": (rows, d) of
         `model.embed(ids, rc)`; "logits": (rows, 4) of `model.logits_conjoined(ids, rc)`, its A, C, G, T
-        columns (`Tokenizer.nucleotide_logits`): the only ones any score reads, whatever the vocabulary."""
+        columns (`Tokenizer.nucleotide_logits`): the only ones any score reads, whatever the vocabulary.
+        Each array owns its memory (no view of the batch), so keeping it keeps nothing else."""
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         for batch in read_ahead(self._group(windows, rc), _READ_AHEAD_BATCHES):
@@ -105,11 +116,25 @@ class Engine:
         ids = torch.from_numpy(np.stack([w.ids for w in batch]))
         if self.device.type == "cuda":
             ids = ids.pin_memory().to(self.device, non_blocking=True)
+        run = self.model.embed if output == "embed" else self.model.logits_conjoined
+        thread = self._model_thread
+        values = thread.run(_infer, run, ids, rc) if thread is not None else _infer(run, ids, rc)
         with torch.inference_mode():
-            run = self.model.embed if output == "embed" else self.model.logits_conjoined
-            values = run(ids, rc=rc)
             selected = [values[i] if w.rows is None else values[i, w.rows] for i, w in enumerate(batch)]
             if output == "logits":
                 selected = [self.model.tokenizer.nucleotide_logits(part) for part in selected]
-            host = [part.float().cpu().numpy() for part in selected]
+            host = [_owned(part) for part in selected]
         return [(w.key, values_of_window) for w, values_of_window in zip(batch, host, strict=True)]
+
+
+def _infer(run: Callable[..., torch.Tensor], ids: torch.Tensor, rc: str) -> torch.Tensor:
+    with torch.inference_mode():  # a per-thread mode: entered on the thread that runs the model
+        return run(ids, rc=rc)
+
+
+def _owned(part: torch.Tensor) -> np.ndarray:
+    """A float32 host copy of `part` in a numpy array of its own (base None), made in one copy from
+    any device and dtype, on the calling thread."""
+    out = np.empty(tuple(part.shape), dtype=np.float32)
+    torch.from_numpy(out).copy_(part)
+    return out

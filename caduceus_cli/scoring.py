@@ -172,6 +172,7 @@ class ScorePlan:
         self.embed_jobs: dict[JobKey, None] = {}
         self._outputs: dict[JobKey, np.ndarray] = {}
         self._bases: dict[JobKey, np.ndarray] = {}  # base columns of haplotype windows, unmasked
+        self._tile_rows: dict[JobKey, set[int]] = {}  # the rows of a tile that score variants
 
     @property
     def _masked(self) -> bool:
@@ -190,7 +191,9 @@ class ScorePlan:
                 self.logit_jobs[self._masked_key(contig, change)] = None
             if "llr-unmasked" in self.scores:
                 for offset in change.changed_offsets():
-                    self.logit_jobs[("tile", contig, unmasked_tile(change.pos0 + offset, self.window)[0])] = None
+                    start, index = unmasked_tile(change.pos0 + offset, self.window)
+                    self.logit_jobs[("tile", contig, start)] = None
+                    self._tile_rows.setdefault(("tile", contig, start), set()).add(index)
         elif "llr" in self.scores:
             for key in self._haplotype_keys(contig, change):
                 self.logit_jobs[key] = None
@@ -223,10 +226,12 @@ class ScorePlan:
         return contig, start, start + self.window + extra
 
     def window_for(self, key: JobKey, reference_ids: np.ndarray) -> tuple[np.ndarray, slice | np.ndarray | None]:
-        """Token ids and output rows of a job, given the reference ids of its `window_span`."""
+        """Token ids and output rows of a job, given the reference ids of its `window_span`. A tile's
+        rows are those of its variants only: kept for a whole chunk, its other rows would be memory
+        per record (W/2 rows for a lone variant)."""
         kind, mask = key[0], self.tokenizer.mask_id
         if kind == "tile":
-            return reference_ids, tile_centre(self.window)
+            return reference_ids, np.array(sorted(self._tile_rows[key]))
         if kind == "masked":
             rows = np.array(key[3])
             return with_base(reference_ids, rows, mask), rows
@@ -249,8 +254,14 @@ class ScorePlan:
         return np.concatenate([reference_ids[:row], alt_ids, reference_ids[row + len(change.ref) :]])[: self.window]
 
     def keep(self, key: JobKey, output: np.ndarray) -> None:
-        """Store what the scores need from one output: logits rows as they are, embeddings as their mean."""
-        self._outputs[key] = output.mean(axis=0, dtype=np.float64) if key in self.embed_jobs else output
+        """Store what the scores need from one output (of `window_for`'s rows): logits rows as they are,
+        a tile's by their row in the tile, embeddings as their mean."""
+        if key in self.embed_jobs:
+            self._outputs[key] = output.mean(axis=0, dtype=np.float64)
+        elif key[0] == "tile":
+            self._outputs[key] = dict(zip(sorted(self._tile_rows[key]), output, strict=True))
+        else:
+            self._outputs[key] = output
 
     def allele_scores(self, contig: str, places: Sequence[Change]) -> dict[str, float]:
         """The requested scores (names of SCORES, plus PROBS with `probs`) of one ALT, and LOGITS for a SNV
@@ -319,7 +330,7 @@ class ScorePlan:
 
     def _tile_row(self, contig: str, p0: int) -> np.ndarray:
         start, index = unmasked_tile(p0, self.window)
-        return self._outputs[("tile", contig, start)][index - tile_centre(self.window).start]
+        return self._outputs[("tile", contig, start)][index]
 
 
 def haplotype_llr(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -39,6 +41,42 @@ def test_rows_selects_positions_before_they_leave_the_device(ph_checkpoint):
     picked = dict(Engine(model).map(_windows([15, 15], rows=np.array([7])), "logits"))
     assert picked[0].shape == (1, 4)
     assert np.array_equal(picked[1][0], full[1][7])
+
+
+def test_kept_rows_own_their_memory_and_share_none_with_the_batch_output(ph_checkpoint):
+    # score-variants keeps one row per window for a whole chunk of records: a view of the batch's
+    # output would keep every (batch, W, V) tensor alive as long (issue 23: memory grew per record)
+    model = load_model(ph_checkpoint)
+    batch_outputs = []  # held here, so no copy can reuse their memory while they are compared
+    conjoined = model.logits_conjoined
+
+    def recorded(ids, rc="auto"):
+        batch_outputs.append(conjoined(ids, rc=rc))
+        return batch_outputs[-1]
+
+    model.logits_conjoined = recorded
+    kept = dict(Engine(model, batch_size=4).map(_windows([15] * 8, rows=slice(7, 8)), "logits"))
+    whole = dict(Engine(model, batch_size=4).map(_windows([15] * 4), "logits"))
+    assert len(batch_outputs) == 3
+    for rows in [*kept.values(), *whole.values()]:
+        assert rows.base is None and rows.flags.owndata and rows.dtype == np.float32
+        assert not any(np.shares_memory(rows, output.numpy()) for output in batch_outputs)
+    assert np.array_equal(kept[1][0], whole[1][7])
+
+
+def test_the_cpu_forward_pass_runs_on_the_engines_model_thread(ph_checkpoint):
+    # its own malloc arena, apart from the rows the caller keeps (engine.py, stages.DedicatedThread)
+    model = load_model(ph_checkpoint)
+    threads = []
+    embed = model.embed
+
+    def recorded(ids, rc="auto"):
+        threads.append((threading.current_thread().name, torch.is_inference_mode_enabled()))
+        return embed(ids, rc=rc)
+
+    model.embed = recorded
+    list(Engine(model, batch_size=2).map(_windows([10] * 4), "embed"))
+    assert threads == [("caduceus-model", True)] * 2
 
 
 def test_an_error_while_reading_windows_reaches_the_caller(ph_checkpoint):

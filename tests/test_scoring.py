@@ -177,11 +177,13 @@ def test_plan_builds_windows_and_reads_scores_from_the_right_rows():
     ids, rows = plan.window_for(alt_emb, reference)
     assert ids[4] == CADUCEUS.base_ids[COLUMN["G"]] and rows.tolist() == [3, 4, 5]
     assert plan.window_span(tile) == ("c", 6, 14)
+    ids, rows = plan.window_for(tile, reference)
+    assert rows.tolist() == [4]  # the variant's row only (position 10 of the tile starting at 6)
 
     masked_logits = np.zeros((1, 4), dtype=np.float32)
     masked_logits[0, COLUMN["A"]], masked_logits[0, COLUMN["G"]] = 1.0, -2.0
-    tile_logits = np.zeros((4, 4), dtype=np.float32)  # rows 2..5 of the tile starting at 6: positions 8..11
-    tile_logits[2, COLUMN["G"]] = 5.0  # position 10
+    tile_logits = np.zeros((1, 4), dtype=np.float32)
+    tile_logits[0, COLUMN["G"]] = 5.0
     plan.keep(masked, masked_logits)
     plan.keep(tile, tile_logits)
     plan.keep(ref_emb, np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0]], dtype=np.float32))

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from caduceus_cli.stages import WriteBehind, read_ahead
+from caduceus_cli.stages import DedicatedThread, WriteBehind, read_ahead
 
 
 def test_read_ahead_yields_every_item_in_order_from_another_thread():
@@ -75,3 +75,19 @@ def test_write_behind_hands_the_consumers_error_to_put_or_close():
                 behind.put(number)
         finally:
             behind.close()  # the writer thread ends either way
+
+
+def test_dedicated_thread_runs_calls_on_its_own_thread_and_reraises_their_errors():
+    worker = DedicatedThread("test-worker")
+    assert worker.run(lambda a, b: (threading.current_thread().name, a + b), 2, 3) == ("test-worker", 5)
+
+    def broken():
+        raise ValueError("no such window")
+
+    with pytest.raises(ValueError, match="no such window"):
+        worker.run(broken)
+    assert worker.run(threading.current_thread) is worker.run(threading.current_thread)  # one thread throughout
+    thread = worker.run(threading.current_thread)
+    del worker  # the thread ends with its owner
+    thread.join(timeout=5)
+    assert not thread.is_alive()
