@@ -112,7 +112,7 @@ class Settings:
     flank: int
     on_ref_mismatch: str
     variant_index: int | None = None
-    llr_flank: int = 8  # flank bases each side of an indel whose log-probabilities `haplotype_llr` compares
+    llr_flank: int = 8  # flank bases each side of an indel whose log-probabilities `haplotype_side` compares
 
     @property
     def centre(self) -> int:
@@ -160,7 +160,7 @@ class ScorePlan:
       all ALTs that change the same bases (all three ALTs of a SNV); `llr` is the sum over the changed
       bases of logit(ALT) - logit(REF). For a SNV that is the masked log-likelihood ratio.
     - Insertions, deletions, complex changes: two windows, the REF haplotype with its REF bases masked
-      and the ALT haplotype with its ALT bases masked (`haplotype_llr`).
+      and the ALT haplotype with its ALT bases masked (`haplotype_side`), each reduced to one number.
     - `llr-unmasked` (substitutions): grid tiles of the reference, one per central half (`unmasked_tile`).
     - `emb-cos`/`emb-l2`: the unmasked REF and ALT windows, averaged over `aligned_rows` within the flank.
     """
@@ -207,9 +207,8 @@ class ScorePlan:
         return ("masked", contig, change.pos0 - row, rows)
 
     def _haplotype_keys(self, contig: str, change: Change) -> tuple[JobKey, JobKey]:
-        row = change_row(change, self.settings)
-        start = change.pos0 - row
-        return ("ref-hap", contig, start, (row, len(change.ref))), ("alt-hap", contig, start, change)
+        start = change.pos0 - change_row(change, self.settings)
+        return ("ref-hap", contig, start, change), ("alt-hap", contig, start, change)
 
     def _emb_key(self, contig: str, change: Change, side: str) -> JobKey:
         rows = tuple(aligned_rows(change, side, self.settings, self.settings.flank).tolist())
@@ -239,12 +238,13 @@ class ScorePlan:
             return reference_ids, np.array(key[3])
         if kind == "alt-emb":
             return self._alt_haplotype(key[-1], reference_ids), np.array(key[3])
+        change = key[3]  # a haplotype window: the REF or ALT allele masked at the change's row
+        row = change_row(change, self.settings)
         if kind == "ref-hap":
-            (row, length), ids = key[3], reference_ids
-        else:  # alt-hap
-            change = key[3]
-            row, length, ids = change_row(change, self.settings), len(change.alt), self._alt_haplotype(change, reference_ids)
-        self._bases[key] = self.tokenizer.columns(ids)  # read back by haplotype_llr, on the writer's thread
+            ids, length = reference_ids, len(change.ref)
+        else:
+            ids, length = self._alt_haplotype(change, reference_ids), len(change.alt)
+        self._bases[key] = self.tokenizer.columns(ids)  # read back by `keep`, on the calling thread
         return with_base(ids, np.arange(row, row + length), mask), None
 
     def _alt_haplotype(self, change: Change, reference_ids: np.ndarray) -> np.ndarray:
@@ -258,6 +258,9 @@ class ScorePlan:
         a tile's by their row in the tile, embeddings as their mean."""
         if key in self.embed_jobs:
             self._outputs[key] = output.mean(axis=0, dtype=np.float64)
+        elif key[0] in ("ref-hap", "alt-hap"):  # one number per window: memory does not grow with W
+            side = "ref" if key[0] == "ref-hap" else "alt"
+            self._outputs[key] = haplotype_side(output, self._bases.pop(key), key[3], side, self.settings)
         elif key[0] == "tile":
             self._outputs[key] = dict(zip(sorted(self._tile_rows[key]), output, strict=True))
         else:
@@ -280,10 +283,7 @@ class ScorePlan:
             values |= self._substitution_scores(contig, change)
         elif "llr" in self.scores:
             ref_key, alt_key = self._haplotype_keys(contig, change)
-            values["llr"] = haplotype_llr(
-                self._outputs[ref_key], self._bases[ref_key], self._outputs[alt_key], self._bases[alt_key],
-                change, self.settings,
-            )  # fmt: skip
+            values["llr"] = self._outputs[alt_key] - self._outputs[ref_key]
         if self._embeddings:
             ref_mean = self._outputs[self._emb_key(contig, change, "ref")]
             alt_mean = self._outputs[self._emb_key(contig, change, "alt")]
@@ -333,39 +333,29 @@ class ScorePlan:
         return self._outputs[("tile", contig, start)][index]
 
 
-def haplotype_llr(
-    ref_logits: np.ndarray,
-    ref_bases: np.ndarray,
-    alt_logits: np.ndarray,
-    alt_bases: np.ndarray,
-    change: Change,
-    settings: Settings,
-) -> float:
-    """The likelihood score of an insertion, deletion or complex change, in nats: how much more the model
-    expects the ALT haplotype than the REF haplotype around the change.
+def haplotype_side(logits: np.ndarray, bases: np.ndarray, change: Change, side: str, settings: Settings) -> float:
+    """One side ("ref" or "alt") of the likelihood score of an insertion, deletion or complex change: the
+    score is the ALT side minus the REF side, in nats, how much more the model expects the ALT
+    haplotype than the REF haplotype around the change.
 
-    Each window (W rows of A, C, G, T logits; `*_bases` its bases as columns, -1 for N) holds its own
-    allele masked at `change_row`. Per side: the allele's bases scored against what the model expects
-    there, sum of log P(base) + H (H: the entropy of that masked position, so a base as likely as the
-    model's average guess adds 0 and alleles of any length sit on one scale), plus log P(base) of the
-    flank bases the two windows share within `settings.llr_flank` of the change (`aligned_rows`: the
-    same reference bases, row for row). The variant's effect on its flanks is mostly within a few dozen
-    bases; farther out the sum gathers what the windows' different ends do to each base instead (the
-    README's variant-class table measures both). The score
-    is ALT minus REF: 0 for identical haplotypes, and a deletion scores minus the insertion that undoes
-    it (the same two windows, sides swapped).
+    The window (W rows of A, C, G, T logits; `bases` its bases as columns, -1 for N) holds this side's
+    allele masked at `change_row`. The side is the allele's bases scored against what the model
+    expects there, sum of log P(base) + H (H: the entropy of that masked position, so a base as likely
+    as the model's average guess adds 0 and alleles of any length sit on one scale), plus log P(base)
+    of the flank bases the two windows share within `settings.llr_flank` of the change
+    (`aligned_rows`: the same reference bases, row for row; N rows add 0 on both sides). The variant's
+    effect on its flanks is mostly within a few bases; farther out the sum gathers what the windows'
+    different ends do to each base instead (the README's variant-class table measures both).
+    Identical haplotypes score 0, and a deletion scores minus the insertion that undoes it (the same
+    two windows, sides swapped).
     """
     row = change_row(change, settings)
-
-    def side(logits: np.ndarray, bases: np.ndarray, allele_length: int, name: str) -> float:
-        log_probs = nucleotide_log_probs(logits)
-        entropy = -(np.exp(log_probs) * log_probs).sum(axis=1)
-        base_log_prob = np.where(bases >= 0, log_probs[np.arange(len(bases)), np.maximum(bases, 0)], 0.0)
-        allele = np.arange(row, row + allele_length)
-        flank = aligned_rows(change, name, settings, settings.llr_flank)  # N rows add 0 on both sides
-        return float((base_log_prob[allele] + entropy[allele]).sum() + base_log_prob[flank].sum())
-
-    return side(alt_logits, alt_bases, len(change.alt), "alt") - side(ref_logits, ref_bases, len(change.ref), "ref")
+    log_probs = nucleotide_log_probs(logits)
+    entropy = -(np.exp(log_probs) * log_probs).sum(axis=1)
+    base_log_prob = np.where(bases >= 0, log_probs[np.arange(len(bases)), np.maximum(bases, 0)], 0.0)
+    allele = np.arange(row, row + len(change.ref if side == "ref" else change.alt))
+    flank = aligned_rows(change, side, settings, settings.llr_flank)
+    return float((base_log_prob[allele] + entropy[allele]).sum() + base_log_prob[flank].sum())
 
 
 # ---------------------------------------------------------------------------------------------

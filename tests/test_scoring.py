@@ -18,7 +18,7 @@ from caduceus_cli.scoring import (
     check_window,
     cosine_distance,
     fits_window,
-    haplotype_llr,
+    haplotype_side,
     l2_distance,
     log_likelihood_ratio,
     nucleotide_probs,
@@ -72,15 +72,20 @@ def test_aligned_rows_pair_the_same_reference_bases_in_both_windows():
     assert aligned_rows(snv, "alt", s, flank=99).tolist() == list(range(8))
 
 
+def llr(ref_logits, ref_bases, alt_logits, alt_bases, change, s) -> float:
+    """The indel score as ScorePlan reads it: the ALT window's side minus the REF window's."""
+    return haplotype_side(alt_logits, alt_bases, change, "alt", s) - haplotype_side(ref_logits, ref_bases, change, "ref", s)
+
+
 def test_haplotype_llr_of_identical_windows_is_zero_and_swapping_sides_negates_it():
     rng = np.random.default_rng(3)
     deletion, s = Change(100, "GG", ""), settings(8)
     ref_logits, alt_logits = rng.normal(size=(8, 4)), rng.normal(size=(8, 4))
     ref_bases, alt_bases = rng.integers(0, 4, 8), rng.integers(0, 4, 8)
-    score = haplotype_llr(ref_logits, ref_bases, alt_logits, alt_bases, deletion, s)
+    score = llr(ref_logits, ref_bases, alt_logits, alt_bases, deletion, s)
     undo = Change(100, "", "GG")  # the insertion that undoes it: the same two windows, sides swapped
-    assert haplotype_llr(alt_logits, alt_bases, ref_logits, ref_bases, undo, s) == pytest.approx(-score, abs=1e-12)
-    assert haplotype_llr(ref_logits, ref_bases, ref_logits, ref_bases, Change(100, "GG", "GG"), s) == 0.0
+    assert llr(alt_logits, alt_bases, ref_logits, ref_bases, undo, s) == pytest.approx(-score, abs=1e-12)
+    assert llr(ref_logits, ref_bases, ref_logits, ref_bases, Change(100, "GG", "GG"), s) == 0.0
 
 
 def test_haplotype_llr_scores_an_allele_base_against_the_models_expectation():
@@ -93,7 +98,7 @@ def test_haplotype_llr_scores_an_allele_base_against_the_models_expectation():
     alt[row] = [math.log(0.7), math.log(0.1), math.log(0.1), math.log(0.1)]
     expected = math.log(0.7) - (0.7 * math.log(0.7) + 3 * 0.1 * math.log(0.1))
     # the REF window's flank rows after the change sit one row further right; with equal logits they cancel
-    assert haplotype_llr(logits, bases, alt, bases, insertion, s) == pytest.approx(expected)
+    assert llr(logits, bases, alt, bases, insertion, s) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("window", [2, 4, 6, 10, 64])
