@@ -15,8 +15,8 @@ Cost: sites/s and windows/s of the shipped model (default window, --cost-sites s
 random-weight model of the published size (d_model 256, 16 layers, W 2,048; --published-sites
 sites), with and without indels, extrapolated to 100,000 sites.
 
-    python benchmarks/calibration.py --fasta examples/example.fa --threads 2
-    python benchmarks/calibration.py --fasta examples/example.fa --no-cost --sizes 500,1000,2000,4000
+    python -m benchmarks.calibration --fasta examples/example.fa --threads 2
+    python -m benchmarks.calibration --fasta examples/example.fa --no-cost --sizes 500,1000,2000,4000
 """
 
 from __future__ import annotations

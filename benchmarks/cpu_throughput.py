@@ -23,8 +23,8 @@ Sections (`--sections`, default all):
            that of the same process on a 64-base window (model, libraries, compiled kernels loaded),
            each in a fresh process
 
-    python benchmarks/cpu_throughput.py                         # everything, 1 and 2 threads
-    python benchmarks/cpu_throughput.py --sections scan model --threads 2 --lengths 1024
+    python -m benchmarks.cpu_throughput                         # everything, 1 and 2 threads
+    python -m benchmarks.cpu_throughput --sections scan model --threads 2 --lengths 1024
 
 Medians of --repeats timed calls after one warm-up call (the reference path at the published size:
 one call, it takes seconds to minutes). Markdown tables on stdout.

@@ -8,8 +8,8 @@ same FASTA and the ISM pipeline (`saturation_mutagenesis`) over the first --ism-
 --ism-masked-bases (masked) of it. Each figure is the median of --repeats runs. A last table times the HDF5 codecs of
 `--compression` on real model output (write MB/s on one core, and size ratio). Markdown tables go to stdout.
 
-    python benchmarks/embed_throughput.py --model ../shared/conformance/ps_d64_l4 --window 256 --windows 8
-    python benchmarks/embed_throughput.py --device cuda --window 131072 --windows 64      # on a GPU
+    python -m benchmarks.embed_throughput --model ../shared/conformance/ps_d64_l4 --window 256 --windows 8
+    python -m benchmarks.embed_throughput --device cuda --window 131072 --windows 64      # on a GPU
 """
 
 from __future__ import annotations

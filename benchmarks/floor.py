@@ -21,8 +21,8 @@ Elementwise work is counted as if each listed kernel were one fused kernel; the 
 splits some (norm, causal conv, dtype casts, layout transposes), which the profiler then shows as
 time above these floors.
 
-    python benchmarks/floor.py                                   # H100 SXM datasheet rates
-    python benchmarks/floor.py --bandwidth 2.9e12 --matmul 6.6e14  # measured ones (gpu_throughput.py)
+    python -m benchmarks.floor                                   # H100 SXM datasheet rates
+    python -m benchmarks.floor --bandwidth 2.9e12 --matmul 6.6e14  # measured ones (gpu_throughput.py)
 """
 
 from __future__ import annotations

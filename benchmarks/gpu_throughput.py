@@ -18,15 +18,14 @@ Sections (all by default; pick with --sections):
 Without CUDA every section runs at toy sizes on the CPU (or says why it is skipped), so the script is
 known to work before it meets the GPU:
 
-    PYTHONPATH=. python benchmarks/gpu_throughput.py --dry-run
-    PYTHONPATH=. python benchmarks/gpu_throughput.py                 # on the GPU: published size, L 131,072
+    python -m benchmarks.gpu_throughput --dry-run
+    python -m benchmarks.gpu_throughput                 # on the GPU: published size, L 131,072
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,6 +34,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from benchmarks import embed_throughput, floor
+from benchmarks.model_speed import HEADER, SIZES, measure, median_seconds, random_ids, random_model, sync
 from caduceus_cli.commands.common import open_model
 from caduceus_cli.device import DTYPES, resolve_device
 from caduceus_cli.engine import Engine, default_batch_size
@@ -42,11 +43,6 @@ from caduceus_cli.model.caduceus import CaduceusForMaskedLM, flip_lc
 from caduceus_cli.model.caduceus import Mamba as OurMamba
 from caduceus_cli.model.load import save_checkpoint
 from caduceus_cli.windows import default_overlap
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import embed_throughput  # noqa: E402
-import floor  # noqa: E402
-from model_speed import HEADER, SIZES, measure, median_seconds, random_ids, random_model, sync  # noqa: E402
 
 SECTIONS = ("rates", "floor", "model", "plain", "e2e", "profile", "error", "cpu")
 TOY = {"size": (32, 2), "length": 256, "batches": [1, 2], "e2e_windows": 4}

@@ -21,9 +21,9 @@ Every command runs at its default window (score-variants and ism: the training l
 2,048; embed and track: the training length) unless --window / --embed-window say otherwise;
 `--embed-window score` tiles embed and track at the score window, for the ratio the README states.
 
-    python benchmarks/memory.py                                      # shipped model, every command
-    python benchmarks/memory.py --commands llr --records 500 2000 8000
-    python benchmarks/memory.py --models published-ph --commands embed llr --records 64 256 \\
+    python -m benchmarks.memory                                      # shipped model, every command
+    python -m benchmarks.memory --commands llr --records 500 2000 8000
+    python -m benchmarks.memory --models published-ph --commands embed llr --records 64 256 \\
         --bases 65536 --embed-window score
 
 Needs the package importable (`pip install -e .` or `make .venv/.installed`); runs from any

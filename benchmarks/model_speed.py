@@ -6,8 +6,8 @@ after one warm-up call, no I/O. "one pass" is `model(ids)` (hidden states and lo
 strand); "conjoined" is `model.embed(ids, rc="auto")`: PS one pass, PH the forward and the
 reverse-complement pass as one batch, so its bases/s counts each base once.
 
-    OMP_NUM_THREADS=2 python benchmarks/model_speed.py --device cpu --length 4096
-    python benchmarks/model_speed.py --device cuda --length 131072 --batch 1 4      # on a GPU
+    OMP_NUM_THREADS=2 python -m benchmarks.model_speed --device cpu --length 4096
+    python -m benchmarks.model_speed --device cuda --length 131072 --batch 1 4      # on a GPU
 
 Prints a Markdown table on stdout.
 """

@@ -46,12 +46,12 @@ run_tests() {
 }
 
 model_tables() {  # card rates, floor, our path model-only, bf16 error, profiler
-  timeout "${1:-270}" $PY benchmarks/gpu_throughput.py --sections rates floor model error profile cpu \
+  timeout "${1:-270}" $PY -m benchmarks.gpu_throughput --sections rates floor model error profile cpu \
     --batches 1 4 --cpu-length 4096 2>"$OUT/model.log" | tee "$OUT/model.md"
 }
 
 compare_tables() {  # the plain mamba-ssm path next to ours, then end to end
-  timeout "${1:-240}" $PY benchmarks/gpu_throughput.py --sections plain e2e --batches 1 4 \
+  timeout "${1:-240}" $PY -m benchmarks.gpu_throughput --sections plain e2e --batches 1 4 \
     --e2e-windows 8 --threads 8 2>"$OUT/compare.log" | tee "$OUT/compare.md"
 }
 

@@ -20,9 +20,9 @@ score-variants pipeline (`score_vcf`) scores them (in-process, BCF output) and t
 --published-size adds a random-weight model of the published size (d_model 256, 16 layers;
 speed only: its scores mean nothing).
 
-    python benchmarks/score_variants.py --variants 300 --windows 128,256,512,1024,2048,4096
-    python benchmarks/score_variants.py --published-size --variants 8 --windows 1024,2048 --device cuda
-    python benchmarks/score_variants.py --fasta examples/example.fa --classes --windows 1024 --no-rates
+    python -m benchmarks.score_variants --variants 300 --windows 128,256,512,1024,2048,4096
+    python -m benchmarks.score_variants --published-size --variants 8 --windows 1024,2048 --device cuda
+    python -m benchmarks.score_variants --fasta examples/example.fa --classes --windows 1024 --no-rates
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ sequence of --length bases in a single pass, then tiled at each overlap, and pri
 absolute differences as a Markdown table. The error depends on how far a model's state carries
 context, so run it with the model you use (--model; default the shipped one).
 
-    python benchmarks/tiling_error.py --model ../shared/conformance/ph_d64_l3 --window 1024 --length 3072
+    python -m benchmarks.tiling_error --model ../shared/conformance/ph_d64_l3 --window 1024 --length 3072
 """
 
 from __future__ import annotations

@@ -345,7 +345,7 @@ def haplotype_side(logits: np.ndarray, bases: np.ndarray, change: Change, side: 
     of the flank bases the two windows share within `settings.llr_flank` of the change
     (`aligned_rows`: the same reference bases, row for row; N rows add 0 on both sides). The variant's
     effect on its flanks is mostly within a few bases; farther out the sum gathers what the windows'
-    different ends do to each base instead (the README's variant-class table measures both).
+    different ends do to each base instead (docs/commands/score-variants.md's variant-class table measures both).
     Identical haplotypes score 0, and a deletion scores minus the insertion that undoes it (the same
     two windows, sides swapped).
     """
@@ -361,7 +361,7 @@ def haplotype_side(logits: np.ndarray, bases: np.ndarray, change: Change, side: 
 # ---------------------------------------------------------------------------------------------
 # settings' defaults
 
-# Default --window: the model's training length, at most this. The README's window table shows
+# Default --window: the model's training length, at most this. docs/commands/score-variants.md's window table shows
 # the masked LLR of the shipped model hardly changes past a few hundred bases, while the cost of
 # every score grows with W; 2,048 keeps the published 131k models at a practical rate.
 MAX_DEFAULT_WINDOW = 2048

@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.text import Text
 
 stderr = Console(stderr=True)
+LOG_EVERY_S = 60  # progress lines in the log, every this many seconds, when stderr is not a terminal (no bar)
 
 
 def log_to_file(message: str) -> None:

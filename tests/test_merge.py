@@ -147,6 +147,7 @@ def write_shard(folder: Path, shard: str, lines: list[str], model: str = "m1") -
         "##contig=<ID=chr1,length=1000>",
         "##contig=<ID=chr2,length=1000>",
         f"##caduceus_command=caduceus score-variants in.vcf --fasta ref.fa --shard {shard} -o {path.name}",
+        f"##caduceus_shard={shard}",
         f"##caduceus_model=source={model}",
         "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
     ]
@@ -158,14 +159,25 @@ def record(chrom: str, pos: int) -> str:
     return f"{chrom}\t{pos}\t.\tA\tG\t.\t.\t."
 
 
-def test_merge_orders_vcf_shards_by_their_shard_option(run_cli, tmp_path):
+def test_merge_orders_vcf_shards_by_the_shard_line_they_hold(run_cli, tmp_path):
     first = write_shard(tmp_path, "1/2", [record("chr1", 5), record("chr1", 9)])
     second = write_shard(tmp_path, "2/2", [record("chr1", 9), record("chr2", 1)])
     assert run_cli("merge", "-o", tmp_path / "all.vcf.gz", second, first).code == 0
     header, lines = vcf_lines(tmp_path / "all.vcf.gz")
     assert lines == [record("chr1", 5), record("chr1", 9), record("chr1", 9), record("chr2", 1)]
     assert "##caduceus_model=source=m1" in header
+    assert "##caduceus_shard" not in header  # the merged file is the single run's, not a shard
     assert (tmp_path / "all.vcf.gz.tbi").is_file()
+
+
+def test_merge_imports_no_model_code():
+    """A merge job on a login node starts without torch (about a second of imports)."""
+    import subprocess
+    import sys
+
+    probe = "import sys, caduceus_cli.commands.merge; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "False", result.stderr
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 
 from caduceus_cli.errors import UsageError
@@ -174,6 +173,8 @@ def set_threads(threads: int | None) -> int:
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if threads < 1:
         raise UsageError(f"--threads {threads}: must be at least 1")
+    import torch  # here: the commands that run no model (merge, info's listing) do not pay for it
+
     torch.set_num_threads(threads)
     return threads
 

@@ -1,6 +1,6 @@
 """The HDF5 file `caduceus embed` writes, resumes and `caduceus merge` joins.
 
-Layout (downstream code relies on it; documented in the README):
+Layout (downstream code relies on it; documented in docs/commands/embed.md):
 
     /regions/{chrom,name,strand}   UTF-8 strings, one row per region, in input order
     /regions/{start,end}           int64, 0-based half-open contig coordinates
@@ -38,7 +38,6 @@ from typing import Protocol
 
 import h5py
 import numpy as np
-import torch
 
 from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.outputs import detach, ensure_space
@@ -69,7 +68,7 @@ class RegionLike(Protocol):
 
 
 def compression_filters(name: str) -> dict:
-    """create_dataset keywords for a --compression choice (see the codec table in the README).
+    """create_dataset keywords for a --compression choice (see the codec table in docs/commands/embed.md).
 
     `none` is the default because per-base embeddings are close to incompressible (byte-shuffled
     gzip saves under 20%) while gzip writes about 30 MB/s per core, far below what a GPU produces.
@@ -222,6 +221,8 @@ def _converted(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
     114 M values per CPU second, torch 353 M; one 131,072-base window at d = 256 is 34 M values).
     """
     if rows.dtype == np.float32 and dtype == np.float16:
+        import torch  # here, so reading and merging files never imports it
+
         return torch.from_numpy(np.ascontiguousarray(rows)).to(torch.float16).numpy()
     return rows.astype(dtype, copy=False)
 

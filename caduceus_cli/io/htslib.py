@@ -45,6 +45,7 @@ class HtslibMessages:
         if _is_fd2(sys.stderr):
             self._saved_stream = sys.stderr
             sys.stderr = open(os.dup(self._saved_fd), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+            _point_log_handlers(self._saved_stream, sys.stderr)
         os.dup2(self._sink.fileno(), 2)
         return self
 
@@ -53,11 +54,9 @@ class HtslibMessages:
         os.dup2(self._saved_fd, 2)
         os.close(self._saved_fd)
         if self._saved_stream is not None:
-            # log handlers created meanwhile (setup_logging) write to the stand-in: point them back
+            # log handlers, made before or meanwhile, write to the stand-in: point them back
             stand_in, sys.stderr = sys.stderr, self._saved_stream
-            for handler in logging.getLogger().handlers + log.handlers:
-                if isinstance(handler, logging.StreamHandler) and handler.stream is stand_in:
-                    handler.setStream(sys.stderr)
+            _point_log_handlers(stand_in, sys.stderr)
             stand_in.close()
         self._sink.close()
 
@@ -86,6 +85,13 @@ class HtslibMessages:
     def reason(self, fallback: str) -> str:
         """htslib's error text since the last call, for an error message."""
         return "; ".join(self.relay_warnings()) or fallback
+
+
+def _point_log_handlers(old: object, new: object) -> None:
+    """Log handlers that write to the stream `old` write to `new` from now on."""
+    for handler in logging.getLogger().handlers + log.handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+            handler.setStream(new)
 
 
 def _is_fd2(stream: object) -> bool:

@@ -43,10 +43,15 @@ def input_name(path: str) -> str:
     return "stdin" if path == "-" else path
 
 
-def open_vcf(path: str, messages: HtslibMessages) -> pysam.VariantFile:
-    """Open a VCF, bgzipped VCF or BCF ('-' for stdin) for streaming; unreadable input is an InputError."""
+def check_vcf_input(path: str) -> None:
+    """A missing input is an InputError before any work ('-' is stdin)."""
     if path != "-" and not os.path.isfile(path):
         raise InputError(f"{path}: VCF file not found")
+
+
+def open_vcf(path: str, messages: HtslibMessages) -> pysam.VariantFile:
+    """Open a VCF, bgzipped VCF or BCF ('-' for stdin) for streaming; unreadable input is an InputError."""
+    check_vcf_input(path)
     try:
         if path != "-" and compression(path) == "gzip":
             # htslib cannot seek in plain gzip, but streams it as it does stdin (as bcftools does);

@@ -2,8 +2,8 @@
 length of a checkpoint whose own files do not record it sensibly.
 
 Facts are from each hub repository's config.json and model card and the two projects' READMEs
-(github.com/kuleshov-group/caduceus, github.com/kuleshov-group/PlantCaduceus); the README's
-"Models" section says which.
+(github.com/kuleshov-group/caduceus, github.com/kuleshov-group/PlantCaduceus); docs/models.md
+says which.
 """
 
 from __future__ import annotations

@@ -23,19 +23,23 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from caduceus_cli import __version__
 from caduceus_cli.alleles import ACGT, Change
-from caduceus_cli.calibration import variant_context
+from caduceus_cli.calibration import CONTEXT_RULE, run_identity, variant_context
 from caduceus_cli.engine import Engine
-from caduceus_cli.errors import InputError
-from caduceus_cli.io.backgrounds import BackgroundWriter
+from caduceus_cli.errors import InputError, UsageError
+from caduceus_cli.io.backgrounds import COMMAND_KEY, SHARD_KEY, BackgroundWriter
 from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.outputs import claimed
 from caduceus_cli.io.regions import Region
-from caduceus_cli.pipelines.variants import LOG_EVERY_S, PlanRunner, scored_alleles
+from caduceus_cli.io.tables import table_output
+from caduceus_cli.pipelines.plans import PlanRunner, scored_alleles
 from caduceus_cli.scoring import ScorePlan, Settings
-from caduceus_cli.terminal import format_rate, progress_bar
+from caduceus_cli.terminal import LOG_EVERY_S, format_rate, progress_bar
 
 log = logging.getLogger("caduceus")
 
@@ -78,6 +82,81 @@ class Sample:
             out.append((base, base + "".join(ACGT[column] for column in inserted)))
         return out
 
+
+
+@dataclass(frozen=True)
+class CalibrateJob:
+    """One `calibrate` run: `sites` random A/C/G/T sites (`seed`) of `regions` of the FASTA `genome`
+    (`regions_given`: -R/-r asked for them, else every contig), 3 SNVs and, with `indels`, a deletion
+    and an insertion of up to `max_indel` bases each, scored with `settings`; the `shard` (index,
+    count), 0-based, of the sites when given. Writes `output` (a gzipped background, under a
+    temporary name) with how it was made in its header; `command_line` is recorded there."""
+
+    output: Path
+    genome: Path
+    regions: Sequence[Region]
+    regions_given: bool
+    settings: Settings
+    sites: int = 100_000
+    seed: int = 1
+    indels: bool = True
+    max_indel: int = 10
+    shard: tuple[int, int] | None = None
+    command_line: str = field(default="", compare=False)
+
+    def run(self, engine: Engine, reader_fasta: Fasta, window_fasta: Fasta, quiet: bool = True) -> Counter:
+        """Sample, score and write the background (claimed); return the variants written by class."""
+        if self.indels and self.max_indel > self.settings.window // 2:
+            raise UsageError(
+                f"--max-indel {self.max_indel}: an indel is scored when it spans at most W/2 = {self.settings.window // 2}"
+            )
+        with claimed(self.output):
+            sample = sample_sites(reader_fasta, self.regions, self.sites, self.seed, self.max_indel)
+            part = shard_sites(len(sample.sites), self.shard)
+            shard_text = f"{self.shard[0] + 1}/{self.shard[1]}" if self.shard else ""
+            log.info(
+                "%d sites of %d A/C/G/T bases (seed %d)%s", len(sample.sites), sample.acgt_bases, self.seed,
+                f"; shard {shard_text}: sites {part.start + 1}-{part.stop}" if self.shard else "",
+            )  # fmt: skip
+            meta = {
+                "caduceus_version": __version__,
+                COMMAND_KEY: self.command_line,
+                **run_identity(engine.model, self.settings),
+                "scores": ",".join(self.settings.scores),
+                **self._sample_meta(sample),
+                **({SHARD_KEY: shard_text} if self.shard else {}),
+            }
+            scorer = SiteScorer(engine, reader_fasta, window_fasta, self.settings, sample, self.indels)
+            with table_output(self.output) as stream:
+                classes = write_background(scorer, part, BackgroundWriter(stream, meta, self.settings.scores), quiet)
+        log.info("wrote %s", self.output)
+        return classes
+
+    def _sample_meta(self, sample: Sample) -> dict[str, str]:
+        """What was sampled: genome, regions, seed, sizes, indels and the context rule."""
+        bases = sum(end - start for _, start, end in sample.intervals)
+        chosen = "the union of -R/-r" if self.regions_given else "all contigs"
+        return {
+            "genome": self.genome.name,
+            "genome_sha256": _file_sha256(self.genome),
+            "regions": f"{chosen}: {len(sample.intervals)} intervals, {bases} bp",
+            "regions_sha256": sample.regions_sha256(),
+            "acgt_bases": str(sample.acgt_bases),
+            "seed": str(self.seed),
+            "sites_requested": str(self.sites),
+            "sites_used": str(len(sample.sites)),
+            "indels": "yes" if self.indels else "no",
+            "max_indel": str(self.max_indel),
+            "contexts": CONTEXT_RULE,
+        }
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 def sample_sites(fasta: Fasta, regions: Sequence[Region], count: int, seed: int, max_indel: int) -> Sample:
     """`count` sites (fewer when the regions hold fewer A/C/G/T bases) drawn from `seed` (module docstring)."""

@@ -28,7 +28,7 @@ from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.outputs import STDOUT, claimed, write_errors
 from caduceus_cli.io.regions import Region
 from caduceus_cli.io.tables import write_rows, write_table
-from caduceus_cli.pipelines.variants import PlanRunner
+from caduceus_cli.pipelines.plans import PlanRunner
 from caduceus_cli.plots import plot_ism
 from caduceus_cli.scoring import ISM_COLUMNS, IsmTable, ScorePlan, Settings, check_ism_region, ism_table
 from caduceus_cli.terminal import format_rate, progress_bar

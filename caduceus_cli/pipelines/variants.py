@@ -5,36 +5,59 @@ chunk needs (`ScorePlan`), the calling thread runs those windows through the eng
 reads ahead itself), and a writer thread puts the scores into the records and writes them in
 input order. At most a few chunks are in memory at any time, whatever the size of the input.
 
-`score_vcf` takes opened resources (the engine, two handles on the FASTA, the input VCF, and a
-`VcfWriter`, for which the header must declare the score fields, or a `ScoreTable`) and returns
-its `Tally`. With a background (`calibration.Background`) each score also gets its percentile
-there. `scored_alleles` is what any record's ALTs are scored as: `caduceus calibrate` scores its
-sampled variants through it, `ScorePlan` and `PlanRunner` too.
+`ScoreJob` is one `score-variants` run: its settings and the output it owns (a VCF, BCF or table,
+a file written under a temporary name, indexed and renamed when complete, or stdout; the model,
+settings and shard recorded in its header). `score_vcf` is its engine room: it takes opened
+resources (the engine, two handles on the FASTA, the input VCF, and a `VcfWriter` or `ScoreTable`)
+and returns its `Tally`. With a background (`calibration.Background`) each score also gets its
+percentile there.
+
+    job = ScoreJob("calls.vcf.gz", Settings(("llr",), False, 1024, 768, "flag"), Path("scored.vcf.gz"), "z",
+                   write_index=True)
+    with Fasta("genome.fa") as reader, Fasta("genome.fa") as windows:
+        tally = job.run(Engine(model), reader, windows)
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import shlex
+import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
-import numpy as np
 import pysam
 
-from caduceus_cli.alleles import Change, classify_alleles, placements
-from caduceus_cli.calibration import Background, variant_context
-from caduceus_cli.engine import Engine, Window
+from caduceus_cli import __version__
+from caduceus_cli.alleles import Change
+from caduceus_cli.calibration import Background, percentile_fields, run_identity, variant_context
+from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import name_sample
 from caduceus_cli.io.fasta import Fasta
-from caduceus_cli.io.tables import format_row
-from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, count_records, input_name, open_vcf, records
+from caduceus_cli.io.outputs import STDOUT, claimed, committed, write_errors
+from caduceus_cli.io.tables import format_row, table_output
+from caduceus_cli.io.vcf import (
+    INDEX_SUFFIXES,
+    HtslibMessages,
+    VcfWriter,
+    add_scoring_header,
+    count_records,
+    declared_contigs,
+    index_path,
+    input_name,
+    needs_csi,
+    open_vcf,
+    records,
+    write_index,
+)
+from caduceus_cli.pipelines.merge import COMMAND_KEY, SHARD_KEY
+from caduceus_cli.pipelines.plans import PlanRunner, scored_alleles
 from caduceus_cli.scoring import (
     CLASS_KEY,
     FLAG_KEY,
@@ -43,18 +66,16 @@ from caduceus_cli.scoring import (
     PROBS,
     ScorePlan,
     Settings,
-    fits_window,
+    info_fields,
     percentile_name,
 )
 from caduceus_cli.stages import WriteBehind, read_ahead
-from caduceus_cli.terminal import format_rate, progress_bar
+from caduceus_cli.terminal import LOG_EVERY_S, format_rate, progress_bar
 
 log = logging.getLogger("caduceus")
 
-COMMAND_KEY = "caduceus_command"  # the header line recording the command that wrote the file
 
 CHUNK_RECORDS = 2048  # records per chunk: many full batches per chunk, little memory per chunk
-LOG_EVERY_S = 60  # progress lines in the log when stderr is not a terminal
 CHUNKS_AHEAD = 2  # chunks parsed ahead of the engine, and chunks waiting for the writer
 
 @dataclass
@@ -79,6 +100,147 @@ class Tally:
     matched_contig: bool = False
     vcf_contigs: set[str] = field(default_factory=set)
     seconds: float = 0.0
+
+
+TABLE = "t"  # the table output format (-O t), beside VCF's v, z and b
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """One `score-variants` run: every record of `vcf` ('-': stdin), or the `shard` (index, count) of
+    them (0-based; contiguous runs of records), scored with `settings`, written as `fmt` ("v", "z",
+    "b" or TABLE) to `output` (None: stdout), indexed with `write_index`. `background` adds
+    percentiles; `threads` compress; `command_line` is recorded in the header."""
+
+    vcf: str
+    settings: Settings
+    output: Path | None = None
+    fmt: str = "v"
+    write_index: bool = False
+    shard: tuple[int, int] | None = None
+    background: Background | None = None
+    threads: int = 1
+    command_line: str = field(default="", compare=False)
+
+    def run(self, engine: Engine, reader_fasta: Fasta, window_fasta: Fasta, quiet: bool = True) -> Tally:
+        """Score and write every record (the output claimed, under a temporary name); return the tally.
+        `reader_fasta` and `window_fasta` are two handles on the reference, one per thread."""
+        with HtslibMessages() as messages, claimed(*([] if self.output is None else [self.output])):
+            shard_range = self._shard_range(messages)
+            if shard_range is not None:
+                _check_some_contig_known(shard_range[2], reader_fasta, self.vcf)
+            model = engine.model
+            if self.background is not None:
+                self.background.check_matches(run_identity(model, self.settings), self.settings.scores)
+                log.info("percentiles among %s", _background_text(self.background))
+            with open_vcf(self.vcf, messages) as variants:
+                if self.fmt != TABLE:
+                    fields = info_fields(self.settings, model)
+                    if self.background is not None:
+                        fields += percentile_fields(self.background, self.settings.scores)
+                    add_scoring_header(variants.header, fields, self._meta(model), self.vcf)
+                _warn_if_header_contigs_unknown(variants.header, reader_fasta, self.vcf)
+
+                def run(writer: VcfWriter | ScoreTable) -> Tally:
+                    return score_vcf(
+                        engine, variants, writer, self.settings, reader_fasta, window_fasta, messages, self.vcf,
+                        shard_range, quiet, self.background,
+                    )  # fmt: skip
+
+                if self.fmt == TABLE:
+                    return self._table(run)
+                if self.output is None:
+                    with write_errors(STDOUT):
+                        writer = VcfWriter("-", self.fmt, variants.header, messages, self.threads)
+                        tally = run(writer)
+                        writer.close()
+                    return tally
+                return self._file(run, variants.header, messages)
+
+    def _table(self, run: Callable[[ScoreTable], Tally]) -> Tally:
+        """The scores as a table on stdout or in the output file (written under a temporary name)."""
+        if self.output is None:
+            with write_errors(STDOUT):
+                tally = run(ScoreTable(sys.stdout, self.settings, self.background))
+                sys.stdout.flush()
+            return tally
+        with table_output(self.output) as stream:
+            return run(ScoreTable(stream, self.settings, self.background))
+
+    def _file(self, run: Callable[[VcfWriter], Tally], header: pysam.VariantHeader, messages: HtslibMessages) -> Tally:
+        """Write (and index) under a temporary name, renamed on success; a stale index of the output goes."""
+        with committed(self.output, companions=INDEX_SUFFIXES) as temporary:
+            writer = VcfWriter(str(temporary), self.fmt, header, messages, self.threads, sorted_check=self.write_index)
+            try:
+                tally = run(writer)
+            except BaseException:
+                writer.abandon()
+                raise
+            writer.close()
+            if self.write_index:
+                csi = needs_csi(self.fmt, list(declared_contigs(header).values()), writer.max_end)
+                write_index(temporary, index_path(temporary, csi), csi)
+        return tally
+
+    def _shard_range(self, messages: HtslibMessages) -> tuple[int, int, set[str]] | None:
+        """Records [first, last) of this shard and the contigs of the whole file, from a counting pass.
+
+        Shards are contiguous runs of records of near-equal count, so the shard outputs concatenated
+        in order are the single run's output. Counting needs a second read of the input: a file,
+        not stdin (the command refuses --shard on stdin before any work).
+        """
+        if self.shard is None:
+            return None
+        index, count = self.shard
+        total, contigs = count_records(self.vcf, messages)
+        return index * total // count, (index + 1) * total // count, contigs
+
+    def _meta(self, model: object) -> dict[str, str]:
+        """The header lines that say how the file was made: version, command, model and settings, the
+        shard this is (as data: `caduceus merge` orders shards by it), the background."""
+        provenance = getattr(model, "provenance", {})
+        about_model = ";".join(f"{key}={provenance.get(key)}" for key in ("source", "revision", "sha256"))
+        settings = self.settings
+        meta = {
+            "caduceus_version": __version__,
+            COMMAND_KEY: self.command_line,
+            "caduceus_model": f"{about_model};variant={getattr(model, 'variant', '?')};window={settings.window}"
+            + ("" if settings.variant_index is None else f";variant_index={settings.variant_index}"),
+        }
+        if self.shard is not None:
+            meta[SHARD_KEY] = f"{self.shard[0] + 1}/{self.shard[1]}"
+        if self.background is not None:
+            background = self.background
+            about = ("genome", "genome_sha256", "regions_sha256", "seed", "sites_used", "max_indel")
+            meta["caduceus_background"] = f"file={background.path};variants={background.variants};" + ";".join(
+                f"{key}={background.meta.get(key)}" for key in about
+            )
+        return meta
+
+
+def _check_some_contig_known(contigs: set[str], fasta: Fasta, source: str) -> None:
+    if contigs and not any(fasta.resolve(name) for name in contigs):
+        raise InputError(no_contig_message(source, contigs, fasta))
+
+
+def _warn_if_header_contigs_unknown(header: pysam.VariantHeader, fasta: Fasta, source: str) -> None:
+    declared = list(header.contigs)
+    if declared and not any(fasta.resolve(name) for name in declared):
+        log.warning(
+            "%s: none of the contigs its header declares (%s) is in %s (%s); records there are flagged",
+            input_name(source),
+            name_sample(declared),
+            fasta.path,
+            name_sample(list(fasta.contigs)),
+        )
+
+
+def _background_text(background: Background) -> str:
+    meta = background.meta
+    return (
+        f"{background.path}: {background.variants} variants at {meta.get('sites_used')} sites of "
+        f"{meta.get('genome')} (seed {meta.get('seed')}, {meta.get('regions')})"
+    )
 
 
 def score_vcf(
@@ -264,64 +426,11 @@ class _Run:
                     self.tally.classes[allele[0].kind] += 1
 
 
-def scored_alleles(
-    fasta: Fasta, contig: str | None, start: int, ref: str, alts: Sequence[str], settings: Settings
-) -> list[tuple[Change, ...] | str]:
-    """What each ALT of a record at 0-based `start` on FASTA contig `contig` (None: not in the FASTA) is
-    scored as: the places its change is scored at (`alleles.placements`), or the flag saying why it is
-    not (`alleles.FLAGS`; `too_long` when it does not fit the window)."""
-    fasta_ref = None if contig is None else fasta.fetch(contig, start, start + len(ref))
-    return [
-        _placed(allele, contig, fasta, settings) if isinstance(allele, Change) else allele
-        for allele in classify_alleles(ref, tuple(alts), fasta_ref, start)
-    ]
-
-
-def _placed(change: Change, contig: str, fasta: Fasta, settings: Settings) -> tuple[Change, ...] | str:
-    if not fits_window(change, settings):
-        return "too_long"
-    return placements(change, lambda start, end: fasta.fetch(contig, start, end), fasta.contigs[contig])
-
-
 def written_values(settings: Settings, background: Background | None) -> list[str]:
     """The values written for each ALT, in order: the scores, PROBS with --probs, and with a background
     each score's percentile there."""
     percentiles = [percentile_name(score) for score in settings.scores] if background is not None else []
     return [*settings.scores, *(PROBS if settings.probs else ()), *percentiles]
-
-
-class PlanRunner:
-    """Runs the windows of `ScorePlan`s through the engine and hands each output back to its plan."""
-
-    def __init__(self, engine: Engine, fasta: Fasta):
-        self.engine, self.fasta = engine, fasta
-        self._cached_span: tuple[str, int, int] | None = None
-        self._cached_ids = np.empty(0, dtype=np.int64)
-
-    def run(self, plan: ScorePlan, on_window: Callable[[], None] | None = None) -> None:
-        """Run every window of `plan`; `on_window` is called after each (a progress bar)."""
-        for jobs, output in ((plan.logit_jobs, "logits"), (plan.embed_jobs, "embed")):
-            if jobs:
-                for key, rows in self.engine.map(self._windows(plan, jobs), output=output, rc="auto"):
-                    plan.keep(key, rows)
-                    if on_window is not None:
-                        on_window()
-
-    def _windows(self, plan: ScorePlan, jobs: Iterable[tuple]) -> Iterator[Window]:
-        """Windows built as the engine asks for them (in its read-ahead thread), sharing reference reads."""
-        for key in jobs:
-            ids, rows = plan.window_for(key, self._reference_ids(plan.window_span(key)))
-            yield Window(ids=ids, key=key, rows=rows)
-
-    def _reference_ids(self, span: tuple[str, int, int]) -> np.ndarray:
-        # A position's masked, reference and alternative windows come one after another: read once.
-        if span != self._cached_span:
-            contig, start, end = span
-            sequence = self.fasta.fetch(contig, start, end)
-            where = f"{self.fasta.path}:{contig}:{start + 1}-{end}"
-            self._cached_ids = self.engine.model.tokenizer.encode(sequence, where=where)
-            self._cached_span = span
-        return self._cached_ids
 
 
 class ScoreTable:
@@ -378,77 +487,3 @@ def no_contig_message(source: str, vcf_contigs: set[str], fasta: Fasta) -> str:
         f"{name_sample(sorted(vcf_contigs))}; FASTA contigs {name_sample(list(fasta.contigs))} "
         "(wrong reference? --chrom-map maps names)"
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# joining the outputs of `score-variants --shard I/N` (caduceus merge)
-
-
-def shards_in_order(paths: Sequence[str], messages: HtslibMessages) -> tuple[list[str], pysam.VariantHeader]:
-    """The shard files in --shard order (from each `##caduceus_command`) and the first one's header.
-
-    Shards are contiguous runs of records, so in this order their records are the single run's.
-    A missing or repeated shard, shards of different splits, and a header that differs from the
-    first shard's (other than `##caduceus_command`: another model, window or score set) are errors.
-    """
-    headers = {}
-    for path in paths:
-        with open_vcf(path, messages) as vcf:
-            headers[path] = vcf.header.copy()
-    shards = {path: _shard_of(path, header) for path, header in headers.items()}
-    counts = sorted({count for _, count in shards.values()})
-    if len(counts) != 1:
-        raise InputError(f"shards of different splits (N = {', '.join(map(str, counts))}) cannot be joined")
-    count = counts[0]
-    by_index: dict[int, str] = {}
-    for path, (index, _) in shards.items():
-        if index in by_index:
-            raise InputError(f"{path}: shard {index}/{count} given twice (also {by_index[index]})")
-        by_index[index] = path
-    missing = sorted(set(range(1, count + 1)) - by_index.keys())
-    if missing:
-        raise InputError(f"shard {missing[0]}/{count} is missing from the files to join")
-    ordered = [by_index[index] for index in range(1, count + 1)]
-    expected = _header_lines(headers[ordered[0]])
-    for path in ordered[1:]:
-        got = _header_lines(headers[path])
-        for want, line in zip(expected, got, strict=False):
-            if want != line:
-                raise InputError(f"{path}: header line {line!r} differs from {ordered[0]} ({want!r})")
-        if len(got) != len(expected):
-            raise InputError(f"{path}: header has a different number of lines than {ordered[0]}")
-    return ordered, headers[ordered[0]]
-
-
-def join_shards(ordered: Sequence[str], writer: VcfWriter, messages: HtslibMessages) -> int:
-    """Write the records of the shards, in the order given; return how many."""
-    count = 0
-    for path in ordered:
-        with open_vcf(path, messages) as vcf:
-            for record in records(vcf, path, messages):
-                writer.write(record)
-                count += 1
-    return count
-
-
-def _shard_of(path: str, header: pysam.VariantHeader) -> tuple[int, int]:
-    """(I, N) of the `--shard I/N` in the file's ##caduceus_command line."""
-    for line in header.records:
-        if line.key != COMMAND_KEY:
-            continue
-        words = shlex.split(line.value)
-        for word, following in zip(words, [*words[1:], ""], strict=True):
-            if word == "--shard":
-                value = following
-            elif word.startswith("--shard="):
-                value = word.removeprefix("--shard=")
-            else:
-                continue
-            index, slash, count = value.partition("/")
-            if slash and index.isdigit() and count.isdigit():
-                return int(index), int(count)
-    raise InputError(f"{path}: its ##{COMMAND_KEY} has no --shard I/N; not a score-variants shard")
-
-
-def _header_lines(header: pysam.VariantHeader) -> list[str]:
-    return [line for line in str(header).splitlines() if not line.startswith(f"##{COMMAND_KEY}=")]

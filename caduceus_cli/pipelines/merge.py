@@ -1,0 +1,201 @@
+"""`merge`: the shard files of one `--shard I/N` run joined into the file a single run writes.
+
+Every kind of shard is joined here: `embed` (HDF5), `score-variants` (VCF), `track` (bigWig or
+bedGraph) and `calibrate` (background). Each shard names its place as data (HDF5's shard
+attributes, `##caduceus_shard=I/N` in a VCF, `#shard=I/N` in a background; tracks are disjoint sets
+of bases), so shards are ordered and checked from what they hold, not from how they were made.
+Joining imports no model code: a merge job on a login node starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pysam
+
+from caduceus_cli import __version__
+from caduceus_cli.errors import InputError, UsageError
+from caduceus_cli.io.backgrounds import is_background, merge_backgrounds
+from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.hdf5 import merge_shards
+from caduceus_cli.io.outputs import claimed, committed
+from caduceus_cli.io.tracks import TRACK_FORMATS, merge_tracks
+from caduceus_cli.io.vcf import (
+    INDEX_SUFFIXES,
+    HtslibMessages,
+    VcfWriter,
+    declared_contigs,
+    index_path,
+    needs_csi,
+    open_vcf,
+    output_format,
+    records,
+    write_index,
+)
+
+log = logging.getLogger("caduceus")
+
+COMMAND_KEY = "caduceus_command"  # the VCF header line recording the command that wrote the file
+SHARD_KEY = "caduceus_shard"  # the VCF header line of a score-variants shard: I/N
+MERGE_KEY = "caduceus_merge"
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_BIGWIG_SIGNATURE = b"\x26\xfc\x8f\x88"  # 0x888FFC26, little-endian
+_GZIP_SIGNATURE = b"\x1f\x8b"  # bgzipped VCF and bedGraph, BCF, gzipped backgrounds
+_VCF_START, _BCF_START = b"##fileformat=VCF", b"BCF"
+
+
+@dataclass(frozen=True)
+class MergeJob:
+    """Join `inputs`, every shard of one run, into `output`: `csi` asks for a .csi index of VCF shards,
+    `fasta` gives track shards their contig sizes and order; `command_line` is recorded as provenance."""
+
+    inputs: Sequence[Path]
+    output: Path
+    csi: bool = False
+    fasta: Path | None = None
+    command_line: str = field(default="", compare=False)
+
+    def run(self) -> str:
+        """Write the merged file (claimed, under a temporary name); return the kind of shards joined."""
+        for path in self.inputs:
+            if not path.is_file():
+                raise InputError(f"{path}: shard file not found")
+        kind = shard_kind(self.inputs[0])
+        with claimed(self.output):
+            if kind == "hdf5":
+                with committed(self.output) as temporary:
+                    merge_shards(self.inputs, temporary, {"tool_version": __version__, "command_line": self.command_line})
+            elif kind in TRACK_FORMATS:
+                self._tracks(kind)
+            elif kind == "background":
+                self._backgrounds()
+            else:
+                self._vcf()
+        log.info("merged %d shards into %s", len(self.inputs), self.output)
+        return kind
+
+    def _tracks(self, fmt: str) -> None:
+        """Track shards (each a disjoint set of bases) into one track in FASTA order, as one run writes it."""
+        if self.fasta is None:
+            raise UsageError("track shards: give --fasta, the FASTA of the tracks (contig sizes and order)")
+        # libBigWig and htslib print their own lines on a failed write; the error raised says it once
+        with HtslibMessages(), Fasta(self.fasta) as reference:
+            merge_tracks(self.inputs, self.output, reference.contigs, fmt)
+
+    def _backgrounds(self) -> None:
+        """calibrate shards in --shard order into the background a single run writes (gzipped, so .gz)."""
+        if not self.output.name.lower().endswith(".gz"):
+            raise UsageError(
+                f"-o {self.output}: calibrate shards are joined into a gzipped background; name it .tsv.gz"
+            )
+        command = f"{self.command_line} ({len(self.inputs)} shards, in --shard order)"
+        count = merge_backgrounds(self.inputs, self.output, command)
+        log.info("%d variants from %d shards", count, len(self.inputs))
+
+    def _vcf(self) -> None:
+        """score-variants shards in --shard order into one bgzipped, indexed VCF (records must be sorted)."""
+        if output_format(str(self.output), None) != "z":
+            raise UsageError(
+                f"-o {self.output}: score-variants shards are joined into a bgzipped VCF; name it .vcf.gz"
+            )
+        with HtslibMessages() as messages:
+            ordered, header = vcf_shards_in_order([str(path) for path in self.inputs], messages)
+            header.add_meta(MERGE_KEY, f"{self.command_line} ({len(ordered)} shards, in --shard order)")
+            with committed(self.output, companions=INDEX_SUFFIXES) as temporary:
+                writer = VcfWriter(str(temporary), "z", header, messages, sorted_check=True)
+                try:
+                    count = join_vcf_shards(ordered, writer, messages)
+                except BaseException:
+                    writer.abandon()
+                    raise
+                writer.close()
+                csi = self.csi or needs_csi("z", list(declared_contigs(header).values()), writer.max_end)
+                write_index(temporary, index_path(temporary, csi), csi)
+        log.info("%d records from %d shards", count, len(ordered))
+
+
+def shard_kind(path: Path) -> str:
+    """'hdf5', 'bigwig', 'bedgraph', 'background' or 'vcf' (VCF, VCF.gz or BCF), from the file's first bytes."""
+    with open(path, "rb") as handle:
+        start = handle.read(len(_VCF_START))
+    if start.startswith(_HDF5_SIGNATURE):
+        return "hdf5"
+    if start[:4] == _BIGWIG_SIGNATURE:
+        return "bigwig"
+    if start[:2] == _GZIP_SIGNATURE:
+        if is_background(path):
+            return "background"
+        with gzip.open(path, "rb") as text:
+            start = text.read(len(_VCF_START))
+    return "vcf" if start.startswith((_VCF_START, _BCF_START)) else "bedgraph"
+
+
+def vcf_shards_in_order(paths: Sequence[str], messages: HtslibMessages) -> tuple[list[str], pysam.VariantHeader]:
+    """The shard files in --shard order (from each `##caduceus_shard`) and the single run's header.
+
+    Shards are contiguous runs of records, so in this order their records are the single run's.
+    A missing or repeated shard, shards of different splits, and a header that differs from the
+    first shard's (other than the command and shard lines: another model, window or score set) are
+    errors. The header returned is the first shard's without its shard line.
+    """
+    headers = {}
+    for path in paths:
+        with open_vcf(path, messages) as vcf:
+            headers[path] = vcf.header.copy()
+    shards = {path: _vcf_shard(path, header) for path, header in headers.items()}
+    counts = sorted({count for _, count in shards.values()})
+    if len(counts) != 1:
+        raise InputError(f"shards of different splits (N = {', '.join(map(str, counts))}) cannot be joined")
+    count = counts[0]
+    by_index: dict[int, str] = {}
+    for path, (index, _) in shards.items():
+        if index in by_index:
+            raise InputError(f"{path}: shard {index}/{count} given twice (also {by_index[index]})")
+        by_index[index] = path
+    missing = sorted(set(range(1, count + 1)) - by_index.keys())
+    if missing:
+        raise InputError(f"shard {missing[0]}/{count} is missing from the files to join")
+    ordered = [by_index[index] for index in range(1, count + 1)]
+    expected = _compared_lines(headers[ordered[0]])
+    for path in ordered[1:]:
+        got = _compared_lines(headers[path])
+        for want, line in zip(expected, got, strict=False):
+            if want != line:
+                raise InputError(f"{path}: header line {line!r} differs from {ordered[0]} ({want!r})")
+        if len(got) != len(expected):
+            raise InputError(f"{path}: header has a different number of lines than {ordered[0]}")
+    header = headers[ordered[0]]
+    for line in [line for line in header.records if line.key == SHARD_KEY]:
+        line.remove()
+    return ordered, header
+
+
+def join_vcf_shards(ordered: Sequence[str], writer: VcfWriter, messages: HtslibMessages) -> int:
+    """Write the records of the shards, in the order given; return how many."""
+    count = 0
+    for path in ordered:
+        with open_vcf(path, messages) as vcf:
+            for record in records(vcf, path, messages):
+                writer.write(record)
+                count += 1
+    return count
+
+
+def _vcf_shard(path: str, header: pysam.VariantHeader) -> tuple[int, int]:
+    """(I, N) of the file's ##caduceus_shard line."""
+    for line in header.records:
+        if line.key == SHARD_KEY:
+            index, slash, count = line.value.partition("/")
+            if slash and index.isdigit() and count.isdigit():
+                return int(index), int(count)
+    raise InputError(f"{path}: no ##{SHARD_KEY}=I/N line; not a score-variants --shard output")
+
+
+def _compared_lines(header: pysam.VariantHeader) -> list[str]:
+    skipped = (f"##{COMMAND_KEY}=", f"##{SHARD_KEY}=")
+    return [line for line in str(header).splitlines() if not line.startswith(skipped)]
