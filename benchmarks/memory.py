@@ -19,7 +19,7 @@ SNVs each). Models (--models):
 
 Every command runs at its default window (score-variants and ism: the training length, at most
 2,048; embed and track: the training length) unless --window / --embed-window say otherwise;
-`--embed-window score` tiles embed and track at the score window, for the ratio the README states.
+`--embed-window score` tiles embed and track at the score window, for the ratio docs/scaling.md states.
 
     python -m benchmarks.memory                                      # shipped model, every command
     python -m benchmarks.memory --commands llr --records 500 2000 8000

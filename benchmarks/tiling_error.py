@@ -1,4 +1,4 @@
-"""How far tiled embeddings are from one full pass, for a few overlaps (the table in the README).
+"""How far tiled embeddings are from one full pass, for a few overlaps (the table in docs/commands/embed.md).
 
 A region longer than --window is cut into overlapping tiles and each base keeps the value of the
 tile in which it lies farthest from an edge (caduceus_cli.windows). This script embeds one random

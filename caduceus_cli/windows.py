@@ -5,6 +5,10 @@ side. Long regions are therefore tiled with overlap, and each base keeps the val
 which it lies farthest from an edge ("centre-keep"). Tiles all have the window's length: the last
 one is shifted back to end at the region end, never padded or run past it, because padding or a
 shorter odd-sized tile would change every output of the model.
+
+Shards (`--shard I/N`) split the work the same way on every node: regions balanced by bases
+(embed, track), records or sites in contiguous runs (score-variants, calibrate); `shard_order` is
+what merging checks of any kind of shard.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+
+from caduceus_cli.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -98,3 +104,33 @@ def region_shard(regions: Sequence, index: int, count: int) -> list[int]:
     """Indices, in input order, of the regions (anything with .start and .end) in part `index` of
     `count` of balanced_shards: what `--shard I/N` selects."""
     return balanced_shards([r.end - r.start for r in regions], count)[index]
+
+
+def contiguous_shard(total: int, shard: tuple[int, int] | None) -> range:
+    """Items of shard (I, N) (0-based I) of `total` items in order: a contiguous run, the N runs
+    near-equal in size, so the shards' outputs joined in order are the single run's output. None: all."""
+    if shard is None:
+        return range(total)
+    index, count = shard
+    return range(index * total // count, (index + 1) * total // count)
+
+
+def shard_order(shards: Sequence[tuple[object, int, int]]) -> list[int]:
+    """Positions in `shards`, a (file, I, N) per file with 1-based I, of shards 1, 2, ... N.
+
+    What `caduceus merge` checks of every kind of shard: one split (one N), no shard given twice,
+    none missing.
+    """
+    counts = sorted({count for _, _, count in shards})
+    if len(counts) != 1:
+        raise InputError(f"shards of different splits (N = {', '.join(map(str, counts))}) cannot be joined")
+    (count,) = counts
+    by_index: dict[int, int] = {}
+    for position, (name, index, _) in enumerate(shards):
+        if index in by_index:
+            raise InputError(f"{name}: shard {index}/{count} given twice (also {shards[by_index[index]][0]})")
+        by_index[index] = position
+    missing = sorted(set(range(1, count + 1)) - by_index.keys())
+    if missing:
+        raise InputError(f"shard {missing[0]}/{count} is missing from the files to merge")
+    return [by_index[index] for index in range(1, count + 1)]

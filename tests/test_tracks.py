@@ -11,7 +11,8 @@ import pytest
 
 from caduceus_cli.errors import InputError
 from caduceus_cli.io import tracks
-from caduceus_cli.io.tracks import merge_tracks, track_writer
+from caduceus_cli.io.tracks import track_writer
+from caduceus_cli.pipelines.merge import merge_tracks
 from caduceus_cli.scoring import ism_table, track_scores
 from caduceus_cli.tokens import CADUCEUS
 

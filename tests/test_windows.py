@@ -3,9 +3,12 @@ import itertools
 import numpy as np
 import pytest
 
+from caduceus_cli.errors import InputError
 from caduceus_cli.windows import (
     balanced_shards,
+    contiguous_shard,
     default_overlap,
+    shard_order,
     tile_region,
     tile_starts,
 )
@@ -108,3 +111,22 @@ def test_shards_partition_regions_in_input_order_and_balance_bases():
 
 def test_more_shards_than_regions_leaves_empty_parts():
     assert balanced_shards([5, 7], 3) == [[1], [0], []]
+
+
+def test_contiguous_shards_cover_every_item_once_in_order_and_differ_in_size_by_at_most_one():
+    for total in (0, 1, 7, 100):
+        for count in (1, 3, 8):
+            parts = [contiguous_shard(total, (index, count)) for index in range(count)]
+            assert [item for part in parts for item in part] == list(range(total))
+            assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    assert contiguous_shard(5, None) == range(5)
+
+
+def test_shard_order_puts_shards_in_their_order_and_refuses_a_repeated_missing_or_foreign_one():
+    assert shard_order([("c", 3, 3), ("a", 1, 3), ("b", 2, 3)]) == [1, 2, 0]
+    with pytest.raises(InputError, match=r"^b: shard 1/2 given twice \(also a\)$"):
+        shard_order([("a", 1, 2), ("b", 1, 2)])
+    with pytest.raises(InputError, match=r"^shard 2/3 is missing from the files to merge$"):
+        shard_order([("a", 1, 3), ("c", 3, 3)])
+    with pytest.raises(InputError, match=r"^shards of different splits \(N = 2, 3\) cannot be joined$"):
+        shard_order([("a", 1, 2), ("b", 2, 3)])

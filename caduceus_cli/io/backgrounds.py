@@ -31,6 +31,7 @@ import numpy as np
 from caduceus_cli.calibration import Background
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.tables import format_row, table_output
+from caduceus_cli.windows import shard_order
 
 FORMAT_KEY, FORMAT_VERSION = "caduceus_background", "1"
 COMMAND_KEY = "caduceus_command"
@@ -131,26 +132,14 @@ def merge_backgrounds(paths: Sequence[Path], output: Path, command: str) -> int:
 
 
 def _shard_order(metas: Sequence[tuple[Path, Mapping[str, str]]]) -> list[int]:
-    """Positions in `metas` of shards 1, 2, ... N; a file that is no shard, a repeated or missing shard
-    and shards of different splits are errors."""
+    """Positions in `metas` of shards 1, 2, ... N (`windows.shard_order`); a file that is no shard is an error."""
     shards = []
     for path, meta in metas:
         index, slash, count = meta.get(SHARD_KEY, "").partition("/")
         if not (slash and index.isdigit() and count.isdigit()):
             raise InputError(f"{path}: not a shard of a background (no #{SHARD_KEY}=I/N line)")
-        shards.append((int(index), int(count)))
-    counts = sorted({count for _, count in shards})
-    if len(counts) != 1:
-        raise InputError(f"shards of different splits (N = {', '.join(map(str, counts))}) cannot be joined")
-    by_index: dict[int, int] = {}
-    for position, (index, count) in enumerate(shards):
-        if index in by_index:
-            raise InputError(f"{metas[position][0]}: shard {index}/{count} given twice (also {metas[by_index[index]][0]})")
-        by_index[index] = position
-    missing = sorted(set(range(1, counts[0] + 1)) - by_index.keys())
-    if missing:
-        raise InputError(f"shard {missing[0]}/{counts[0]} is missing from the files to join")
-    return [by_index[index] for index in sorted(by_index)]
+        shards.append((path, int(index), int(count)))
+    return shard_order(shards)
 
 
 @contextlib.contextmanager

@@ -41,6 +41,7 @@ import numpy as np
 
 from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.outputs import detach, ensure_space
+from caduceus_cli.windows import shard_order
 
 CHUNK_ROWS = 2048  # 1 MiB per chunk at d = 256 in float16: large enough for codecs, small for partial reads
 CHUNK_CACHE_BYTES = 64 << 20
@@ -595,7 +596,6 @@ def _check_shards(inputs: Sequence[Path], shards: Sequence[h5py.File]) -> list[t
     """Validate the shard set; return, per global region index, (shard position, row in that shard)."""
     first_path, first = inputs[0], shards[0]
     expected = _settings(first)
-    seen: dict[int, Path] = {}
     owner: list[tuple[int, int] | None] = []
     for position, (path, h5) in enumerate(zip(inputs, shards, strict=True)):
         if "shard" not in h5:
@@ -612,18 +612,11 @@ def _check_shards(inputs: Sequence[Path], shards: Sequence[h5py.File]) -> list[t
         count, total = int(h5.attrs["shard_count"]), int(h5.attrs["total_regions"])
         if (count, total) != (int(first.attrs["shard_count"]), int(first.attrs["total_regions"])):
             raise InputError(f"{path}: shard of a {count}-way split of {total} regions, unlike {first_path}")
-        index = int(h5.attrs["shard_index"])
-        if index in seen:
-            raise InputError(f"{path}: shard {index}/{count} given twice (also {seen[index]})")
-        seen[index] = path
         if not owner:
             owner = [None] * total
         for row, global_index in enumerate(h5["shard/index"][()].tolist()):
             owner[global_index] = (position, row)
-    count = int(first.attrs["shard_count"])
-    missing = sorted(set(range(1, count + 1)) - seen.keys())
-    if missing:
-        raise InputError(f"shard {missing[0]}/{count} is missing from the files to merge")
+    shard_order([(path, int(h5.attrs["shard_index"]), count) for path, h5 in zip(inputs, shards, strict=True)])
     return owner
 
 

@@ -1,4 +1,4 @@
-"""Per-base score tracks: bigWig (through pyBigWig) or bgzipped bedGraph, and the merge of track shards.
+"""Per-base score tracks: bigWig (through pyBigWig) or bgzipped bedGraph, written and read back.
 
 Writers take per-base float32 values, contig by contig in FASTA order and by increasing position
 (the order a genome browser and tabix need); a NaN value is a base without a score and becomes a
@@ -27,9 +27,8 @@ from __future__ import annotations
 import abc
 import contextlib
 import gzip
-import heapq
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -266,17 +265,6 @@ def _bedgraph_stretches(path: Path, lines: str) -> Iterator[Stretch]:
         yield from _per_base(str(chroms[begin]), starts[begin:end], ends[begin:end], values[begin:end])
 
 
-_READERS = {"bigwig": read_bigwig, "bedgraph": read_bedgraph}
-
-
-def merge_tracks(shards: Sequence[Path], path: Path, chrom_sizes: ChromSizes, fmt: str) -> None:
-    """Join the track shards of one sharded run (disjoint bases each, any split) into `path`.
-
-    Values are merged in FASTA order and written by the same writer, so the file holds exactly
-    what an unsharded run writes; shards that overlap are an error.
-    """
-    rank = {chrom: rank for rank, chrom in enumerate(chrom_sizes)}
-    streams = [_READERS[fmt](shard, chrom_sizes) for shard in shards]
-    with track_writer(path, chrom_sizes, fmt) as writer:
-        for chrom, start, values in heapq.merge(*streams, key=lambda s: (rank.get(s[0], -1), s[1])):
-            writer.add(chrom, start, values)
+def read_track(path: Path, chrom_sizes: ChromSizes, fmt: str) -> Iterator[Stretch]:
+    """The NaN-free stretches of a bigWig or bedGraph track, in file order."""
+    return {"bigwig": read_bigwig, "bedgraph": read_bedgraph}[fmt](path, chrom_sizes)

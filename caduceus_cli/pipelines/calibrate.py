@@ -40,6 +40,7 @@ from caduceus_cli.io.tables import table_output
 from caduceus_cli.pipelines.plans import PlanRunner, scored_alleles
 from caduceus_cli.scoring import ScorePlan, Settings
 from caduceus_cli.terminal import LOG_EVERY_S, format_rate, progress_bar
+from caduceus_cli.windows import contiguous_shard
 
 log = logging.getLogger("caduceus")
 
@@ -112,7 +113,7 @@ class CalibrateJob:
             )
         with claimed(self.output):
             sample = sample_sites(reader_fasta, self.regions, self.sites, self.seed, self.max_indel)
-            part = shard_sites(len(sample.sites), self.shard)
+            part = contiguous_shard(len(sample.sites), self.shard)
             shard_text = f"{self.shard[0] + 1}/{self.shard[1]}" if self.shard else ""
             log.info(
                 "%d sites of %d A/C/G/T bases (seed %d)%s", len(sample.sites), sample.acgt_bases, self.seed,
@@ -185,14 +186,6 @@ def sample_sites(fasta: Fasta, regions: Sequence[Region], count: int, seed: int,
         insertion_lengths=rng.integers(1, max_indel + 1, n),
         inserted=rng.integers(0, 4, (n, max_indel)),
     )
-
-
-def shard_sites(count: int, shard: tuple[int, int] | None) -> range:
-    """The sites of shard (I, N) (0-based I): a contiguous run, the N runs near-equal in size."""
-    if shard is None:
-        return range(count)
-    index, parts = shard
-    return range(index * count // parts, (index + 1) * count // parts)
 
 
 @dataclass(frozen=True)

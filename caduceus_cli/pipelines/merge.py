@@ -10,6 +10,7 @@ Joining imports no model code: a merge job on a login node starts in a fraction 
 from __future__ import annotations
 
 import gzip
+import heapq
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from caduceus_cli.io.backgrounds import is_background, merge_backgrounds
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.hdf5 import merge_shards
 from caduceus_cli.io.outputs import claimed, committed
-from caduceus_cli.io.tracks import TRACK_FORMATS, merge_tracks
+from caduceus_cli.io.tracks import TRACK_FORMATS, ChromSizes, read_track, track_writer
 from caduceus_cli.io.vcf import (
     INDEX_SUFFIXES,
     HtslibMessages,
@@ -36,6 +37,7 @@ from caduceus_cli.io.vcf import (
     records,
     write_index,
 )
+from caduceus_cli.windows import shard_order
 
 log = logging.getLogger("caduceus")
 
@@ -119,6 +121,19 @@ class MergeJob:
         log.info("%d records from %d shards", count, len(ordered))
 
 
+def merge_tracks(shards: Sequence[Path], path: Path, chrom_sizes: ChromSizes, fmt: str) -> None:
+    """Join the track shards of one sharded run (disjoint bases each, any split) into `path`.
+
+    Values are merged in FASTA order and written by the same writer, so the file holds exactly
+    what an unsharded run writes; shards that overlap are an error (the writer's order check).
+    """
+    rank = {chrom: rank for rank, chrom in enumerate(chrom_sizes)}
+    streams = [read_track(shard, chrom_sizes, fmt) for shard in shards]
+    with track_writer(path, chrom_sizes, fmt) as writer:
+        for chrom, start, values in heapq.merge(*streams, key=lambda s: (rank.get(s[0], -1), s[1])):
+            writer.add(chrom, start, values)
+
+
 def shard_kind(path: Path) -> str:
     """'hdf5', 'bigwig', 'bedgraph', 'background' or 'vcf' (VCF, VCF.gz or BCF), from the file's first bytes."""
     with open(path, "rb") as handle:
@@ -147,20 +162,7 @@ def vcf_shards_in_order(paths: Sequence[str], messages: HtslibMessages) -> tuple
     for path in paths:
         with open_vcf(path, messages) as vcf:
             headers[path] = vcf.header.copy()
-    shards = {path: _vcf_shard(path, header) for path, header in headers.items()}
-    counts = sorted({count for _, count in shards.values()})
-    if len(counts) != 1:
-        raise InputError(f"shards of different splits (N = {', '.join(map(str, counts))}) cannot be joined")
-    count = counts[0]
-    by_index: dict[int, str] = {}
-    for path, (index, _) in shards.items():
-        if index in by_index:
-            raise InputError(f"{path}: shard {index}/{count} given twice (also {by_index[index]})")
-        by_index[index] = path
-    missing = sorted(set(range(1, count + 1)) - by_index.keys())
-    if missing:
-        raise InputError(f"shard {missing[0]}/{count} is missing from the files to join")
-    ordered = [by_index[index] for index in range(1, count + 1)]
+    ordered = [paths[position] for position in shard_order([(path, *_vcf_shard(path, headers[path])) for path in paths])]
     expected = _compared_lines(headers[ordered[0]])
     for path in ordered[1:]:
         got = _compared_lines(headers[path])

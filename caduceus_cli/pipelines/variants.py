@@ -71,6 +71,7 @@ from caduceus_cli.scoring import (
 )
 from caduceus_cli.stages import WriteBehind, read_ahead
 from caduceus_cli.terminal import LOG_EVERY_S, format_rate, progress_bar
+from caduceus_cli.windows import contiguous_shard
 
 log = logging.getLogger("caduceus")
 
@@ -191,9 +192,9 @@ class ScoreJob:
         """
         if self.shard is None:
             return None
-        index, count = self.shard
         total, contigs = count_records(self.vcf, messages)
-        return index * total // count, (index + 1) * total // count, contigs
+        part = contiguous_shard(total, self.shard)
+        return part.start, part.stop, contigs
 
     def _meta(self, model: object) -> dict[str, str]:
         """The header lines that say how the file was made: version, command, model and settings, the
