@@ -30,17 +30,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.score_variants import published_size_checkpoint
 from caduceus_cli.calibration import Background
 from caduceus_cli.commands.common import open_model, variant_window
 from caduceus_cli.engine import Engine
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.regions import all_contigs
-from caduceus_cli.model.caduceus import CaduceusForMaskedLM
-from caduceus_cli.model.config import CaduceusConfig
-from caduceus_cli.model.load import default_model_path, save_checkpoint
+from caduceus_cli.model.load import default_model_path
 from caduceus_cli.pipelines.calibrate import Sample, Scored, SiteScorer, sample_sites
 from caduceus_cli.scoring import DEFAULT_FLANK, Settings, percentile_name
-from caduceus_cli.tokens import COMPLEMENT
 
 MAX_INDEL = 10
 EXTRAPOLATED_SITES = 100_000
@@ -148,18 +146,6 @@ def cost(name: str, model, fasta_path: Path, settings: Settings, sites: int, thr
                  f"{engine.windows / len(sample.sites):.2f}", f"{engine.windows / seconds:.1f}", f"{rate:.2f}",
                  f"{hours:,.1f}", threads]  # fmt: skip
         print("| " + " | ".join(map(str, cells)) + " |")
-
-
-def published_size_checkpoint(folder: Path) -> str:
-    """A PH model of the published size (d_model 256, 16 layers) with its initial random weights: speed only."""
-    config = CaduceusConfig(
-        d_model=256,
-        n_layer=16,
-        ssm_cfg={"d_state": 16, "d_conv": 4, "expand": 2},
-        complement_map=dict(enumerate(COMPLEMENT.tolist())),
-    )
-    save_checkpoint(CaduceusForMaskedLM(config).eval(), folder / "published_size")
-    return str(folder / "published_size")
 
 
 def settings_for(model) -> Settings:

@@ -10,7 +10,8 @@ checkpoints of the published sizes (memory does not depend on the weights' value
 
 Commands (--commands): embed, track (--bases of genome each, whole contig), ism and ism-masked
 (--ism-bases, at most 10,000), llr, llr-unmasked, emb-cos (score-variants -s ..., --records
-SNVs each). Models (--models):
+SNVs each), llr-indels (score-variants -s llr of --records insertions and deletions of 1-5 bp,
+alternating, one every 250 bp: two windows each). Models (--models):
 
   shipped       weights/caduceus-ph-tair10: PH, d_model 64, 4 layers, trained at 1,024 bp
   published-ph  PH, d_model 256, 16 layers, trained at 131,072 bp (the Caduceus hub models' size)
@@ -55,7 +56,13 @@ MODELS: dict[str, tuple[str, int, int, int] | None] = {
     "published-ps": ("ps", 256, 16, 131_072),
     "largest-ps": ("ps", 1024, 32, 512),
 }
-SCORES = {"llr": "llr", "llr-unmasked": "llr-unmasked", "emb-cos": "emb-cos"}
+# command -> (score-variants -s, the variants scored)
+SCORES = {
+    "llr": ("llr", "snv"),
+    "llr-unmasked": ("llr-unmasked", "snv"),
+    "emb-cos": ("emb-cos", "snv"),
+    "llr-indels": ("llr", "indel"),
+}
 COMMANDS = ("embed", "track", "ism", "ism-masked", *SCORES)
 MAX_DEFAULT_SCORE_WINDOW = 2048  # scoring.MAX_DEFAULT_WINDOW, not imported: this process stays small
 
@@ -125,8 +132,9 @@ def write_genome(path: Path, bases: int) -> str:
     return sequence
 
 
-def write_snvs(path: Path, sequence: str, records: int, margin: int) -> None:
-    """`records` SNVs, one every SNV_SPACING bp from `margin` on, ALT the next base of ACGT after REF."""
+def write_variants(path: Path, sequence: str, records: int, margin: int, kind: str) -> None:
+    """`records` variants, one every SNV_SPACING bp from `margin` on. kind 'snv': ALT the next base of
+    ACGT after REF; 'indel': deletions and insertions of 1-5 bases after a padding base, alternating."""
     if path.exists():
         return
     lines = ["##fileformat=VCFv4.2", f"##contig=<ID={CONTIG},length={len(sequence)}>",
@@ -134,9 +142,16 @@ def write_snvs(path: Path, sequence: str, records: int, margin: int) -> None:
     position = margin
     while len(lines) - 3 < records:
         ref = sequence[position]
-        if ref in "ACGT":
+        if kind == "snv":
             alt = "ACGT"[("ACGT".index(ref) + 1) % 4]
-            lines.append(f"{CONTIG}\t{position + 1}\t.\t{ref}\t{alt}\t.\t.\t.")
+        else:
+            count = len(lines) - 3
+            length = count % 5 + 1
+            if count % 2:
+                ref, alt = sequence[position : position + length + 1], ref
+            else:
+                alt = ref + "ACGTA"[:length]
+        lines.append(f"{CONTIG}\t{position + 1}\t.\t{ref}\t{alt}\t.\t.\t.")
         position += SNV_SPACING
     path.write_text("\n".join(lines) + "\n")
 
@@ -194,9 +209,10 @@ def plan(args: argparse.Namespace, workdir: Path) -> list[Run]:
                     genome_bases = margin * 2 + records * SNV_SPACING  # the excerpt is all A, C, G, T
                     fasta = workdir / f"genome-{genome_bases}.fa"
                     sequence = write_genome(fasta, genome_bases)
-                    vcf = workdir / f"snvs-{records}-{margin}.vcf"
-                    write_snvs(vcf, sequence, records, margin)
-                    argv = ["score-variants", str(vcf), "--fasta", str(fasta), "-s", SCORES[command],
+                    score, kind = SCORES[command]
+                    vcf = workdir / f"{kind}s-{records}-{margin}.vcf"
+                    write_variants(vcf, sequence, records, margin, kind)
+                    argv = ["score-variants", str(vcf), "--fasta", str(fasta), "-s", score,
                             "-w", str(score_window), "-O", "t", "-o", str(workdir / "out.tsv"), *common]
                     runs.append(Run(name, command, records, score_window, argv))
     return runs
@@ -231,7 +247,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=["shipped"])
     parser.add_argument("--commands", nargs="+", choices=COMMANDS, default=list(COMMANDS))
     parser.add_argument("--records", nargs="+", type=int, default=[500, 2000, 8000],
-                        help="SNVs per score-variants run")
+                        help="variants per score-variants run")
     parser.add_argument("--bases", nargs="+", type=int, default=[500_000, 2_000_000],
                         help="genome size of embed and track runs")
     parser.add_argument("--ism-bases", nargs="+", type=int, default=[1000, 4000],

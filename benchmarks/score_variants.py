@@ -262,6 +262,7 @@ def random_ps_checkpoint(like, folder: Path) -> str:
 
 
 def published_size_checkpoint(folder: Path) -> str:
+    """A PH model of the published size (d_model 256, 16 layers) with its initial random weights: speed only."""
     config = CaduceusConfig(
         d_model=256,
         n_layer=16,

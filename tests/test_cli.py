@@ -114,7 +114,7 @@ def test_every_declared_dependency_is_imported_by_the_package():
 
 
 def test_option_choices_are_the_constants_of_the_modules_that_define_them():
-    from caduceus_cli.commands import embed, score_variants
+    from caduceus_cli.commands import common, embed, score_variants
     from caduceus_cli.io import hdf5, vcf
     from caduceus_cli.model.caduceus import RC_MODES
     from caduceus_cli.scoring import ON_REF_MISMATCH, SCORES
@@ -122,7 +122,7 @@ def test_option_choices_are_the_constants_of_the_modules_that_define_them():
     def values(enum):
         return tuple(member.value for member in enum)
 
-    assert values(score_variants.Score) == SCORES
+    assert values(common.Score) == SCORES
     assert values(score_variants.OnRefMismatch) == ON_REF_MISMATCH
     assert values(score_variants.OutputType) == (*vcf.FORMATS, score_variants.TABLE)
     assert values(embed.RcMode) == RC_MODES

@@ -15,32 +15,33 @@ import typer
 from caduceus_cli.commands.common import (
     INPUT,
     OUTPUT,
-    WINDOWS,
     ChromMapOpt,
+    EmbFlankOpt,
     FastaArg,
     ForceOpt,
     RegionOpt,
     Runtime,
+    ScoreOpt,
     ShardOpt,
     VariantIndexOpt,
+    VariantWindowOpt,
     check_variant_window,
-    choices,
     command_line,
     open_reference,
     parse_shard,
     runtime_options,
+    variant_scores,
     variant_window,
 )
 from caduceus_cli.errors import UsageError
 from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.regions import input_regions
 from caduceus_cli.pipelines.calibrate import CalibrateJob
-from caduceus_cli.scoring import DEFAULT_FLANK, DEFAULT_SCORES, MAX_DEFAULT_WINDOW, SCORES, Settings
+from caduceus_cli.scoring import DEFAULT_FLANK, Settings
 
 log = logging.getLogger("caduceus")
 
-Score = choices("Score", SCORES)
-SAMPLE, SCORING = "Sample", "Scores"
+SAMPLE = "Sample"
 DEFAULT_SITES = 100_000  # ~3,000 SNVs per context: percentiles good to about a point (docs/commands/calibrate.md)
 DEFAULT_SEED = 1
 DEFAULT_MAX_INDEL = 10
@@ -94,34 +95,10 @@ def calibrate(
     no_indels: Annotated[
         bool, typer.Option("--no-indels", help="SNVs only: a sixth of the cost.", rich_help_panel=SAMPLE)
     ] = False,
-    score: Annotated[
-        list[Score] | None,
-        typer.Option(
-            "--score",
-            "-s",
-            help="Score to compute, as score-variants; repeat for several. Default: llr.",
-            rich_help_panel=SCORING,
-        ),
-    ] = None,
-    window: Annotated[
-        int | None,
-        typer.Option(
-            "--window",
-            "-w",
-            help=f"As score-variants (a background serves runs of the same window). Default: the model's "
-            f"training length, at most {MAX_DEFAULT_WINDOW}.",
-            rich_help_panel=WINDOWS,
-        ),
-    ] = None,
+    score: ScoreOpt = None,
+    window: VariantWindowOpt = None,
     variant_index: VariantIndexOpt = None,
-    emb_flank: Annotated[
-        int,
-        typer.Option(
-            "--emb-flank",
-            help="Bases each side of the variant averaged for emb-cos/emb-l2.",
-            rich_help_panel=SCORING,
-        ),
-    ] = DEFAULT_FLANK,
+    emb_flank: EmbFlankOpt = DEFAULT_FLANK,
     shard: ShardOpt = None,
     force: ForceOpt = False,
     runtime: Runtime,
@@ -131,7 +108,7 @@ def calibrate(
     shard_part = parse_shard(shard)
     _check_options(output, sites, seed, max_indel, emb_flank)
     check_writable_output(output, force)
-    scores = tuple(dict.fromkeys(s.value for s in score)) if score else DEFAULT_SCORES
+    scores = variant_scores(score)
     # claimed before the model loads: a second run on this output refuses at once
     with (
         claimed(output),

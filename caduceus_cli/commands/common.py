@@ -23,12 +23,19 @@ from typing import Annotated
 import typer
 
 from caduceus_cli.errors import UsageError
+from caduceus_cli.scoring import DEFAULT_SCORES, MAX_DEFAULT_WINDOW, SCORES
 from caduceus_cli.windows import FALLBACK_WINDOW, check_tiling, default_overlap
 
 log = logging.getLogger("caduceus")
 
 # --help panels, in the order a command's usage reads
-INPUT, OUTPUT, WINDOWS, RUNTIME = "Input", "Output", "Windows", "Model and runtime"
+INPUT, OUTPUT, WINDOWS, SCORING, RUNTIME = "Input", "Output", "Windows", "Scores", "Model and runtime"
+
+
+def choices(name: str, values: Iterable[str]) -> type[Enum]:
+    """An option's choices as an Enum made from the module constant that defines them, so they cannot drift."""
+    return Enum(name, [(value, value) for value in values], type=str)
+
 
 ModelOpt = Annotated[
     str | None,
@@ -105,6 +112,30 @@ VariantIndexOpt = Annotated[
         rich_help_panel=WINDOWS,
     ),
 ]
+# the variant scores of score-variants and calibrate (a background serves runs of the same ones)
+Score = choices("Score", SCORES)
+ScoreOpt = Annotated[
+    list[Score] | None,
+    typer.Option(
+        "--score", "-s", help="Score to compute; repeat for several. Default: llr.", rich_help_panel=SCORING
+    ),
+]  # fmt: skip
+EmbFlankOpt = Annotated[
+    int,
+    typer.Option(
+        "--emb-flank", help="Bases each side of the variant averaged for emb-cos/emb-l2.", rich_help_panel=SCORING
+    ),
+]  # fmt: skip
+VariantWindowOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--window",
+        "-w",
+        help=f"Bases of context per variant (even, >= 2). Default: the model's training length, at most "
+        f"{MAX_DEFAULT_WINDOW}.",
+        rich_help_panel=WINDOWS,
+    ),
+]
 ShardOpt = Annotated[
     str | None,
     typer.Option(
@@ -161,11 +192,6 @@ def runtime_options(command: Callable) -> Callable:
     run.__annotations__ = {p.name: p.annotation for p in parameters}
     return run
 
-def choices(name: str, values: Iterable[str]) -> type[Enum]:
-    """An option's choices as an Enum made from the module constant that defines them, so they cannot drift."""
-    return Enum(name, [(value, value) for value in values], type=str)
-
-
 def set_threads(threads: int | None) -> int:
     """Apply --threads, by default every CPU this process may use (its affinity mask: a cluster job's
     allocation, not the node's cores); returns the count."""
@@ -211,6 +237,11 @@ def tiling(model, window: int | None, overlap: int | None) -> tuple[int, int]:
     except ValueError as err:
         raise UsageError(str(err)) from None
     return window, overlap
+
+
+def variant_scores(score: list[Score] | None) -> tuple[str, ...]:
+    """The --score values asked for, each once, in the order asked; the default when none."""
+    return tuple(dict.fromkeys(s.value for s in score)) if score else DEFAULT_SCORES
 
 
 def check_variant_window(window: int | None, variant_index: int | None) -> None:

@@ -16,6 +16,7 @@ from caduceus_cli.commands.common import (
     ForceOpt,
     Runtime,
     VariantIndexOpt,
+    VariantWindowOpt,
     check_variant_window,
     choices,
     open_reference,
@@ -26,7 +27,7 @@ from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.regions import parse_region
 from caduceus_cli.pipelines.ism import ISM_MODES, IsmJob
 from caduceus_cli.plots import plot_format
-from caduceus_cli.scoring import ISM_MAX_BASES, MAX_DEFAULT_WINDOW, check_ism_region
+from caduceus_cli.scoring import ISM_MAX_BASES, check_ism_region
 
 Mode = choices("Mode", ISM_MODES)
 
@@ -50,16 +51,7 @@ def ism(
             rich_help_panel=WINDOWS,
         ),
     ] = Mode["unmasked"],
-    window: Annotated[
-        int | None,
-        typer.Option(
-            "--window",
-            "-w",
-            help=f"Bases of context (even, >= 2), as score-variants. Default: the model's training length, "
-            f"at most {MAX_DEFAULT_WINDOW}.",
-            rich_help_panel=WINDOWS,
-        ),
-    ] = None,
+    window: VariantWindowOpt = None,
     variant_index: VariantIndexOpt = None,
     output: Annotated[
         str,

@@ -11,18 +11,22 @@ import typer
 from caduceus_cli.commands.common import (
     INPUT,
     OUTPUT,
-    WINDOWS,
+    SCORING,
     ChromMapOpt,
+    EmbFlankOpt,
     ForceOpt,
     Runtime,
+    ScoreOpt,
     ShardOpt,
     VariantIndexOpt,
+    VariantWindowOpt,
     check_variant_window,
     choices,
     command_line,
     open_reference,
     parse_shard,
     runtime_options,
+    variant_scores,
     variant_window,
 )
 from caduceus_cli.errors import UsageError
@@ -33,21 +37,16 @@ from caduceus_cli.io.vcf import FORMATS, check_vcf_input, output_format
 from caduceus_cli.pipelines.variants import TABLE, ScoreJob
 from caduceus_cli.scoring import (
     DEFAULT_FLANK,
-    DEFAULT_SCORES,
-    MAX_DEFAULT_WINDOW,
     ON_REF_MISMATCH,
     PROBS,
-    SCORES,
     Settings,
 )
 
 log = logging.getLogger("caduceus")
 
 
-Score = choices("Score", SCORES)
 OnRefMismatch = choices("OnRefMismatch", ON_REF_MISMATCH)
 OutputType = choices("OutputType", (*FORMATS, TABLE))
-SCORING = "Scores"
 
 
 @runtime_options
@@ -67,23 +66,12 @@ def score_variants(
         ),
     ] = OnRefMismatch["flag"],
     shard: ShardOpt = None,
-    score: Annotated[
-        list[Score] | None,
-        typer.Option(
-            "--score", "-s", help="Score to compute; repeat for several. Default: llr.", rich_help_panel=SCORING
-        ),
-    ] = None,
+    score: ScoreOpt = None,
     probs: Annotated[
         bool,
         typer.Option("--probs", help="Also write P(ref) and P(alt) of the masked pass.", rich_help_panel=SCORING),
     ] = False,
-    emb_flank: Annotated[
-        int,
-        typer.Option(
-            "--emb-flank", help="Bases each side of the variant averaged for emb-cos/emb-l2.",
-            rich_help_panel=SCORING,
-        ),
-    ] = DEFAULT_FLANK,
+    emb_flank: EmbFlankOpt = DEFAULT_FLANK,
     background_path: Annotated[
         Path | None,
         typer.Option(
@@ -93,16 +81,7 @@ def score_variants(
             rich_help_panel=SCORING,
         ),
     ] = None,
-    window: Annotated[
-        int | None,
-        typer.Option(
-            "--window",
-            "-w",
-            help=f"Bases of context per variant (even, >= 2). Default: the model's training length, "
-            f"at most {MAX_DEFAULT_WINDOW}.",
-            rich_help_panel=WINDOWS,
-        ),
-    ] = None,
+    window: VariantWindowOpt = None,
     variant_index: VariantIndexOpt = None,
     output: Annotated[
         str | None,
@@ -147,7 +126,7 @@ def score_variants(
     ):
         model = runtime.load_model()
         window = variant_window(model, window, variant_index)
-        settings = _settings(score, probs, window, variant_index, emb_flank, on_ref_mismatch)
+        settings = _settings(variant_scores(score), probs, window, variant_index, emb_flank, on_ref_mismatch)
         job = ScoreJob(
             vcf, settings, path, fmt, write_index_, shard_part, background, runtime.threads or 1, command_line()
         )
@@ -155,14 +134,13 @@ def score_variants(
 
 
 def _settings(
-    score: list[Score] | None,
+    scores: tuple[str, ...],
     probs: bool,
     window: int,
     variant_index: int | None,
     flank: int,
     on_ref_mismatch: OnRefMismatch,
 ) -> Settings:
-    scores = tuple(dict.fromkeys(s.value for s in score)) if score else DEFAULT_SCORES
     if flank >= window // 2 and {"emb-cos", "emb-l2"} & set(scores):
         log.warning(
             "--emb-flank %d reaches past the %d bp window: averaging over the whole window", flank, window
