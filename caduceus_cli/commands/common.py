@@ -192,6 +192,7 @@ def runtime_options(command: Callable) -> Callable:
     run.__annotations__ = {p.name: p.annotation for p in parameters}
     return run
 
+
 def set_threads(threads: int | None) -> int:
     """Apply --threads, by default every CPU this process may use (its affinity mask: a cluster job's
     allocation, not the node's cores); returns the count."""

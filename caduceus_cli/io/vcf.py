@@ -26,6 +26,7 @@ from pysam.libcbgzf import BGZFile
 
 from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.htslib import HtslibMessages, compression
+from caduceus_cli.io.outputs import committed
 from caduceus_cli.scoring import InfoField
 
 log = logging.getLogger("caduceus")
@@ -33,6 +34,9 @@ log = logging.getLogger("caduceus")
 FORMATS = {"v": "w", "z": "wz", "b": "wb"}
 INDEX_SUFFIXES = (".tbi", ".csi")  # by csi: False, True
 TBI_MAX_POSITION = 1 << 29  # positions a .tbi can hold (512 Mbp); beyond it the index must be CSI
+# header lines saying how a scored file was made: the command, the shard (I/N) a score-variants
+# --shard run wrote, and the merge that joined shards
+COMMAND_KEY, SHARD_KEY, MERGE_KEY = "caduceus_command", "caduceus_shard", "caduceus_merge"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,6 +251,27 @@ class VcfWriter:
         """Close the file after a failure, without raising: it is removed, and the failure reported."""
         with contextlib.suppress(OSError, ValueError):
             self._file.close()
+
+
+@contextlib.contextmanager
+def vcf_output(
+    path: Path, fmt: str, header: pysam.VariantHeader, messages: HtslibMessages, threads: int = 1,
+    index: bool = False, csi: bool = False,
+) -> Iterator[VcfWriter]:
+    """A `VcfWriter` on `path`, written under a temporary name (`committed`): on success closed, indexed
+    when `index` (sorted records checked as written; a .csi with `csi` or where a .tbi cannot reach) and
+    renamed; on an error abandoned, with nothing left at `path` or beside it (a stale index goes too)."""
+    with committed(path, companions=INDEX_SUFFIXES) as temporary:
+        writer = VcfWriter(str(temporary), fmt, header, messages, threads, sorted_check=index)
+        try:
+            yield writer
+        except BaseException:
+            writer.abandon()
+            raise
+        writer.close()
+        if index:
+            csi = csi or needs_csi(fmt, list(declared_contigs(header).values()), writer.max_end)
+            write_index(temporary, index_path(temporary, csi), csi)
 
 
 def needs_csi(fmt: str, contig_lengths: list[int | None], max_end: int) -> bool:

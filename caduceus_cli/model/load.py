@@ -67,7 +67,7 @@ def load_model(
     model.provenance = {
         "source": str(source),
         "revision": resolved_revision or NO_REVISION,
-        "sha256": _sha256(weights_path),
+        "sha256": file_sha256(weights_path),
     }
     model.default_window, model.window_source = training_length(folder, str(source))
     model.stored_dtype = ", ".join(stored)
@@ -229,7 +229,8 @@ def _load_state(model: CaduceusForMaskedLM, state: dict[str, torch.Tensor], path
     model.load_state_dict(state, strict=True)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MiB blocks (weights, genomes: never whole in memory)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

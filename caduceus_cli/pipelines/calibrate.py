@@ -37,6 +37,7 @@ from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.outputs import claimed
 from caduceus_cli.io.regions import Region
 from caduceus_cli.io.tables import table_output
+from caduceus_cli.model.load import file_sha256
 from caduceus_cli.pipelines.plans import PlanRunner, scored_alleles
 from caduceus_cli.scoring import ScorePlan, Settings
 from caduceus_cli.terminal import LOG_EVERY_S, format_rate, progress_bar
@@ -139,7 +140,7 @@ class CalibrateJob:
         chosen = "the union of -R/-r" if self.regions_given else "all contigs"
         return {
             "genome": self.genome.name,
-            "genome_sha256": _file_sha256(self.genome),
+            "genome_sha256": file_sha256(self.genome),
             "regions": f"{chosen}: {len(sample.intervals)} intervals, {bases} bp",
             "regions_sha256": sample.regions_sha256(),
             "acgt_bases": str(sample.acgt_bases),
@@ -151,13 +152,6 @@ class CalibrateJob:
             "contexts": CONTEXT_RULE,
         }
 
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 def sample_sites(fasta: Fasta, regions: Sequence[Region], count: int, seed: int, max_indel: int) -> Sample:
     """`count` sites (fewer when the regions hold fewer A/C/G/T bases) drawn from `seed` (module docstring)."""

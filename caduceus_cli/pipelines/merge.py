@@ -26,24 +26,20 @@ from caduceus_cli.io.hdf5 import merge_shards
 from caduceus_cli.io.outputs import claimed, committed
 from caduceus_cli.io.tracks import TRACK_FORMATS, ChromSizes, read_track, track_writer
 from caduceus_cli.io.vcf import (
-    INDEX_SUFFIXES,
+    COMMAND_KEY,
+    MERGE_KEY,
+    SHARD_KEY,
     HtslibMessages,
     VcfWriter,
-    declared_contigs,
-    index_path,
-    needs_csi,
     open_vcf,
     output_format,
     records,
-    write_index,
+    vcf_output,
 )
 from caduceus_cli.windows import shard_order
 
 log = logging.getLogger("caduceus")
 
-COMMAND_KEY = "caduceus_command"  # the VCF header line recording the command that wrote the file
-SHARD_KEY = "caduceus_shard"  # the VCF header line of a score-variants shard: I/N
-MERGE_KEY = "caduceus_merge"
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _BIGWIG_SIGNATURE = b"\x26\xfc\x8f\x88"  # 0x888FFC26, little-endian
@@ -108,16 +104,8 @@ class MergeJob:
         with HtslibMessages() as messages:
             ordered, header = vcf_shards_in_order([str(path) for path in self.inputs], messages)
             header.add_meta(MERGE_KEY, f"{self.command_line} ({len(ordered)} shards, in --shard order)")
-            with committed(self.output, companions=INDEX_SUFFIXES) as temporary:
-                writer = VcfWriter(str(temporary), "z", header, messages, sorted_check=True)
-                try:
-                    count = join_vcf_shards(ordered, writer, messages)
-                except BaseException:
-                    writer.abandon()
-                    raise
-                writer.close()
-                csi = self.csi or needs_csi("z", list(declared_contigs(header).values()), writer.max_end)
-                write_index(temporary, index_path(temporary, csi), csi)
+            with vcf_output(self.output, "z", header, messages, index=True, csi=self.csi) as writer:
+                count = join_vcf_shards(ordered, writer, messages)
         log.info("%d records from %d shards", count, len(ordered))
 
 

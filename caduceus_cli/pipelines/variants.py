@@ -40,23 +40,20 @@ from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import name_sample
 from caduceus_cli.io.fasta import Fasta
-from caduceus_cli.io.outputs import STDOUT, claimed, committed, write_errors
+from caduceus_cli.io.outputs import STDOUT, claimed, write_errors
 from caduceus_cli.io.tables import format_row, table_output
 from caduceus_cli.io.vcf import (
-    INDEX_SUFFIXES,
+    COMMAND_KEY,
+    SHARD_KEY,
     HtslibMessages,
     VcfWriter,
     add_scoring_header,
     count_records,
-    declared_contigs,
-    index_path,
     input_name,
-    needs_csi,
     open_vcf,
     records,
-    write_index,
+    vcf_output,
 )
-from caduceus_cli.pipelines.merge import COMMAND_KEY, SHARD_KEY
 from caduceus_cli.pipelines.plans import PlanRunner, scored_alleles
 from caduceus_cli.scoring import (
     CLASS_KEY,
@@ -170,18 +167,8 @@ class ScoreJob:
 
     def _file(self, run: Callable[[VcfWriter], Tally], header: pysam.VariantHeader, messages: HtslibMessages) -> Tally:
         """Write (and index) under a temporary name, renamed on success; a stale index of the output goes."""
-        with committed(self.output, companions=INDEX_SUFFIXES) as temporary:
-            writer = VcfWriter(str(temporary), self.fmt, header, messages, self.threads, sorted_check=self.write_index)
-            try:
-                tally = run(writer)
-            except BaseException:
-                writer.abandon()
-                raise
-            writer.close()
-            if self.write_index:
-                csi = needs_csi(self.fmt, list(declared_contigs(header).values()), writer.max_end)
-                write_index(temporary, index_path(temporary, csi), csi)
-        return tally
+        with vcf_output(self.output, self.fmt, header, messages, self.threads, index=self.write_index) as writer:
+            return run(writer)
 
     def _shard_range(self, messages: HtslibMessages) -> tuple[int, int, set[str]] | None:
         """Records [first, last) of this shard and the contigs of the whole file, from a counting pass.
