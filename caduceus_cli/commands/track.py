@@ -11,6 +11,7 @@ import typer
 from caduceus_cli.commands.common import (
     INPUT,
     OUTPUT,
+    SCORING,
     ChromMapOpt,
     FastaArg,
     ForceOpt,
@@ -35,7 +36,6 @@ from caduceus_cli.scoring import TRACK_SCORES
 Score = choices("Score", TRACK_SCORES)
 Format = choices("Format", TRACK_FORMATS)
 DEFAULT_SCORE = "llr-min"
-SCORES = "Scores"
 
 
 @runtime_options
@@ -57,7 +57,7 @@ def track(
         list[Score] | None,
         typer.Option(
             "--score", "-s", help=f"Score to write; repeat for several. Default: {DEFAULT_SCORE}.",
-            rich_help_panel=SCORES,
+            rich_help_panel=SCORING,
         ),
     ] = None,
     output: Annotated[

@@ -5,6 +5,8 @@ resumable, renamed when complete; the settings and provenance stored in it; a sh
 stored as data). The command line builds one from its options; Python code builds the same and
 gets the same file:
 
+    from pathlib import Path
+
     from caduceus_cli import load_model
     from caduceus_cli.engine import Engine
     from caduceus_cli.io.fasta import Fasta
