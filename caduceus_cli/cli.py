@@ -68,7 +68,7 @@ COMMANDS = {
     "info": (
         "caduceus_cli.commands.info",
         "info",
-        "Print a checkpoint's variant, sizes, parameter count, tokenizer, training length and RC handling.",
+        "Print a checkpoint's variant, mixer, sizes, parameter count, tokenizer, training length and RC handling.",
     ),
     "doctor": (
         "caduceus_cli.commands.doctor",

@@ -58,7 +58,7 @@ def default_batch_size(model: CaduceusForMaskedLM, length: int, rc: str = "auto"
     free, _ = torch.cuda.mem_get_info(device)
     budget = free * _GPU_MEMORY_FRACTION
     element = max(torch.finfo(next(model.parameters()).dtype).bits // 8, 4)
-    per_window = length * model.config.d_inner * _BYTES_PER_TOKEN_PER_CHANNEL * element // 4 * model.strand_passes(rc)
+    per_window = length * model.config.mixer.d_inner * _BYTES_PER_TOKEN_PER_CHANNEL * element // 4 * model.strand_passes(rc)
     return max(1, int(budget // max(per_window, 1)))
 
 

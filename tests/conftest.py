@@ -23,8 +23,16 @@ CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
 torch.set_num_threads(1)
 
 
-def random_config(variant: str = "ph", d_model: int = 16, n_layer: int = 2, **overrides) -> CaduceusConfig:
-    ssm_cfg = {"d_state": 8, "d_conv": 4, "expand": 2, "dt_rank": "auto", "bias": False, "conv_bias": True}
+MAMBA1_SSM_CFG = {"d_state": 8, "d_conv": 4, "expand": 2, "dt_rank": "auto", "bias": False, "conv_bias": True}
+# two heads of 16 channels at d_model 16, one group
+MAMBA2_SSM_CFG = {"layer": "Mamba2", "d_state": 8, "d_conv": 4, "expand": 2, "headdim": 16, "ngroups": 1,
+                  "bias": False, "conv_bias": True}  # fmt: skip
+
+
+def random_config(
+    variant: str = "ph", d_model: int = 16, n_layer: int = 2, mixer: str = "Mamba1", **overrides
+) -> CaduceusConfig:
+    ssm_cfg = dict(MAMBA2_SSM_CFG if mixer == "Mamba2" else MAMBA1_SSM_CFG)
     ssm_cfg.update(overrides.pop("ssm_cfg", {}))
     return CaduceusConfig(
         d_model=d_model,
@@ -43,7 +51,9 @@ def random_model(config: CaduceusConfig, seed: int = 0) -> CaduceusForMaskedLM:
     with torch.no_grad():
         for name, param in model.named_parameters():
             scale = (
-                0.3 if name.endswith(("A_log", "D", "norm.weight", "norm_f.weight", "dt_proj.bias")) else 0.1
+                0.3
+                if name.endswith(("A_log", "D", "norm.weight", "norm_f.weight", "dt_proj.bias", "dt_bias"))
+                else 0.1
             )
             param.add_(scale * torch.randn_like(param))
     return model.eval()
@@ -92,18 +102,40 @@ GPN_SPECIAL_TOKENS_MAP = {
 }
 
 
+def _gpn_model(seed: int, mixer: str, **sizes) -> CaduceusForMaskedLM:
+    """A random PS model with the 8-id vocabulary of GPN's tokenizer and its complement map."""
+    config = random_config("ps", mixer=mixer, **sizes)
+    config.vocab_size = 8
+    config.complement_map = {3: 6, 4: 5, 5: 4, 6: 3}
+    config.residual_in_fp32 = mixer == "Mamba1"  # PlantCaduceus true, PlantCAD2 false
+    return random_model(config, seed)
+
+
 def make_plantcad_checkpoint(folder: Path, seed: int = 0, **sizes) -> Path:
     """A tiny random PS checkpoint in PlantCaduceus' published layout: 8-id vocabulary with its complement
     map, GPN's tokenizer files, and the weights as pytorch_model.bin (a plain state dict)."""
-    config = random_config("ps", **sizes)
-    config.vocab_size = 8
-    config.complement_map = {3: 6, 4: 5, 5: 4, 6: 3}
-    config.residual_in_fp32 = True
-    model = random_model(config, seed)
+    model = _gpn_model(seed, "Mamba1", **sizes)
     folder.mkdir(parents=True, exist_ok=True)
-    raw = config.to_dict() | {"architectures": ["Caduceus"], "pad_token_id": -100}
+    raw = model.config.to_dict() | {"architectures": ["Caduceus"], "pad_token_id": -100}
     (folder / "config.json").write_text(json.dumps(raw, indent=2))
     torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "pytorch_model.bin")
+    return write_gpn_tokenizer(folder)
+
+
+def make_plantcad2_checkpoint(folder: Path, seed: int = 0, **sizes) -> Path:
+    """A tiny random PS checkpoint in PlantCAD2's published layout: Mamba-2 mixers, a config.json that
+    names neither the mixer nor its head size or groups, model.safetensors without the tied tensors,
+    GPN's tokenizer files."""
+    model = _gpn_model(seed, "Mamba2", **sizes)
+    save_checkpoint(model, folder)
+    raw = model.config.to_dict() | {"pad_token_id": -100}
+    raw["ssm_cfg"] = {k: v for k, v in raw["ssm_cfg"].items() if k not in ("layer", "headdim", "ngroups")}
+    (folder / "config.json").write_text(json.dumps(raw, indent=2))
+    return write_gpn_tokenizer(folder)
+
+
+def write_gpn_tokenizer(folder: Path) -> Path:
+    """GPN's tokenizer files, as PlantCaduceus and PlantCAD2 publish them."""
     for name, content in (
         ("tokenizer.json", GPN_TOKENIZER_JSON),
         ("tokenizer_config.json", GPN_TOKENIZER_CONFIG),
@@ -116,6 +148,14 @@ def make_plantcad_checkpoint(folder: Path, seed: int = 0, **sizes) -> Path:
 @pytest.fixture(scope="session")
 def plantcad_checkpoint(tmp_path_factory) -> Path:
     return make_plantcad_checkpoint(tmp_path_factory.mktemp("plantcad_tiny"), seed=5, d_model=8, n_layer=2)
+
+
+@pytest.fixture(scope="session")
+def plantcad2_checkpoint(tmp_path_factory) -> Path:
+    """Two heads of 8 channels at d_model 8."""
+    return make_plantcad2_checkpoint(
+        tmp_path_factory.mktemp("plantcad2_tiny"), seed=6, d_model=8, n_layer=2, ssm_cfg={"headdim": 8}
+    )
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@
 
 Slow and plain on purpose: it shares no code with caduceus_cli.model and runs the scan one
 position at a time, so the fast paths can be checked against it on a fresh clone without the
-conformance fixtures.
+conformance fixtures. Mixers are Mamba-1 or Mamba-2 (PlantCAD2), told apart by A_log's shape, the
+Mamba-2 sizes read off the weights.
 """
 
 from __future__ import annotations
@@ -32,16 +33,7 @@ def _mamba(h, p, cfg):
     E, N, K, R = cfg["E"], cfg["N"], cfg["K"], cfg["R"]
     xz = h @ p["in_proj.weight"].T + p.get("in_proj.bias", 0.0)
     x, z = xz[:, :E], xz[:, E:]
-    conv = np.zeros_like(x)
-    w = p["conv1d.weight"][:, 0, :]
-    for t in range(L):
-        acc = p.get("conv1d.bias", np.zeros(E)).copy()
-        for k in range(K):
-            tau = t - (K - 1) + k
-            if tau >= 0:
-                acc += w[:, k] * x[tau]
-        conv[t] = acc
-    x = _silu(conv)
+    x = _conv_silu(x, p, K)
     dbl = x @ p["x_proj.weight"].T
     dt, B, C = dbl[:, :R], dbl[:, R : R + N], dbl[:, R + N :]
     delta = _softplus(dt @ p["dt_proj.weight"].T + p["dt_proj.bias"])
@@ -55,9 +47,53 @@ def _mamba(h, p, cfg):
     return y @ p["out_proj.weight"].T + p.get("out_proj.bias", 0.0)
 
 
+def _conv_silu(x, p, K):
+    """Causal depthwise conv (zeros before the start) and SiLU of x (L, C)."""
+    w = p["conv1d.weight"][:, 0, :]
+    conv = np.zeros_like(x)
+    for t in range(x.shape[0]):
+        acc = p.get("conv1d.bias", np.zeros(x.shape[1])).copy()
+        for k in range(K):
+            tau = t - (K - 1) + k
+            if tau >= 0:
+                acc += w[:, k] * x[tau]
+        conv[t] = acc
+    return _silu(conv)
+
+
+def _mamba2(h, p, cfg):
+    """One Mamba-2 direction on one sequence h: (L, d) -> (L, d), one time step and one head at a time."""
+    L = h.shape[0]
+    N, K = cfg["N"], cfg["K"]
+    heads = p["A_log"].shape[0]
+    E = p["out_proj.weight"].shape[1]
+    P = E // heads
+    G = (p["in_proj.weight"].shape[0] - 2 * E - heads) // (2 * N)
+    proj = h @ p["in_proj.weight"].T + p.get("in_proj.bias", 0.0)
+    z, xbc, dt = proj[:, :E], proj[:, E : 2 * E + 2 * G * N], proj[:, 2 * E + 2 * G * N :]
+    xbc = _conv_silu(xbc, p, K)
+    x = xbc[:, :E].reshape(L, heads, P)
+    B = xbc[:, E : E + G * N].reshape(L, G, N)
+    C = xbc[:, E + G * N :].reshape(L, G, N)
+    delta = _softplus(dt + p["dt_bias"])
+    A = -np.exp(p["A_log"])
+    D = p["D"].reshape(heads, -1)  # (heads, 1) or (heads, P)
+    s = np.zeros((heads, P, N))
+    y = np.zeros((L, heads, P))
+    for t in range(L):
+        for i in range(heads):
+            g = i // (heads // G)
+            s[i] = np.exp(delta[t, i] * A[i]) * s[i] + delta[t, i] * np.outer(x[t, i], B[t, g])
+            y[t, i] = s[i] @ C[t, g] + D[i] * x[t, i]
+    v = (y.reshape(L, E) * _silu(z)).reshape(L, G, E // G)
+    v = (v / np.sqrt((v * v).mean(-1, keepdims=True) + 1e-5)).reshape(L, E) * p["norm.weight"]
+    return v @ p["out_proj.weight"].T + p.get("out_proj.bias", 0.0)
+
+
 def _bimamba(h, params, cfg):
     fwd = params["mamba_fwd"]
-    out = _mamba(h, fwd, cfg)
+    mixer = _mamba2 if fwd["A_log"].ndim == 1 else _mamba
+    out = mixer(h, fwd, cfg)
     if not cfg["bidirectional"]:
         return out
     rev = dict(params["mamba_rev"])
@@ -65,7 +101,7 @@ def _bimamba(h, params, cfg):
         for key in ("in_proj.weight", "in_proj.bias", "out_proj.weight", "out_proj.bias"):
             if key in fwd:
                 rev[key] = fwd[key]
-    out_rev = _mamba(h[::-1], rev, cfg)[::-1]
+    out_rev = mixer(h[::-1], rev, cfg)[::-1]
     return out + out_rev if cfg["strategy"] == "add" else out * out_rev
 
 
@@ -86,7 +122,7 @@ def reference_forward(state: dict[str, np.ndarray], config: dict, ids: np.ndarra
     rank = ssm.get("dt_rank", "auto")
     cfg = {
         "E": int(ssm.get("expand", 2) * d),
-        "N": ssm.get("d_state", 16),
+        "N": ssm.get("d_state", 128 if ssm.get("layer") == "Mamba2" else 16),
         "K": ssm.get("d_conv", 4),
         "R": int(np.ceil(d / 16)) if rank == "auto" else rank,
         "bidirectional": config.get("bidirectional", True),

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 import caduceus_cli.model
 from caduceus_cli import load_model
 from caduceus_cli.model import compiled
-from caduceus_cli.model.caduceus import Mamba
+from caduceus_cli.model.conv import causal_conv
+from caduceus_cli.model.mamba1 import Mamba
 from caduceus_cli.model.scan import reference_scan, selective_scan
 
 
@@ -99,13 +100,14 @@ def test_threads_split_the_work_without_changing_a_bit():
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-def test_compiled_conv_silu_equals_the_pytorch_conv(reverse, checkpoint):
+@pytest.mark.parametrize("first", [0, 7], ids=["mamba1-x-first", "mamba2-after-z"])
+def test_compiled_conv_silu_equals_the_pytorch_conv(reverse, first, checkpoint):
     mamba = next(m for m in load_model(checkpoint).modules() if isinstance(m, Mamba))
-    inner = mamba.D.shape[0]
-    xz = torch.randn(2, 50, 2 * inner, generator=torch.Generator().manual_seed(4))
+    weight, inner = mamba.conv1d.weight[:, 0, :], mamba.D.shape[0]
+    projected = torch.randn(2, 50, first + 2 * inner, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
-        want = F.silu(mamba.causal_conv(xz[..., :inner], reverse))
-        got = compiled.conv_silu(xz, mamba.conv1d.weight[:, 0, :], mamba.conv1d.bias, reverse)
+        want = F.silu(causal_conv(projected[..., first : first + inner], weight, mamba.conv1d.bias, reverse))
+        got = compiled.conv_silu(projected, weight, mamba.conv1d.bias, reverse, first)
     assert (got - want).abs().max().item() < 1e-6
 
 
@@ -153,12 +155,13 @@ def test_kernels_that_cannot_load_fall_back_to_the_reference_with_one_warning(br
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-def test_compiled_conv_silu_in_float64_passes_gradcheck(reverse):
+@pytest.mark.parametrize("first", [0, 2])
+def test_compiled_conv_silu_in_float64_passes_gradcheck(reverse, first):
     g = torch.Generator().manual_seed(6)
-    xz = torch.randn(2, 9, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    xz = torch.randn(2, 9, 7, generator=g, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
     bias = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda *a: compiled.conv_silu(*a, reverse), (xz, weight, bias))
+    assert torch.autograd.gradcheck(lambda *a: compiled.conv_silu(*a, reverse, first), (xz, weight, bias))
 
 
 def test_training_gradients_equal_with_the_compiled_and_the_reference_path(checkpoint):

@@ -86,7 +86,15 @@ VARIANTS = {
     "ps_projection_bias": {"variant": "ps", "ssm_cfg": {"bias": True}},
     "ph_residual_in_fp32": {"residual_in_fp32": True},
     "ps_d24_three_layers": {"variant": "ps", "d_model": 24, "n_layer": 3},
-}
+    # Mamba-2 mixers (PlantCAD2); chunks of 64 so the 150 positions cross the SSD's chunk boundary twice
+    "ph_mamba2": {"mixer": "Mamba2", "ssm_cfg": {"chunk_size": 64}},
+    "ps_mamba2": {"variant": "ps", "mixer": "Mamba2"},
+    "ps_mamba2_groups_and_channel_D": {
+        "variant": "ps", "mixer": "Mamba2", "ssm_cfg": {"headdim": 8, "ngroups": 2, "D_has_hdim": True, "chunk_size": 64}
+    },
+    "ph_mamba2_bias_untied": {"mixer": "Mamba2", "ssm_cfg": {"bias": True}, "bidirectional_weight_tie": False},
+    "ps_mamba2_unfused_add_norm": {"variant": "ps", "mixer": "Mamba2", "fused_add_norm": False},
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

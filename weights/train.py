@@ -125,7 +125,7 @@ def initialise(model: CaduceusForMaskedLM, generator: torch.Generator) -> None:
         model.embedding_weight.normal_(0.0, config.initializer_cfg["initializer_range"], generator=generator)
         for name, module in model.named_modules():
             if isinstance(module, nn.Linear) and name.endswith("dt_proj"):
-                bound = config.dt_rank**-0.5 * ssm["dt_scale"]
+                bound = config.mixer.dt_rank**-0.5 * ssm["dt_scale"]
                 module.weight.uniform_(-bound, bound, generator=generator)
                 log_lo, log_hi = math.log(ssm["dt_min"]), math.log(ssm["dt_max"])
                 u = torch.rand(module.bias.shape, generator=generator)

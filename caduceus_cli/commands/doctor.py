@@ -13,10 +13,9 @@ import typer
 from caduceus_cli import __version__
 from caduceus_cli.commands.common import DeviceOpt, DtypeOpt, set_threads
 from caduceus_cli.device import resolve_device, resolve_dtype
-from caduceus_cli.model import compiled
+from caduceus_cli.model import compiled, cuda_kernels
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 from caduceus_cli.model.config import CaduceusConfig
-from caduceus_cli.model.scan import cuda_kernel_available
 from caduceus_cli.tokens import CADUCEUS, COMPLEMENT
 
 # Largest RC-equivariance error of the tiny PS model's logits that passes, per compute dtype: a few
@@ -50,10 +49,12 @@ def doctor(device: DeviceOpt = "auto", dtype: DtypeOpt = "auto") -> None:
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     if torch_device.type == "cuda":
-        scan = (
-            "mamba-ssm CUDA selective scan"
-            if cuda_kernel_available()
-            else "PyTorch chunked scan on the GPU (install caduceus-cli[cuda] for mamba-ssm's kernel)"
+        scan = "; ".join(
+            f"{family}: mamba-ssm's CUDA kernels" if available else f"{family}: PyTorch on the GPU (no mamba-ssm kernels)"
+            for family, available in (
+                ("Mamba-1", cuda_kernels.mamba1_available()),
+                ("Mamba-2", cuda_kernels.mamba2_available()),
+            )
         )
     else:
         scan = f"{compiled.describe()} on the CPU"

@@ -18,7 +18,7 @@ def info(
     ] = None,
     revision: RevisionOpt = None,
 ) -> None:
-    """Print a checkpoint's variant, sizes, parameter count, tokenizer, training length and RC handling."""
+    """Print a checkpoint's variant, mixer, sizes, parameter count, tokenizer, training length and RC handling."""
     source = model if model is not None else str(default_model_path())
     loaded = load_model(source, revision=revision)
     config = loaded.config
@@ -35,10 +35,7 @@ def info(
         ("variant", loaded.variant.upper()),
         ("d_model", config.d_model),
         ("n_layer", config.n_layer),
-        (
-            "d_inner / d_state / d_conv / dt_rank",
-            f"{config.d_inner} / {config.d_state} / {config.d_conv} / {config.dt_rank}",
-        ),
+        ("mixer", config.mixer.describe()),
         ("vocabulary (padded)", config.padded_vocab_size),
         (
             "bidirectional",

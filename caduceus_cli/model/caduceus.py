@@ -6,6 +6,9 @@ Module and parameter names mirror the original implementation, so the published
     ids (B, L) -> Embeddings -> n_layer x Block [residual += hidden; hidden = BiMamba(norm(residual))]
       -> add, final norm -> hidden (B, L, C) -> tied LM head -> logits (B, L, V)
 
+Each direction of a BiMamba is a Mamba-1 mixer (mamba1.py: Caduceus, PlantCaduceus) or a Mamba-2 mixer
+(mamba2.py: PlantCAD2), as the checkpoint's weights say; everything around the mixers is the same.
+
 C = d for PH; for PS the residual stream carries a forward half and a reverse-complement half
 (C = 2d), the RC half stored flipped back into forward coordinates. The classes below follow that
 order, each `forward` doing its own step. A block returns (mixer output, residual), so a forward hook
@@ -21,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from caduceus_cli.model import compiled
 from caduceus_cli.model.config import CaduceusConfig
-from caduceus_cli.model.scan import selective_scan
+from caduceus_cli.model.mamba1 import Mamba
+from caduceus_cli.model.mamba2 import Mamba2
 from caduceus_cli.tokens import CADUCEUS, Tokenizer
 
 RC_MODES = ("auto", "none", "average")  # reverse-complement handling of embed() and logits_conjoined()
@@ -79,75 +82,23 @@ def make_norm(config: CaduceusConfig) -> RMSNorm | LayerNorm:
 # --- mixers ----------------------------------------------------------------------------------------
 
 
-class Mamba(nn.Module):
-    """One direction of a BiMamba (mamba-ssm's Mamba v1): in_proj, causal conv, selective SSM, gate,
-    out_proj. The reverse direction of a weight-tied block has no in_proj/out_proj of its own
-    (`with_projections=False`): BiMamba runs it through `gated_ssm` on the forward direction's in_proj
-    output."""
-
-    def __init__(self, config: CaduceusConfig, with_projections: bool = True):
-        super().__init__()
-        d, inner, rank, n = config.d_model, config.d_inner, config.dt_rank, config.d_state
-        if with_projections:
-            self.in_proj = nn.Linear(d, 2 * inner, bias=config.proj_bias)
-        self.conv1d = nn.Conv1d(
-            inner, inner, config.d_conv, groups=inner, padding=config.d_conv - 1, bias=config.conv_bias
-        )
-        self.x_proj = nn.Linear(inner, rank + 2 * n, bias=False)
-        self.dt_proj = nn.Linear(rank, inner, bias=True)
-        self.A_log = nn.Parameter(torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(inner, 1))
-        self.D = nn.Parameter(torch.ones(inner))
-        if with_projections:
-            self.out_proj = nn.Linear(inner, d, bias=config.proj_bias)
-        self.rank, self.d_state = rank, n
-
-    def forward(self, h: torch.Tensor, reverse: bool = False) -> torch.Tensor:
-        """(B, L, d) -> (B, L, d). `reverse` runs this direction from the last position to the first,
-        in forward coordinates: flipL(M(flipL(h))) without the copies (the projections are per position)."""
-        return self.out_proj(self.gated_ssm(self.in_proj(h), reverse))
-
-    def gated_ssm(self, xz: torch.Tensor, reverse: bool = False) -> torch.Tensor:
-        """xz: (B, L, 2E) in_proj output -> gated SSM output y * silu(z): (B, L, E), before out_proj."""
-        x, z = xz.chunk(2, dim=-1)
-        if compiled.serves(xz):  # one pass over x instead of 2K + 1
-            x = compiled.conv_silu(xz, self.conv1d.weight[:, 0, :], self.conv1d.bias, reverse)
-        else:
-            x = F.silu(self.causal_conv(x, reverse))
-        dt_low, B, C = self.x_proj(x).split([self.rank, self.d_state, self.d_state], dim=-1)
-        scan_dtype = torch.promote_types(x.dtype, torch.float32)
-        A = -torch.exp(self.A_log.to(scan_dtype))  # (E, N)
-        # the dt bias, softplus and gate are applied inside the scan, as in mamba-ssm's kernel
-        dt = F.linear(dt_low, self.dt_proj.weight)
-        return selective_scan(x, dt, A, B, C, self.D.to(scan_dtype), self.dt_proj.bias, z, reverse)
-
-    def causal_conv(self, x: torch.Tensor, reverse: bool = False) -> torch.Tensor:
-        """Depthwise causal conv along L: out[t] = bias + sum_k w[k] * x[t - (K-1) + k], zeros before the
-        start; `reverse` is the same conv run from the end (x[t + (K-1) - k], zeros after the end), which is
-        the causal conv of the flipped sequence, flipped back. Written as K shifted multiply-adds on
-        (B, L, E): no transposes, and fast in every dtype on the CPU. (The compiled kernel fuses it with
-        the silu.)"""
-        kernel = self.conv1d.weight[:, 0, :]  # (E, K)
-        size, length = kernel.shape[1], x.shape[1]
-        if reverse:
-            padded = F.pad(x, (0, 0, 0, size - 1))
-            out = sum(padded[:, size - 1 - k : size - 1 - k + length] * kernel[:, k] for k in range(size))
-        else:
-            padded = F.pad(x, (0, 0, size - 1, 0))
-            out = sum(padded[:, k : k + length] * kernel[:, k] for k in range(size))
-        return out if self.conv1d.bias is None else out + self.conv1d.bias
+MIXERS = {"Mamba1": Mamba, "Mamba2": Mamba2}  # by ssm_cfg "layer", as mamba-ssm names them
 
 
 class BiMamba(nn.Module):
-    """out = M_fwd(h) (+ or *) flipL(M_rev(flipL(h))); M_rev shares M_fwd's in/out projections when tied."""
+    """out = M_fwd(h) (+ or *) flipL(M_rev(flipL(h))); M_rev shares M_fwd's in/out projections when tied.
+    M is the checkpoint's mixer, Mamba-1 or Mamba-2: both take the in_proj output to the out_proj input
+    with `gated_ssm(projected, reverse)`."""
 
     def __init__(self, config: CaduceusConfig):
         super().__init__()
         self.tied = config.bidirectional_weight_tie
         self.strategy = config.bidirectional_strategy
         self.bidirectional = config.bidirectional
-        self.mamba_fwd = Mamba(config)
+        mixer = MIXERS[config.mixer.kind]
+        self.mamba_fwd = mixer(config)
         if self.bidirectional:
-            self.mamba_rev = Mamba(config, with_projections=not self.tied)
+            self.mamba_rev = mixer(config, with_projections=not self.tied)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """(B, L, d) -> (B, L, d). The reverse direction runs in forward coordinates (no flips)."""
@@ -160,8 +111,8 @@ class BiMamba(nn.Module):
         # Tied (as published): both directions read one in_proj output, and with "add" one out_proj
         # serves the sum of both directions, W (y_fwd + y_rev) + b, instead of two; so neither direction
         # runs through Mamba.forward here (a hook to read the mixer goes on this module).
-        xz = fwd.in_proj(h)  # (B, L, 2E)
-        y_fwd, y_rev = fwd.gated_ssm(xz), self.mamba_rev.gated_ssm(xz, reverse=True)  # (B, L, E) each
+        projected = fwd.in_proj(h)  # (B, L, 2E) for Mamba-1, (B, L, 2E + 2GN + heads) for Mamba-2
+        y_fwd, y_rev = fwd.gated_ssm(projected), self.mamba_rev.gated_ssm(projected, reverse=True)  # (B, L, E)
         if self.strategy == "add":
             out = fwd.out_proj(y_fwd + y_rev)
             return out if fwd.out_proj.bias is None else out + fwd.out_proj.bias

@@ -1,6 +1,6 @@
 """The compiled CPU kernels (cpu_kernels.py) seen from PyTorch: loading, threads, autograd.
 
-Each kernel call handles one sequence and one block of channels; the blocks of a call are shared
+Each kernel call handles one sequence and one block of channels (the SSD: one head); the blocks of a call are shared
 out over `torch.get_num_threads()` threads (the calling thread included), since the kernels release
 the GIL. They serve float32 and bfloat16 CPU tensors (computing in float32); float64 runs the
 exact PyTorch reference instead, and so does everything when the kernels cannot load (one warning)
@@ -68,7 +68,10 @@ def _compile_inference_kernels(module: ModuleType) -> None:
     channels, params = np.zeros((1, 2), np.float32), np.zeros(2, np.float32)
     starts = np.zeros((0, 1, 2), np.float32)
     module.scan_block(seq, seq, seq, states, states, channels, params, params, out, starts, 0, 0, 2, False, 1)
-    module.conv_silu_block(np.zeros((1, 2, 4), np.float32), np.zeros((4, 2), np.float32), params, out, 0, 0, 2, False)
+    module.conv_silu_block(np.zeros((1, 2, 4), np.float32), np.zeros((4, 2), np.float32), params, out, 0, 0, 2, False, 0)
+    heads = np.zeros(1, np.float32)  # one head of 2 channels, d_state 1: xbc holds x (2), B (1), C (1)
+    module.ssd_head(np.zeros((1, 2, 4), np.float32), np.zeros((1, 2, 1), np.float32), heads, params, heads, out,
+                    0, 0, 2, 1, 1, False)  # fmt: skip
 
 
 def serves(x: torch.Tensor) -> bool:
@@ -113,27 +116,29 @@ def _run_parallel(work, items: list) -> None:
 
 
 # --- the causal conv + SiLU, with autograd -------------------------------------------------------
-def conv_silu(xz: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, reverse: bool) -> torch.Tensor:
-    """silu(causal depthwise conv) of x = xz[..., :E], read in place from the (B, L, 2E) in_proj output;
-    weight: (E, K). Computes in float32 (float64 for float64 inputs)."""
+def conv_silu(
+    projected: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, reverse: bool, first: int
+) -> torch.Tensor:
+    """silu(causal depthwise conv) of x = projected[..., first:first + C], read in place from the
+    (B, L, >= first + C) in_proj output; weight: (C, K). Computes in float32 (float64 for float64 inputs)."""
     if bias is None:
         bias = weight.new_zeros(weight.shape[0])
-    return _CompiledConvSilu.apply(xz, weight, bias, reverse)
+    return _CompiledConvSilu.apply(projected, weight, bias, reverse, first)
 
 
 class _CompiledConvSilu(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, xz, weight, bias, reverse):
+    def forward(ctx, xz, weight, bias, reverse, first):
         compute = torch.promote_types(xz.dtype, torch.float32)
         inputs = [t.detach().to(compute).contiguous() for t in (xz, weight.t(), bias)]
-        inner = weight.shape[0]
-        out = xz.new_empty(xz.shape[0], xz.shape[1], inner, dtype=compute)
+        channels = weight.shape[0]
+        out = xz.new_empty(xz.shape[0], xz.shape[1], channels, dtype=compute)
         arrays = [t.numpy() for t in (*inputs, out)]
         kernel = kernels().conv_silu_block
-        _run_parallel(lambda _, item: kernel(*arrays, *item, reverse), _blocks(xz.shape[0], inner))
+        _run_parallel(lambda _, item: kernel(*arrays, *item, reverse, first), _blocks(xz.shape[0], channels))
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(*inputs)
-            ctx.reverse = reverse
+            ctx.reverse, ctx.first = reverse, first
             ctx.dtypes = [t.dtype for t in (xz, weight, bias)]
         return out.to(xz.dtype)
 
@@ -141,18 +146,19 @@ class _CompiledConvSilu(torch.autograd.Function):
     def backward(ctx, grad_out):
         xz, weight_t, bias = ctx.saved_tensors
         items = _blocks(xz.shape[0], weight_t.shape[1])
-        dxz = torch.zeros_like(xz)  # the z half gets no gradient from the conv
+        dxz = torch.zeros_like(xz)  # the channels outside the conv get no gradient from it
         dweight = [xz.new_zeros(weight_t.shape[0], e1 - e0) for _, e0, e1 in items]
         dbias = [xz.new_zeros(e1 - e0) for _, e0, e1 in items]
         grad = grad_out.to(xz.dtype).contiguous()
         arrays = [t.numpy() for t in (xz, weight_t, bias, grad, dxz)]
         kernel = kernels().conv_silu_block_backward
         _run_parallel(
-            lambda i, item: kernel(*arrays, dweight[i].numpy(), dbias[i].numpy(), *item, ctx.reverse), items
+            lambda i, item: kernel(*arrays, dweight[i].numpy(), dbias[i].numpy(), *item, ctx.reverse, ctx.first),
+            items,
         )
-        inner = weight_t.shape[1]
-        grads = (dxz, _join_channels(dweight, items, inner).t(), _join_channels(dbias, items, inner))
-        return (*(g.to(dtype) for g, dtype in zip(grads, ctx.dtypes, strict=True)), None)
+        channels = weight_t.shape[1]
+        grads = (dxz, _join_channels(dweight, items, channels).t(), _join_channels(dbias, items, channels))
+        return (*(g.to(dtype) for g, dtype in zip(grads, ctx.dtypes, strict=True)), None, None)
 
 
 # --- the gated selective scan, with autograd ------------------------------------------------------
@@ -224,3 +230,22 @@ def _join_channels(parts: list[torch.Tensor], items, inner: int) -> torch.Tensor
     for part, (_, e0, e1) in zip(parts, items, strict=True):
         total[..., e0:e1] += part
     return total
+
+
+# --- the SSD of Mamba-2 (inference only) ----------------------------------------------------------
+def ssd(xbc: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, D: torch.Tensor, dt_bias: torch.Tensor,
+        headdim: int, d_state: int, heads_per_group: int, reverse: bool) -> torch.Tensor:  # fmt: skip
+    """ssd.ssd through the compiled kernel: xbc (B, L, d_inner + 2 G N) conv output read in place, dt
+    (B, L, heads) -> y (B, L, d_inner) in xbc's dtype. A, dt_bias: (heads,); D: (heads,) or (d_inner,).
+    Computes in float32 (float64 for float64 inputs); no autograd (training runs the reference)."""
+    compute = torch.promote_types(xbc.dtype, torch.float32)
+    heads = A.shape[0]
+    inner = heads * headdim
+    per_channel = D if D.shape[0] == inner else D.repeat_interleave(headdim)
+    inputs = [t.detach().to(compute).contiguous() for t in (xbc, dt, A, per_channel, dt_bias)]
+    out = xbc.new_empty(xbc.shape[0], xbc.shape[1], inner, dtype=compute)
+    arrays = [t.numpy() for t in (*inputs, out)]
+    kernel = kernels().ssd_head
+    items = [(b, h) for b in range(xbc.shape[0]) for h in range(heads)]
+    _run_parallel(lambda _, item: kernel(*arrays, *item, headdim, d_state, heads_per_group, reverse), items)
+    return out.to(xbc.dtype)

@@ -1,5 +1,6 @@
 """The model's hot loops compiled for the CPU (numba), one sequence and one block of channels per call:
-the gated selective scan (forward and backward) and the causal depthwise conv with its SiLU.
+the gated selective scan of Mamba-1 (forward and backward), the causal depthwise conv with its SiLU,
+and the SSD of Mamba-2 (forward, one head per call).
 
 The scan, for a block of W channels, position by position (backwards for `reverse`):
 
@@ -285,14 +286,15 @@ def _conv(x, weight, bias, pre, e0, e1, reverse):
 
 
 @njit(nogil=True, **_JIT)
-def conv_silu_block(xz, weight_t, conv_bias, out, b, e0, e1, reverse):
-    """out[b, :, e0:e1] = silu(causal depthwise conv of x), x = xz[b, :, :E] (the first half of the
-    in_proj output, read in place). weight_t: (K, E); conv_bias: (E,). Before the SiLU,
+def conv_silu_block(xz, weight_t, conv_bias, out, b, e0, e1, reverse, first):
+    """out[b, :, e0:e1] = silu(causal depthwise conv of x), x = xz[b, :, first:first + C] (the conv's
+    channels of the in_proj output, read in place). weight_t: (K, C); conv_bias: (C,). Before the SiLU,
     out[t] = bias + sum_k w[k] x[t - (K-1) + k], zeros before the start; `reverse`: x[t + (K-1) - k],
     zeros after the end."""
     one = xz.dtype.type(1)
     pre = np.empty((xz.shape[1], e1 - e0), xz.dtype)
-    _conv(xz[b], np.ascontiguousarray(weight_t[:, e0:e1]), np.ascontiguousarray(conv_bias[e0:e1]), pre, e0, e1, reverse)
+    weight, bias = np.ascontiguousarray(weight_t[:, e0:e1]), np.ascontiguousarray(conv_bias[e0:e1])
+    _conv(xz[b], weight, bias, pre, first + e0, first + e1, reverse)
     for t in range(pre.shape[0]):
         pre_t, out_t = pre[t], out[b, t, e0:e1]
         for j in range(pre.shape[1]):
@@ -300,25 +302,66 @@ def conv_silu_block(xz, weight_t, conv_bias, out, b, e0, e1, reverse):
 
 
 @njit(nogil=True, **_JIT)
-def conv_silu_block_backward(xz, weight_t, conv_bias, grad_out, dxz, dweight, dbias, b, e0, e1, reverse):
-    """Gradients of conv_silu_block for sequence b, channels e0:e1: dxz[b, :, e0:e1] written (the x half);
-    dweight: (K, W) and dbias: (W,) are this block's own partial sums, added into."""
+def conv_silu_block_backward(xz, weight_t, conv_bias, grad_out, dxz, dweight, dbias, b, e0, e1, reverse, first):
+    """Gradients of conv_silu_block for sequence b, channels e0:e1: dxz[b, :, first + e0:first + e1]
+    written; dweight: (K, W) and dbias: (W,) are this block's own partial sums, added into."""
     length, size, width = xz.shape[1], weight_t.shape[0], e1 - e0
+    x0, x1 = first + e0, first + e1
     one = xz.dtype.type(1)
     weight = np.ascontiguousarray(weight_t[:, e0:e1])
     g = np.empty((length, width), xz.dtype)  # the gradient before the SiLU, from its pre-activation
-    _conv(xz[b], weight, np.ascontiguousarray(conv_bias[e0:e1]), g, e0, e1, reverse)
+    _conv(xz[b], weight, np.ascontiguousarray(conv_bias[e0:e1]), g, x0, x1, reverse)
     for t in range(length):
         g_t, grad_t = g[t], grad_out[b, t, e0:e1]
         for j in range(width):  # silu'(a) = sig(a) (1 + a (1 - sig(a)))
             sig = one / (one + fast_exp(-g_t[j]))
             g_t[j] = grad_t[j] * sig * (one + g_t[j] * (one - sig))
             dbias[j] += g_t[j]
-    dxz[b, :, e0:e1] = 0
+    dxz[b, :, x0:x1] = 0
     for k in range(size):
         shift, w_k, dw_k = _shift(k, size, reverse), weight[k], dweight[k]
         for t in range(max(0, -shift), min(length, length - shift)):
-            g_t, x_s, dx_s = g[t], xz[b, t + shift, e0:e1], dxz[b, t + shift, e0:e1]
+            g_t, x_s, dx_s = g[t], xz[b, t + shift, x0:x1], dxz[b, t + shift, x0:x1]
             for j in range(width):
                 dx_s[j] += g_t[j] * w_k[j]
                 dw_k[j] += g_t[j] * x_s[j]
+
+
+@njit(nogil=True, **_JIT)
+def ssd_head(xbc, dt, A, D, dt_bias, out, b, h, headdim, d_state, heads_per_group, reverse):
+    """The SSD (Mamba-2's scan) of sequence b, head h, into out[b, :, h P:(h + 1) P], P = headdim.
+
+    xbc: (batch, L, d_inner + 2 G N), the conv's output [x (heads x P) | B (G x N) | C (G x N)], read in
+    place; dt: (batch, L, heads) before its bias; A, dt_bias: (heads,); D: (d_inner,) (per channel);
+    out: (batch, L, d_inner). Position by position (backwards for `reverse`), with a scalar decay:
+
+        delta = softplus(dt + dt_bias);  a = exp(delta A)
+        s[n]  = a * s[n] + delta * x * B[n]          (N, P) state, kept in L1
+        y     = sum_n s[n] * C[n] + D * x            (P,)
+
+    The inner loops run over the head's P channels, contiguous in xbc and out."""
+    length, inner = xbc.shape[1], out.shape[2]
+    groups = (xbc.shape[2] - inner) // (2 * d_state)
+    g = h // heads_per_group
+    x0, b0, c0 = h * headdim, inner + g * d_state, inner + (groups + g) * d_state
+    a_h, bias = A[h], dt_bias[h]
+    skip = np.ascontiguousarray(D[x0 : x0 + headdim])
+    state = np.zeros((d_state, headdim), xbc.dtype)
+    delta_x = np.empty(headdim, xbc.dtype)
+    y = np.empty(headdim, xbc.dtype)
+    for step in range(length):
+        t = length - 1 - step if reverse else step
+        row = xbc[b, t]
+        delta = softplus(dt[b, t, h] + bias)
+        decay = fast_exp(delta * a_h)
+        x_t = row[x0 : x0 + headdim]
+        for p in range(headdim):
+            delta_x[p] = delta * x_t[p]
+            y[p] = skip[p] * x_t[p]
+        for n in range(d_state):
+            b_n, c_n, s_n = row[b0 + n], row[c0 + n], state[n]
+            for p in range(headdim):
+                s = decay * s_n[p] + delta_x[p] * b_n
+                s_n[p] = s
+                y[p] += s * c_n
+        out[b, t, x0 : x0 + headdim] = y

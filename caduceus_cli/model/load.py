@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from caduceus_cli.device import DTYPES
 from caduceus_cli.errors import CheckpointError
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
-from caduceus_cli.model.config import CaduceusConfig
+from caduceus_cli.model.config import SUPPORTED, CaduceusConfig
 from caduceus_cli.model.zoo import published
 from caduceus_cli.tokens import TOKENIZER_FILES, read_tokenizer
 
@@ -54,11 +54,12 @@ def load_model(
         raw = json.loads(config_path.read_text())
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{config_path}: not valid JSON ({err})") from err
+    weights_path = _weights_file(folder)
+    state = _read_weights(weights_path)
+    raw["ssm_cfg"] = mixer_from_weights(raw, state, weights_path, config_path)
     config = CaduceusConfig.from_dict(raw, where=str(config_path))
     tokenizer = read_tokenizer(folder)
     tokenizer.check_fits(config.padded_vocab_size, config.complement_map, str(config_path))
-    weights_path = _weights_file(folder)
-    state = _read_weights(weights_path)
     stored = sorted({str(t.dtype).removeprefix("torch.") for t in state.values() if t.is_floating_point()})
     model = CaduceusForMaskedLM(config, tokenizer)
     _load_state(model, state, weights_path)
@@ -110,6 +111,7 @@ def _resolve(source: str, revision: str | None) -> tuple[Path, str | None]:
     if path.exists():
         if not path.is_dir():
             raise CheckpointError(f"{path}: a model is a folder with config.json and model.safetensors")
+        _refuse_adapter(path)
         if not (path / "config.json").is_file():
             raise CheckpointError(f"{path}: not a Caduceus checkpoint (no config.json)")
         return path, revision
@@ -118,6 +120,18 @@ def _resolve(source: str, revision: str | None) -> tuple[Path, str | None]:
     if not _HUB_ID.match(source):
         raise CheckpointError(f"{source}: no such folder, and not a hub id of the form owner/name")
     return fetch(source, revision)
+
+
+def _refuse_adapter(folder: Path) -> None:
+    """A PEFT adapter (LoRA weights for a fine-tuned task, e.g. PlantCAD2's) is not a model of its own."""
+    adapter = folder / "adapter_config.json"
+    if not adapter.is_file():
+        return
+    try:
+        base = json.loads(adapter.read_text()).get("base_model_name_or_path") or "not named"
+    except (json.JSONDecodeError, AttributeError):
+        base = "not named"
+    raise CheckpointError(f"{folder}: a PEFT adapter (adapter_config.json; base model {base}), not a model: {SUPPORTED}")
 
 
 def _names_a_folder(source: str) -> bool:
@@ -138,7 +152,7 @@ def fetch(repo_id: str, revision: str | None = None) -> tuple[Path, str]:
         RevisionNotFoundError,
     )
 
-    patterns = ["config.json", *TOKENIZER_FILES, "model.safetensors"]
+    patterns = ["config.json", "adapter_config.json", *TOKENIZER_FILES, "model.safetensors"]
     try:
         folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
         if not (folder / "model.safetensors").is_file():  # older checkpoints (PlantCaduceus) hold a .bin
@@ -157,6 +171,7 @@ def fetch(repo_id: str, revision: str | None = None) -> tuple[Path, str]:
         raise CheckpointError(
             f"{repo_id}: no such model on the Hugging Face hub ({type(err).__name__}), and no such folder here"
         ) from err
+    _refuse_adapter(folder)
     if not (folder / "config.json").is_file():
         raise CheckpointError(f"{repo_id}: not a Caduceus checkpoint (no config.json in the repository)")
     # the snapshot folder is named after the commit it holds
@@ -180,6 +195,79 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: cannot read weights ({str(err).splitlines()[0]})") from err
 
 
+# the forward mixer of the first block, PH (mixer.) or PS (mixer.submodule.)
+_FIRST_MIXER = re.compile(r"^caduceus\.backbone\.layers\.0\.mixer\.(?:submodule\.)?mamba_fwd\.")
+
+
+def mixer_from_weights(raw: dict, state: dict[str, torch.Tensor], weights: Path, config_path: Path) -> dict:
+    """config.json's ssm_cfg with what the weights say of the mixer written in. A Mamba-2 mixer has a 1-D
+    A_log (one value per head) and no x_proj / dt_proj; its heads, head size and groups follow from the
+    shapes (published configs state none of them), and are checked against what the config does state."""
+    ssm_cfg = dict(raw.get("ssm_cfg") or {})
+    tensors = {key[match.end() :]: (key, t) for key, t in state.items() if (match := _FIRST_MIXER.match(key))}
+    if "A_log" not in tensors:
+        return ssm_cfg  # built as the config says; the missing tensors are reported by name at load
+    a_log_key, a_log = tensors["A_log"]
+    kind = {1: "Mamba2", 2: "Mamba1"}.get(a_log.ndim)
+    other_kinds_tensor = "x_proj.weight" if kind == "Mamba2" else "dt_bias"
+    if kind is None or other_kinds_tensor in tensors:
+        raise CheckpointError(
+            f"{weights}: cannot tell the mixer: tensor {a_log_key!r} has shape {tuple(a_log.shape)} (Mamba-1: "
+            "[d_inner, d_state] beside x_proj and dt_proj; Mamba-2: [heads] beside dt_bias)"
+        )
+    stated = ssm_cfg.get("layer", kind)
+    if stated != kind:
+        raise CheckpointError(
+            f"{config_path}: key 'ssm_cfg.layer' is {stated!r}, but tensor {a_log_key!r} of shape "
+            f"{tuple(a_log.shape)} is a {kind} mixer's"
+        )
+    if kind == "Mamba1":
+        return ssm_cfg
+    return {**ssm_cfg, **_mamba2_layout(raw, ssm_cfg, tensors, weights, config_path)}
+
+
+def _mamba2_layout(raw: dict, ssm_cfg: dict, tensors: dict, weights: Path, config_path: Path) -> dict:
+    """layer, headdim, ngroups (and D_has_hdim) of a Mamba-2 mixer from its tensors' shapes."""
+    if not all(name in tensors for name in ("in_proj.weight", "out_proj.weight", "D")):
+        return {"layer": "Mamba2"}  # the missing tensors are reported by name at load
+    (_, a_log), (in_key, in_proj), (out_key, out_proj), (d_key, skip) = (
+        tensors[name] for name in ("A_log", "in_proj.weight", "out_proj.weight", "D")
+    )
+    heads, inner = a_log.numel(), out_proj.shape[-1]
+    d_model, expand = raw.get("d_model"), ssm_cfg.get("expand", 2)
+    if isinstance(d_model, int) and isinstance(expand, int | float) and inner != expand * d_model:
+        raise CheckpointError(
+            f"{weights}: tensor {out_key!r} has d_inner {inner}, but config.json's expand {expand} x d_model "
+            f"{d_model} is {expand * d_model:g}"
+        )
+    if inner % heads:
+        raise CheckpointError(
+            f"{weights}: tensor {out_key!r}: d_inner {inner} is not a whole number of the {heads} heads of A_log"
+        )
+    d_state = ssm_cfg.get("d_state", 128)
+    for_bc = in_proj.shape[0] - 2 * inner - heads
+    if not isinstance(d_state, int) or d_state < 1 or for_bc <= 0 or for_bc % (2 * d_state):
+        raise CheckpointError(
+            f"{weights}: tensor {in_key!r} has {in_proj.shape[0]} rows: z and x ({2 * inner}) and dt ({heads}) "
+            f"leave {for_bc} for B and C, not a multiple of 2 x d_state {d_state} (config.json ssm_cfg.d_state)"
+        )
+    if skip.shape[0] not in (heads, inner):
+        raise CheckpointError(
+            f"{weights}: tensor {d_key!r} has shape {tuple(skip.shape)}: neither one per head ({heads}) nor "
+            f"per channel ({inner})"
+        )
+    layout = {"layer": "Mamba2", "headdim": inner // heads, "ngroups": for_bc // (2 * d_state)}
+    for key, value in layout.items():
+        if ssm_cfg.get(key, value) != value:
+            raise CheckpointError(
+                f"{config_path}: key 'ssm_cfg.{key}' is {ssm_cfg[key]!r}, but the shapes of {in_key!r} and "
+                f"{out_key!r} give {value}"
+            )
+    if skip.shape[0] == inner != heads:
+        layout["D_has_hdim"] = True
+    return layout
+
+
 def _tied_copies(config: CaduceusConfig) -> dict[str, str]:
     """Names a checkpoint may carry for tied tensors -> the stored name they must equal."""
     mixer = "mixer.submodule" if config.rcps else "mixer"
@@ -193,7 +281,7 @@ def _tied_copies(config: CaduceusConfig) -> dict[str, str]:
         for i in range(config.n_layer):
             prefix = f"caduceus.backbone.layers.{i}.{mixer}"
             for proj in ("in_proj", "out_proj"):
-                for part in ("weight", "bias") if config.proj_bias else ("weight",):
+                for part in ("weight", "bias") if config.mixer.bias else ("weight",):
                     copies[f"{prefix}.mamba_rev.{proj}.{part}"] = f"{prefix}.mamba_fwd.{proj}.{part}"
     return copies
 

@@ -6,7 +6,7 @@
 
 `selective_scan` is the one entry point. By device and dtype it runs:
 
-- CUDA, float32 / half precision, mamba-ssm installed: mamba-ssm's fused kernel.
+- CUDA, float32 / half precision, mamba-ssm installed: mamba-ssm's fused kernel (cuda_kernels.py).
 - CPU, float32 / bfloat16: the compiled kernels (compiled.py, cpu_kernels.py: numba, SIMD over
   channels, blocks of channels on `torch.get_num_threads()` threads, forward and backward),
   computing in float32.
@@ -30,24 +30,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from caduceus_cli.model import compiled
-
-try:  # the CUDA kernel; optional
-    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_selective_scan
-except ImportError:  # pragma: no cover - depends on the machine
-    _cuda_selective_scan = None
+from caduceus_cli.model import compiled, cuda_kernels
 
 CHUNK = 32
-# dtypes mamba-ssm's kernel takes for u, delta, B and C; float64 runs the chunked scan, on the GPU too
-_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Largest total log-decay allowed inside one chunk: 1/P_k = e^limit must stay well inside the
 # dtype's range. (P_k itself is computed in float64 and rounded once, so precision does not
 # depend on the limit.)
 _DECAY_LIMIT = {torch.float32: 60.0, torch.float64: 600.0}
-
-
-def cuda_kernel_available() -> bool:
-    return _cuda_selective_scan is not None and torch.cuda.is_available()
 
 
 def selective_scan(
@@ -65,7 +54,7 @@ def selective_scan(
     model dtype (dt before its bias); A: (E, N); B, C: (batch, L, N); D, dt_bias: (E,). Returns
     (batch, L, E) in u's dtype. `reverse` scans from the last position to the first. Bias, softplus
     and gate are applied in at least float32, as mamba-ssm's kernel does inside."""
-    if u.is_cuda and _cuda_selective_scan is not None and u.dtype in _KERNEL_DTYPES:
+    if cuda_kernels.serves(u, cuda_kernels.selective_scan_fn):
         return _flipped(_kernel_scan, reverse, u, dt, A, B, C, D, dt_bias, z)
     if compiled.serves(u):
         return compiled.scan(u, dt, A, B, C, D, dt_bias, z, reverse)
@@ -94,7 +83,7 @@ def _kernel_scan(u, dt, A, B, C, D, dt_bias, z):
     def channels_first(t: torch.Tensor) -> torch.Tensor:  # one copy: cast and layout together
         return t.transpose(1, 2).to(u.dtype, memory_format=torch.contiguous_format).contiguous()
 
-    y = _cuda_selective_scan(
+    y = cuda_kernels.selective_scan_fn(
         *(channels_first(t) for t in (u, dt)),
         A.float(),
         *(channels_first(t) for t in (B, C)),
