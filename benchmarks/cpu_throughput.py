@@ -54,15 +54,18 @@ import numpy as np
 import torch
 
 from benchmarks.embed_throughput import end_to_end
-from benchmarks.model_speed import random_ids, random_model
+from benchmarks.model_speed import PLANTCAD2_SMALL, random_ids, random_model
 from benchmarks.score_variants import run as score_vcf_seconds
 from caduceus_cli import load_model
 from caduceus_cli.engine import Engine
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.model import compiled
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
+from caduceus_cli.model.config import CaduceusConfig
 from caduceus_cli.model.scan import selective_scan
+from caduceus_cli.model.ssd import ssd
 from caduceus_cli.scoring import DEFAULT_FLANK, default_window
+from caduceus_cli.windows import default_overlap
 from weights.data import mask_for_mlm
 from weights.train import TrainConfig, make_optimizer, masked_loss, model_config
 
@@ -116,35 +119,46 @@ def table(header: list[str], rows: list[list[str]]) -> None:
 class Subject:
     name: str
     model: CaduceusForMaskedLM
+    window: int = 1024  # the e2e section's tile
 
     @property
-    def updates_per_base(self) -> int:
-        """Scan state updates per conjoined base: two sequences (PH: forward and RC passes; PS: both
-        strands in one pass) x layers x two directions x d_inner x d_state."""
+    def exps_per_base(self) -> int:
+        """Exponentials of the scan per conjoined base: two sequences (PH: forward and RC passes; PS: both
+        strands in one pass) x layers x two directions x (Mamba-1: one per state update, d_inner x
+        d_state; Mamba-2: one per head, its decay being a scalar per head)."""
         c = self.model.config
-        return 2 * c.n_layer * 2 * c.d_inner * c.d_state
+        per_direction = c.mixer.d_inner * c.mixer.d_state if c.mixer.kind == "Mamba1" else c.mixer.nheads
+        return 2 * c.n_layer * 2 * per_direction
 
     @property
     def flops_per_base(self) -> int:
-        """Linear-layer FLOPs per conjoined base (2 per multiply-add): in_proj, x_proj and dt_proj per
-        direction, one out_proj for the tied sum of both directions, the LM head; two sequences."""
+        """Linear-layer FLOPs per conjoined base (2 per multiply-add): every linear layer of a block
+        (linear_shapes) and the LM head, for two sequences."""
         c = self.model.config
-        per_layer = 2 * (
-            c.d_model * 2 * c.d_inner
-            + 2 * c.d_inner * (c.dt_rank + 2 * c.d_state)
-            + 2 * c.dt_rank * c.d_inner
-            + c.d_inner * c.d_model
-        )
+        per_layer = sum(2 * k * n for k, n in linear_shapes(c))
         return 2 * (c.n_layer * per_layer + 2 * c.d_model * c.padded_vocab_size)
+
+
+def linear_shapes(config: CaduceusConfig) -> list[tuple[int, int]]:
+    """(in, out) of each linear layer one block runs per sequence: in_proj once for both directions (tied),
+    Mamba-1's x_proj and dt_proj per direction, one out_proj for the tied sum of both directions."""
+    m, d = config.mixer, config.d_model
+    if m.kind == "Mamba2":
+        return [(d, m.in_proj_dim), (m.d_inner, d)]
+    per_direction = [(m.d_inner, m.dt_rank + 2 * m.d_state), (m.dt_rank, m.d_inner)]
+    return [(d, 2 * m.d_inner), *per_direction, *per_direction, (m.d_inner, d)]
 
 
 def subjects(names: list[str]) -> list[Subject]:
     made = {
-        "shipped": lambda: load_model(SHIPPED),
-        "published PH": lambda: random_model("ph", 256, 16),
-        "published PS": lambda: random_model("ps", 256, 16),
+        "shipped": lambda: Subject("shipped", load_model(SHIPPED)),
+        "published PH": lambda: Subject("published PH", random_model("ph", 256, 16)),
+        "published PS": lambda: Subject("published PS", random_model("ps", 256, 16)),
+        "PlantCAD2-Small": lambda: Subject(
+            "PlantCAD2-Small", random_model("ps", *PLANTCAD2_SMALL, mixer="Mamba2"), window=8192
+        ),
     }
-    return [Subject(name, made[name]()) for name in names]
+    return [made[name]() for name in names]
 
 
 # --- rates -------------------------------------------------------------------------------------
@@ -177,14 +191,8 @@ def torch_exp_rate(count: int) -> float:
 
 
 def matmul_rate(count: int, model: CaduceusForMaskedLM) -> float:
-    """fp32 FLOP/s of the model's linear layers on 2,048 tokens (two sequences of 1,024)."""
-    c = model.config
-    shapes = [
-        (c.d_model, 2 * c.d_inner),
-        (c.d_inner, c.dt_rank + 2 * c.d_state),
-        (c.dt_rank, c.d_inner),
-        (c.d_inner, c.d_model),
-    ]
+    """fp32 FLOP/s of one block's linear layers (linear_shapes) on 2,048 tokens (two sequences of 1,024)."""
+    shapes = linear_shapes(model.config)
     weights = [torch.randn(n, k) for k, n in shapes]
     inputs = [torch.randn(2048, k) for k, _ in shapes]
     flops = sum(2 * 2048 * k * n for k, n in shapes)
@@ -232,19 +240,19 @@ def measure_rates(counts: list[int], model: CaduceusForMaskedLM) -> dict[int, Ra
 
 
 def floor_bases(subject: Subject, rates: Rates) -> float:
-    """Conjoined bases/s if the linear layers ran at the matmul rate and every state update cost one
-    exp at our exp rate, nothing else costing anything."""
-    return 1 / (subject.flops_per_base / rates.matmul + subject.updates_per_base / rates.exp)
+    """Conjoined bases/s if the linear layers ran at the matmul rate and the scan's exponentials at our
+    exp rate, nothing else costing anything."""
+    return 1 / (subject.flops_per_base / rates.matmul + subject.exps_per_base / rates.exp)
 
 
 def print_floor(models: list[Subject], rates: dict[int, Rates]) -> None:
     table(
-        ["model", "MFLOP / base", "scan updates / base", *(f"floor bases/s, {n} thr" for n in rates)],
+        ["model", "MFLOP / base", "scan exps / base", *(f"floor bases/s, {n} thr" for n in rates)],
         [
             [
                 s.name,
                 f"{s.flops_per_base / 1e6:.2f}",
-                f"{s.updates_per_base:,}",
+                f"{s.exps_per_base:,}",
                 *(f"{floor_bases(s, r):,.0f}" for r in rates.values()),
             ]
             for s in models
@@ -253,33 +261,34 @@ def print_floor(models: list[Subject], rates: dict[int, Rates]) -> None:
 
 
 # --- scan and model ----------------------------------------------------------------------------
+def scan_call(subject: Subject) -> tuple[Callable[[], object], int]:
+    """The first forward mixer's scan on 2 x 1,024 random positions, as the model calls it, and its state
+    updates (d_inner x d_state per position)."""
+    mixer = subject.model.caduceus.backbone.layers[0].mixer
+    mamba = getattr(mixer, "submodule", mixer).mamba_fwd
+    layout = subject.model.config.mixer
+    g = torch.Generator().manual_seed(0)
+    updates = 2 * 1024 * layout.d_inner * layout.d_state
+    if layout.kind == "Mamba2":
+        projected = torch.randn(2, 1024, layout.in_proj_dim, generator=g)  # z a view of it, as in the model
+        xbc, dt = torch.randn(2, 1024, layout.conv_dim, generator=g), projected[..., -layout.nheads :]
+        A, D, bias = -torch.exp(mamba.A_log.detach()), mamba.D.detach(), mamba.dt_bias.detach()
+        return (lambda: ssd(xbc, dt, A, D, bias, projected[..., : layout.d_inner], layout)), updates
+    u, dt, z = (torch.randn(2, 1024, layout.d_inner, generator=g) for _ in range(3))
+    B, C = (torch.randn(2, 1024, layout.d_state, generator=g) for _ in range(2))
+    args = (u, dt - 2, -torch.exp(mamba.A_log.detach()), B, C, mamba.D.detach(), mamba.dt_proj.bias.detach(), z)
+    return (lambda: selective_scan(*args)), updates
+
+
 def scan_rates(models: list[Subject], counts: list[int], repeats: int) -> None:
     rows = []
     for subject in models:
-        mamba = subject.model.caduceus.backbone.layers[0].mixer
-        mamba = getattr(mamba, "submodule", mamba).mamba_fwd
-        inner, n_state = subject.model.config.d_inner, subject.model.config.d_state
-        g = torch.Generator().manual_seed(0)
-        u, dt, z = (torch.randn(2, 1024, inner, generator=g) for _ in range(3))
-        B, C = (torch.randn(2, 1024, n_state, generator=g) for _ in range(2))
-        args = (
-            u,
-            dt - 2,
-            -torch.exp(mamba.A_log.detach()),
-            B,
-            C,
-            mamba.D.detach(),
-            mamba.dt_proj.bias.detach(),
-            z,
-        )
-        updates = 2 * 1024 * inner * n_state
+        call, updates = scan_call(subject)
         for n in counts:
             row = [subject.name, "2 x 1,024", str(n)]
             for path in PATHS:
                 with cpu_path(path), threads(n), torch.inference_mode():
-                    row.append(
-                        f"{updates / median_seconds(lambda args=args: selective_scan(*args), repeats) / 1e9:.3f}"
-                    )
+                    row.append(f"{updates / median_seconds(call, repeats) / 1e9:.3f}")
             rows.append(row)
     table(["model shapes", "batch x L", "threads", *(f"{p}, G updates/s" for p in PATHS)], rows)
 
@@ -340,7 +349,7 @@ def batch_rates(models: list[Subject], counts: list[int], repeats: int) -> None:
 # --- end to end --------------------------------------------------------------------------------
 def old_cpu_batch(model: CaduceusForMaskedLM, length: int) -> int:
     """The former default CPU batch: windows of `length` fitting a 2 GiB activation budget."""
-    per_window = length * model.config.d_inner * 64 * 2
+    per_window = length * model.config.mixer.d_inner * 64 * 2
     return max(1, _OLD_CPU_BUDGET // per_window)
 
 
@@ -375,8 +384,9 @@ def e2e_rates(models: list[Subject], counts: list[int], folder: Path) -> None:
                 with cpu_path(path), threads(n):
                     engine = Engine(subject.model, batch_size=batch)
                     _, seconds = end_to_end(
-                        subject.model, engine, fasta, folder / "out.h5", {}, 1024, 128, "auto"
-                    )
+                        subject.model, engine, fasta, folder / "out.h5", {}, subject.window,
+                        default_overlap(subject.window), "auto",
+                    )  # fmt: skip
                 speeds[path] = bases / seconds
                 row.append(f"{speeds[path]:,.0f} ({bases // 1000} kbp)")
             row.append(f"{speeds['compiled'] / speeds['reference']:.1f}x")

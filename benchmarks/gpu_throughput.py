@@ -40,8 +40,8 @@ from caduceus_cli.commands.common import open_model
 from caduceus_cli.device import DTYPES, resolve_device
 from caduceus_cli.engine import Engine, default_batch_size
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM, flip_lc
-from caduceus_cli.model.caduceus import Mamba as OurMamba
 from caduceus_cli.model.load import save_checkpoint
+from caduceus_cli.model.mamba1 import Mamba as OurMamba
 from caduceus_cli.windows import default_overlap
 
 SECTIONS = ("rates", "floor", "model", "plain", "e2e", "profile", "error", "cpu")
@@ -107,12 +107,12 @@ class PlainCaduceus(nn.Module):
             def make_mamba() -> nn.Module:
                 return Mamba(
                     d_model=config.d_model,
-                    d_state=config.d_state,
-                    d_conv=config.d_conv,
+                    d_state=config.mixer.d_state,
+                    d_conv=config.mixer.d_conv,
                     expand=config.ssm_cfg.get("expand", 2),
-                    dt_rank=config.dt_rank,
-                    conv_bias=config.conv_bias,
-                    bias=config.proj_bias,
+                    dt_rank=config.mixer.dt_rank,
+                    conv_bias=config.mixer.conv_bias,
+                    bias=config.mixer.bias,
                     use_fast_path=True,
                     **kwargs,
                 )
@@ -319,7 +319,7 @@ def engine_constant(model: CaduceusForMaskedLM, row, batch: int) -> str:
     token per d_inner channel, scaled to float32 elements, per strand pass), to recalibrate it."""
     element = max(next(model.parameters()).element_size(), 4)
     per_window = row.peak * 2**30 / batch
-    constant = per_window / (row.length * model.config.d_inner * model.strand_passes("auto")) * 4 / element
+    constant = per_window / (row.length * model.config.mixer.d_inner * model.strand_passes("auto")) * 4 / element
     return f"peak {per_window / 2**30:.2f} GiB per window = {constant:.1f} bytes per token per channel"
 
 

@@ -17,6 +17,7 @@ alternating, one every 250 bp: two windows each). Models (--models):
   published-ph  PH, d_model 256, 16 layers, trained at 131,072 bp (the Caduceus hub models' size)
   published-ps  PS, the same size
   largest-ps    PS, d_model 1024, 32 layers, trained at 512 bp (PlantCaduceus' largest)
+  plantcad2-small  PS with Mamba-2 mixers, d_model 768, 24 layers, trained at 8,192 bp (PlantCAD2-Small)
 
 Every command runs at its default window (score-variants and ism: the training length, at most
 2,048; embed and track: the training length) unless --window / --embed-window say otherwise;
@@ -49,12 +50,13 @@ EXAMPLE_FASTA = ROOT / "examples" / "example.fa"
 SNV_SPACING = 250  # bp between generated SNVs, as in issue 23's measurements
 CONTIG = "Chr1"
 
-# name -> (variant, d_model, n_layer, training length); None: the shipped checkpoint
-MODELS: dict[str, tuple[str, int, int, int] | None] = {
+# name -> (variant, d_model, n_layer, training length, mixer); None: the shipped checkpoint
+MODELS: dict[str, tuple[str, int, int, int, str] | None] = {
     "shipped": None,
-    "published-ph": ("ph", 256, 16, 131_072),
-    "published-ps": ("ps", 256, 16, 131_072),
-    "largest-ps": ("ps", 1024, 32, 512),
+    "published-ph": ("ph", 256, 16, 131_072, "Mamba1"),
+    "published-ps": ("ps", 256, 16, 131_072, "Mamba1"),
+    "largest-ps": ("ps", 1024, 32, 512, "Mamba1"),
+    "plantcad2-small": ("ps", 768, 24, 8_192, "Mamba2"),
 }
 # command -> (score-variants -s, the variants scored)
 SCORES = {
@@ -84,12 +86,10 @@ main()
 
 _MAKE_CHECKPOINT = """
 import sys
-from caduceus_cli.model.caduceus import CaduceusForMaskedLM
+from benchmarks.model_speed import random_model
 from caduceus_cli.model.load import save_checkpoint
-from weights.train import TrainConfig, model_config
-variant, d_model, n_layer, length, folder = sys.argv[1:]
-config = model_config(TrainConfig(d_model=int(d_model), n_layer=int(n_layer), rcps=variant == "ps"))
-save_checkpoint(CaduceusForMaskedLM(config).eval(), folder, max_length=int(length))
+variant, d_model, n_layer, length, mixer, folder = sys.argv[1:]
+save_checkpoint(random_model(variant, int(d_model), int(n_layer), mixer=mixer), folder, max_length=int(length))
 """
 
 

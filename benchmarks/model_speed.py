@@ -15,6 +15,7 @@ Prints a Markdown table on stdout.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -24,10 +25,17 @@ import torch
 
 from caduceus_cli.device import DTYPES, resolve_device
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
+from caduceus_cli.model.mamba2 import Mamba2
 from weights.train import TrainConfig, initialise, model_config
 
 # name -> (d_model, n_layer); "published" is the size of the 131k hub checkpoints
 SIZES = {"small": (128, 4), "published": (256, 16)}
+
+
+# PlantCAD2's ssm_cfg (d_state 64, expand 2) with Mamba2's defaults for what its config does not state
+PLANTCAD2_SSM_CFG = {"layer": "Mamba2", "d_state": 64, "d_conv": 4, "expand": 2, "headdim": 64, "ngroups": 1,
+                     "conv_bias": True, "bias": False}  # fmt: skip
+PLANTCAD2_SMALL = (768, 24)  # d_model, n_layer of kuleshov-group/PlantCAD2-Small-l24-d0768
 
 
 def random_model(
@@ -37,15 +45,33 @@ def random_model(
     device: str | torch.device = "cpu",
     dtype: str = "float32",
     seed: int = 0,
+    mixer: str = "Mamba1",
 ) -> CaduceusForMaskedLM:
     """A model in the published configuration (PH or PS) with Mamba's random initialisation; the same
-    weights for the same seed (initialise leaves conv1d to PyTorch's default init, from the global RNG)."""
+    weights for the same seed (initialise leaves conv1d to PyTorch's default init, from the global RNG).
+    With mixer "Mamba2", PlantCAD2's mixers (PLANTCAD2_SSM_CFG) with Mamba2's initialisation of A and dt;
+    the vocabulary stays Caduceus' 16 ids, whose size costs nothing measurable."""
     torch.manual_seed(seed)
-    model = CaduceusForMaskedLM(
-        model_config(TrainConfig(d_model=d_model, n_layer=n_layer, rcps=variant == "ps"))
-    )
-    initialise(model, torch.Generator().manual_seed(seed))
+    config = model_config(TrainConfig(d_model=d_model, n_layer=n_layer, rcps=variant == "ps"))
+    if mixer == "Mamba2":
+        config.ssm_cfg = dict(PLANTCAD2_SSM_CFG)
+    model = CaduceusForMaskedLM(config)
+    generator = torch.Generator().manual_seed(seed)
+    initialise(model, generator)
+    if mixer == "Mamba2":
+        _initialise_mamba2(model, generator)
     return model.to(device=device, dtype=DTYPES[dtype]).eval()
+
+
+def _initialise_mamba2(model: CaduceusForMaskedLM, generator: torch.Generator) -> None:
+    """Mamba2's init: A = U(1, 16) per head, dt log-uniform in [1e-3, 0.1] through the inverse softplus."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, Mamba2):
+                module.A_log.copy_(torch.log(torch.empty_like(module.A_log).uniform_(1, 16, generator=generator)))
+                u = torch.rand(module.dt_bias.shape, generator=generator)
+                dt = torch.exp(u * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp(min=1e-4)
+                module.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
 
 
 def random_ids(batch: int, length: int, device: str | torch.device, seed: int = 0) -> torch.Tensor:

@@ -58,7 +58,7 @@ COMMANDS = {
     "models": (
         "caduceus_cli.commands.models",
         "models",
-        "List the published checkpoints: hub id, variant, size, training length, data and licence.",
+        "List the published checkpoints: hub id, variant, mixer, size, training length, data and licence.",
     ),
     "download": (
         "caduceus_cli.commands.download",

@@ -76,7 +76,7 @@ def test_doctor_runs_a_forward_pass_on_the_cpu(run_cli):
     assert result.code == 0, result.err
     threads = len(os.sched_getaffinity(0))
     assert f"scan backend        compiled scan (numba, {threads} threads) on the CPU" in result.out
-    assert "forward pass        ok" in result.out
+    assert "forward, Mamba1     ok" in result.out and "forward, Mamba2     ok" in result.out
 
 
 def test_missing_model_is_one_line_on_stderr_with_exit_1(run_cli, tmp_path):

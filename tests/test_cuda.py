@@ -1,4 +1,5 @@
-"""The CUDA path (mamba-ssm's selective scan) against the CPU path; the engine's memory handling on a GPU.
+"""The CUDA path (mamba-ssm's kernels: Mamba-1's selective scan, Mamba-2's SSD and gated norm) against the
+CPU path; the engine's memory handling on a GPU.
 
 Skipped without CUDA. Tolerances are those the GPU README measured for the original implementation on
 an H100 against the float64 conformance outputs: float32 up to 1.6e-5 on logits and 8.5e-7 on hidden
@@ -20,11 +21,14 @@ from conftest import CONFORMANCE, random_config, random_model
 from caduceus_cli import load_model
 from caduceus_cli.engine import Engine, Window, default_batch_size
 from caduceus_cli.errors import OutOfMemoryError
+from caduceus_cli.model import cuda_kernels
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
-from caduceus_cli.model.scan import cuda_kernel_available
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-needs_kernel = pytest.mark.skipif(not cuda_kernel_available(), reason="needs mamba-ssm's CUDA selective scan")
+needs_kernel = pytest.mark.skipif(not cuda_kernels.mamba1_available(), reason="needs mamba-ssm's CUDA selective scan")
+needs_mamba2_kernels = pytest.mark.skipif(
+    not cuda_kernels.mamba2_available(), reason="needs mamba-ssm's Mamba-2 kernels (SSD, gated norm)"
+)
 
 CONFORMANCE_DIR = Path(os.environ.get("CADUCEUS_CONFORMANCE", CONFORMANCE))
 CONFORMANCE_CONFIGS = ["ph_d32_l2", "ph_d40_l2", "ph_d64_l3", "ps_d32_l2", "ps_d64_l4"]
@@ -130,10 +134,47 @@ def test_cuda_float32_model_matches_cpu_float64_model(variant, length):
         assert error <= TOLERANCE["float32"][_kind(array)], f"{variant} L={length} {array}: {error:.2e}"
 
 
+@needs_mamba2_kernels
+@pytest.mark.skipif(not (CONFORMANCE_DIR / "plantcad2_d64_l2").is_dir(), reason="conformance fixtures not present")
+@pytest.mark.parametrize(("dtype", "logits_tol", "hidden_tol"), [("float32", 1e-4, 3e-5), ("bfloat16", 0.35, 0.05)])
+def test_cuda_model_reproduces_the_plantcad2_fixture(dtype, logits_tol, hidden_tol):
+    import json
+
+    folder = CONFORMANCE_DIR / "plantcad2_d64_l2"
+    model = load_model(folder, device="cuda", dtype=dtype)
+    cases = json.loads((folder / "cases.json").read_text())
+    expected = np.load(folder / "expected.npz")
+    for name, text in cases["strings"].items():  # lengths below, at and past the kernel's 256-position chunk
+        ids = torch.from_numpy(model.tokenizer.encode(text))[None].cuda()
+        with torch.inference_mode():
+            out, emb = model(ids), model.embed(ids)
+        for array, value, limit in (
+            ("logits", out.logits, logits_tol), ("hidden", out.hidden, hidden_tol), ("emb", emb, hidden_tol)
+        ):  # fmt: skip
+            error = np.abs(value[0].double().cpu().numpy() - expected[f"{name}__{array}"]).max()
+            assert error <= limit, f"{dtype} {name} {array}: max abs error {error:.2e} > {limit:.0e}"
+
+
+@needs_mamba2_kernels
 @pytest.mark.parametrize("variant", ["ph", "ps"])
-def test_cuda_float64_model_is_exact(variant):
-    model = random_model(random_config(variant, d_model=16, n_layer=2), seed=8)
-    ids = torch.from_numpy(np.random.default_rng(0).integers(7, 12, size=(1, 200)))
+@pytest.mark.parametrize("length", [1, 150, 3000])
+def test_cuda_float32_mamba2_model_matches_cpu_float64_model(variant, length):
+    config = random_config(variant, d_model=64, n_layer=2, mixer="Mamba2", ssm_cfg={"headdim": 32, "ngroups": 2})
+    model = random_model(config, seed=7)
+    ids = torch.from_numpy(np.random.default_rng(length).integers(7, 12, size=(2, length)))
+    want = _outputs(model.double(), ids)
+    got = _outputs(model.float().cuda(), ids.cuda())
+    for array, value in got.items():
+        error = (value.double().cpu() - want[array]).abs().max().item()
+        limit = 1e-4 if array.startswith("logits") else 3e-5
+        assert error <= limit, f"{variant} L={length} {array}: {error:.2e}"
+
+
+@pytest.mark.parametrize("mixer", ["Mamba1", "Mamba2"])
+@pytest.mark.parametrize("variant", ["ph", "ps"])
+def test_cuda_float64_model_is_exact(variant, mixer):
+    model = random_model(random_config(variant, d_model=16, n_layer=2, mixer=mixer), seed=8)
+    ids = torch.from_numpy(np.random.default_rng(0).integers(7, 12, size=(1, 300)))
     want = _outputs(model.double(), ids)
     got = _outputs(model.double().cuda(), ids.cuda())
     for array, value in got.items():

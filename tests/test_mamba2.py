@@ -26,22 +26,23 @@ def _layout(heads=3, headdim=4, groups=1, d_state=5, per_channel_d=False, chunk_
 
 
 def _inputs(layout: Mamba2Config, length: int, batch=2, dt_shift=0.0, dtype=torch.float64, seed=1):
-    """xbc, dt, A, D, dt_bias as the mixer passes them; dt_shift moves delta towards fast (positive) or
-    slow (negative) decay."""
+    """xbc, dt, A, D, dt_bias, z as the mixer passes them (z a view of a wider tensor, as of the in_proj
+    output); dt_shift moves delta towards fast (positive) or slow (negative) decay."""
     g = torch.Generator().manual_seed(seed)
     xbc = torch.randn(batch, length, layout.conv_dim, generator=g, dtype=dtype)
     dt = torch.randn(batch, length, layout.nheads, generator=g, dtype=dtype) + dt_shift
     A = -torch.exp(torch.randn(layout.nheads, generator=g, dtype=dtype))
     D = torch.randn(layout.d_inner if layout.d_has_hdim else layout.nheads, generator=g, dtype=dtype)
     dt_bias = torch.randn(layout.nheads, generator=g, dtype=dtype)
-    return xbc, dt, A, D, dt_bias
+    z = torch.randn(batch, length, layout.d_inner + 3, generator=g, dtype=dtype)[..., : layout.d_inner]
+    return xbc, dt, A, D, dt_bias, z
 
 
-def _recurrence(xbc, dt, A, D, dt_bias, layout: Mamba2Config, reverse=False) -> torch.Tensor:
-    """The SSD one position and one head at a time, in float64: the definition."""
-    xbc, dt, A, D, dt_bias = (t.double() for t in (xbc, dt, A, D, dt_bias))
+def _recurrence(xbc, dt, A, D, dt_bias, z, layout: Mamba2Config, reverse=False) -> torch.Tensor:
+    """The gated SSD one position and one head at a time, in float64: the definition."""
+    xbc, dt, A, D, dt_bias, z = (t.double() for t in (xbc, dt, A, D, dt_bias, z))
     if reverse:
-        xbc, dt = xbc.flip(1), dt.flip(1)
+        xbc, dt, z = xbc.flip(1), dt.flip(1), z.flip(1)
     inner, n, p = layout.d_inner, layout.d_state, layout.headdim
     per_group = layout.nheads // layout.ngroups
     batch, length, _ = xbc.shape
@@ -58,6 +59,7 @@ def _recurrence(xbc, dt, A, D, dt_bias, layout: Mamba2Config, reverse=False) -> 
                 state[h] = torch.exp(delta[h] * A[h]) * state[h] + delta[h] * torch.outer(x, B)
                 skip = D[h * p : (h + 1) * p] if layout.d_has_hdim else D[h]
                 y[b, t, h * p : (h + 1) * p] = state[h] @ C + skip * x
+    y = y * torch.nn.functional.silu(z)
     return y.flip(1) if reverse else y
 
 
@@ -107,13 +109,15 @@ def test_ssd_runs_the_compiled_kernel_for_float32_and_bfloat16_and_the_reference
     kernel = compiled.ssd(*inputs, layout.headdim, layout.d_state, layout.nheads, True)
     assert torch.equal(ssd(*inputs, layout, reverse=True), kernel)
     half = [t.bfloat16() for t in inputs]
-    assert torch.equal(ssd(*half, layout), compiled.ssd(*half, layout.headdim, layout.d_state, layout.nheads, False))
+    assert torch.equal(
+        ssd(*half, layout), compiled.ssd(*half, layout.headdim, layout.d_state, layout.nheads, False)
+    )
     assert ssd(*half, layout).dtype == torch.bfloat16
     inputs64 = [t.double() for t in inputs]
     assert torch.equal(ssd(*inputs64, layout), reference_ssd(*inputs64, layout))
     trained = [t.clone().requires_grad_() for t in inputs]
     y = ssd(*trained, layout)
-    assert y.requires_grad and torch.equal(y.detach(), reference_ssd(*inputs, layout))
+    assert y.requires_grad and torch.equal(y.detach(), reference_ssd(*(t.detach() for t in trained), layout))
 
 
 def test_threads_share_the_heads_without_changing_a_bit():

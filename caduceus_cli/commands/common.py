@@ -294,12 +294,15 @@ def open_model(model: str | None, revision: str | None, device: str, dtype: str)
     source = model if model is not None else str(default_model_path())
     loaded = load_model(source, device=torch_device, dtype=torch_dtype, revision=revision)
     log.info(
-        "model %s (%s, d_model %d, %d layers) on %s in %s",
+        "model %s (%s, %s, d_model %d, %d layers) on %s in %s",
         source,
         loaded.variant.upper(),
+        loaded.config.mixer.kind,
         loaded.config.d_model,
         loaded.config.n_layer,
         torch_device,
         str(torch_dtype).removeprefix("torch."),
     )
+    if loaded.default_window is not None:
+        log.info("training length %s bases, from %s", f"{loaded.default_window:,}", loaded.window_source)
     return loaded

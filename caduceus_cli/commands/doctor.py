@@ -1,4 +1,4 @@
-"""`caduceus doctor`: what this machine can run, proved by a tiny forward pass."""
+"""`caduceus doctor`: what this machine can run, proved by a tiny forward pass of each mixer."""
 
 from __future__ import annotations
 
@@ -66,23 +66,34 @@ def doctor(device: DeviceOpt = "auto", dtype: DtypeOpt = "auto") -> None:
     for name, value in rows:
         typer.echo(f"{name:<20}{value}")
 
+    failed = [mixer for mixer in MIXER_CHECKS if not _forward_pass_ok(mixer, torch_device, torch_dtype)]
+    if failed:
+        raise typer.Exit(1)
+
+
+# a tiny PS model of each mixer: d_model 32, 2 layers (Mamba-2: 4 heads of 16)
+MIXER_CHECKS = {"Mamba1": {}, "Mamba2": {"layer": "Mamba2", "d_state": 16, "headdim": 16}}
+
+
+def _forward_pass_ok(mixer: str, device: torch.device, dtype: torch.dtype) -> bool:
+    """Run a tiny random PS model with this mixer and its reverse complement, and report: a PS model is
+    exactly RC-equivariant, which checks the whole path end to end."""
     torch.manual_seed(0)
     config = CaduceusConfig(
-        d_model=32, n_layer=2, rcps=True, complement_map=dict(enumerate(COMPLEMENT.tolist()))
-    )
-    model = CaduceusForMaskedLM(config).to(torch_device, torch_dtype).eval()
-    ids = torch.from_numpy(CADUCEUS.encode("ACGTTGCAAGGCTTAN" * 64)[None]).to(torch_device)
+        d_model=32, n_layer=2, rcps=True, complement_map=dict(enumerate(COMPLEMENT.tolist())),
+        ssm_cfg=dict(MIXER_CHECKS[mixer]),
+    )  # fmt: skip
+    model = CaduceusForMaskedLM(config).to(device, dtype).eval()
+    ids = torch.from_numpy(CADUCEUS.encode("ACGTTGCAAGGCTTAN" * 64)[None]).to(device)
     started = time.perf_counter()
     with torch.inference_mode():
         logits = model(ids).logits
-        logits_rc = model(torch.from_numpy(CADUCEUS.reverse_complement(ids.cpu().numpy())).to(torch_device)).logits
+        logits_rc = model(torch.from_numpy(CADUCEUS.reverse_complement(ids.cpu().numpy())).to(device)).logits
     elapsed = time.perf_counter() - started
-    # a PS model is exactly RC-equivariant, which checks the whole path end to end
     error = (logits_rc.flip(1)[..., model.complement] - logits).abs().max().item()
-    ok = bool(np.isfinite(error)) and error < EQUIVARIANCE_TOLERANCE[torch_dtype]
+    ok = bool(np.isfinite(error)) and error < EQUIVARIANCE_TOLERANCE[dtype]
     typer.echo(
-        f"{'forward pass':<20}{'ok' if ok else 'FAILED'}: 2 x {ids.shape[1]} bases in {elapsed * 1000:.0f} ms, "
-        f"RC-equivariance error {error:.1e}"
+        f"{'forward, ' + mixer:<20}{'ok' if ok else 'FAILED'}: 2 x {ids.shape[1]} bases in "
+        f"{elapsed * 1000:.0f} ms, RC-equivariance error {error:.1e}"
     )
-    if not ok:
-        raise typer.Exit(1)
+    return ok

@@ -6,21 +6,23 @@ import typer
 
 from caduceus_cli.model.zoo import PUBLISHED
 
-COLUMNS = ("hub id", "variant", "d_model", "layers", "parameters", "window", "cached", "data", "licence")
+COLUMNS = ("hub id", "variant", "mixer", "d_model", "layers", "parameters", "window", "cached", "data", "licence")
+UNKNOWN = "?"  # not published where we could read it: `caduceus info` reads it from the checkpoint
 
 
 def models() -> None:
-    """List the published checkpoints: hub id, variant, size, training length, data and licence."""
+    """List the published checkpoints: hub id, variant, mixer, size, training length, data and licence."""
     from huggingface_hub import try_to_load_from_cache
 
     rows = [COLUMNS] + [
         (
             m.hub_id,
-            m.variant.upper(),
-            str(m.d_model),
-            str(m.n_layer),
-            f"{m.parameters / 1e6:.1f}M",
-            f"{m.training_length:,}",
+            _or_unknown(m.variant, str.upper),
+            m.mixer,
+            _or_unknown(m.d_model, str),
+            _or_unknown(m.n_layer, str),
+            _or_unknown(m.parameters, lambda n: f"{n / 1e6:.1f}M"),
+            _or_unknown(m.training_length, lambda n: f"{n:,}"),
             "yes" if isinstance(try_to_load_from_cache(m.hub_id, "config.json"), str) else "no",
             m.data,
             m.licence,
@@ -30,3 +32,7 @@ def models() -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
     for row in rows:
         typer.echo("  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+
+
+def _or_unknown(value: int | str | None, show) -> str:
+    return UNKNOWN if value is None else show(value)

@@ -70,8 +70,10 @@ def _compile_inference_kernels(module: ModuleType) -> None:
     module.scan_block(seq, seq, seq, states, states, channels, params, params, out, starts, 0, 0, 2, False, 1)
     module.conv_silu_block(np.zeros((1, 2, 4), np.float32), np.zeros((4, 2), np.float32), params, out, 0, 0, 2, False, 0)
     heads = np.zeros(1, np.float32)  # one head of 2 channels, d_state 1: xbc holds x (2), B (1), C (1)
-    module.ssd_head(np.zeros((1, 2, 4), np.float32), np.zeros((1, 2, 1), np.float32), heads, params, heads, out,
-                    0, 0, 2, 1, 1, False)  # fmt: skip
+    xbc, wide = np.zeros((1, 2, 4), np.float32), np.zeros((1, 2, 5), np.float32)  # z: a view, as in the model
+    module.ssd_head(xbc, states, wide[:, :, :2], heads, params, heads, out, 0, 0, 2, 1, 1, False)
+    rows = np.zeros((2, 4), np.float32)
+    module.group_rms_norm_rows(rows, np.ones(4, np.float32), rows, 0, 2, 2, np.float32(1e-5))
 
 
 def serves(x: torch.Tensor) -> bool:
@@ -87,11 +89,11 @@ def describe() -> str:
 
 
 # --- work items and threads ----------------------------------------------------------------------
-def _blocks(batch: int, inner: int) -> list[tuple[int, int, int]]:
-    """(sequence, first channel, end channel) work items: blocks of _BLOCK channels, narrower while
+def _blocks(batch: int, inner: int, block: int = _BLOCK) -> list[tuple[int, int, int]]:
+    """(sequence, first channel, end channel) work items: blocks of `block` channels, narrower while
     there would be fewer items than threads."""
     threads = torch.get_num_threads()
-    width = min(_BLOCK, inner)
+    width = min(block, inner)
     while width > 16 and batch * -(-inner // width) < threads:
         width //= 2
     return [(b, e0, min(inner, e0 + width)) for b in range(batch) for e0 in range(0, inner, width)]
@@ -135,7 +137,9 @@ class _CompiledConvSilu(torch.autograd.Function):
         out = xz.new_empty(xz.shape[0], xz.shape[1], channels, dtype=compute)
         arrays = [t.numpy() for t in (*inputs, out)]
         kernel = kernels().conv_silu_block
-        _run_parallel(lambda _, item: kernel(*arrays, *item, reverse, first), _blocks(xz.shape[0], channels))
+        # all channels of a position at once: the conv keeps no state, and per-call costs dominate narrow blocks
+        items = _blocks(xz.shape[0], channels, block=channels)
+        _run_parallel(lambda _, item: kernel(*arrays, *item, reverse, first), items)
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(*inputs)
             ctx.reverse, ctx.first = reverse, first
@@ -145,7 +149,7 @@ class _CompiledConvSilu(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         xz, weight_t, bias = ctx.saved_tensors
-        items = _blocks(xz.shape[0], weight_t.shape[1])
+        items = _blocks(xz.shape[0], weight_t.shape[1], block=weight_t.shape[1])
         dxz = torch.zeros_like(xz)  # the channels outside the conv get no gradient from it
         dweight = [xz.new_zeros(weight_t.shape[0], e1 - e0) for _, e0, e1 in items]
         dbias = [xz.new_zeros(e1 - e0) for _, e0, e1 in items]
@@ -232,20 +236,38 @@ def _join_channels(parts: list[torch.Tensor], items, inner: int) -> torch.Tensor
     return total
 
 
-# --- the SSD of Mamba-2 (inference only) ----------------------------------------------------------
+# --- the SSD of Mamba-2 and its norm (inference only) -------------------------------------------
 def ssd(xbc: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, D: torch.Tensor, dt_bias: torch.Tensor,
-        headdim: int, d_state: int, heads_per_group: int, reverse: bool) -> torch.Tensor:  # fmt: skip
-    """ssd.ssd through the compiled kernel: xbc (B, L, d_inner + 2 G N) conv output read in place, dt
-    (B, L, heads) -> y (B, L, d_inner) in xbc's dtype. A, dt_bias: (heads,); D: (heads,) or (d_inner,).
-    Computes in float32 (float64 for float64 inputs); no autograd (training runs the reference)."""
+        z: torch.Tensor, headdim: int, d_state: int, heads_per_group: int, reverse: bool) -> torch.Tensor:  # fmt: skip
+    """ssd.ssd through the compiled kernel: xbc (B, L, d_inner + 2 G N) conv output, dt (B, L, heads) and
+    z (B, L, d_inner) (a view of the in_proj output: read in place) -> (B, L, d_inner) in xbc's dtype.
+    A, dt_bias: (heads,); D: (heads,) or (d_inner,). Computes in float32 (float64 for float64 inputs);
+    no autograd (training runs the reference)."""
     compute = torch.promote_types(xbc.dtype, torch.float32)
     heads = A.shape[0]
     inner = heads * headdim
     per_channel = D if D.shape[0] == inner else D.repeat_interleave(headdim)
-    inputs = [t.detach().to(compute).contiguous() for t in (xbc, dt, A, per_channel, dt_bias)]
+    inputs = [t.detach().to(compute).contiguous() for t in (xbc, dt)] + [z.detach().to(compute)]
+    inputs += [t.detach().to(compute).contiguous() for t in (A, per_channel, dt_bias)]
     out = xbc.new_empty(xbc.shape[0], xbc.shape[1], inner, dtype=compute)
     arrays = [t.numpy() for t in (*inputs, out)]
     kernel = kernels().ssd_head
     items = [(b, h) for b in range(xbc.shape[0]) for h in range(heads)]
     _run_parallel(lambda _, item: kernel(*arrays, *item, headdim, d_state, heads_per_group, reverse), items)
     return out.to(xbc.dtype)
+
+
+def group_rms_norm(v: torch.Tensor, weight: torch.Tensor, group_size: int, eps: float) -> torch.Tensor:
+    """mamba2.GroupRMSNorm through the compiled kernel: (B, L, E) -> (B, L, E) in v's dtype; blocks of
+    positions on the threads. No autograd."""
+    compute = torch.promote_types(v.dtype, torch.float32)
+    rows = v.shape[0] * v.shape[1]
+    values = v.detach().to(compute).reshape(rows, -1).contiguous()
+    out = torch.empty_like(values)
+    arrays = [t.numpy() for t in (values, weight.detach().to(compute).contiguous(), out)]
+    kernel = kernels().group_rms_norm_rows
+    threads = torch.get_num_threads()
+    items = [(rows * i // threads, rows * (i + 1) // threads) for i in range(threads)]
+    eps = arrays[0].dtype.type(eps)  # typed, so float32 math stays float32
+    _run_parallel(lambda _, item: kernel(*arrays, *item, group_size, eps), items)
+    return out.reshape(v.shape).to(v.dtype)

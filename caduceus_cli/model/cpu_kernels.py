@@ -271,17 +271,18 @@ def _shift(k, size, reverse):
 
 
 @njit(**_JIT)
-def _conv(x, weight, bias, pre, e0, e1, reverse):
-    """pre[t] = bias + sum_k w[k] x[t + shift_k] for one sequence's channels e0:e1, tap by tap over
-    the whole block (zeros past the ends). x: (L, >= e1) rows of xz; weight: (K, W); pre: (L, W)."""
+def _conv_row(x, weight, bias, pre_t, t, e0, e1, reverse):
+    """pre_t = bias + sum_k w[k] x[t + shift_k] for one position t of one sequence, channels e0:e1 (zeros
+    past the ends). x: (L, >= e1) rows of the in_proj output; weight: (K, W); pre_t: (W,). Row by row,
+    so the K rows read and the row written stay in L1."""
     length, size = x.shape[0], weight.shape[0]
-    for t in range(length):
-        pre[t] = bias
+    for j in range(pre_t.shape[0]):
+        pre_t[j] = bias[j]
     for k in range(size):
-        shift, w_k = _shift(k, size, reverse), weight[k]
-        for t in range(max(0, -shift), min(length, length - shift)):
-            pre_t, x_s = pre[t], x[t + shift, e0:e1]
-            for j in range(pre.shape[1]):
+        source = t + _shift(k, size, reverse)
+        if 0 <= source < length:
+            x_s, w_k = x[source, e0:e1], weight[k]
+            for j in range(pre_t.shape[0]):
                 pre_t[j] += x_s[j] * w_k[j]
 
 
@@ -292,13 +293,13 @@ def conv_silu_block(xz, weight_t, conv_bias, out, b, e0, e1, reverse, first):
     out[t] = bias + sum_k w[k] x[t - (K-1) + k], zeros before the start; `reverse`: x[t + (K-1) - k],
     zeros after the end."""
     one = xz.dtype.type(1)
-    pre = np.empty((xz.shape[1], e1 - e0), xz.dtype)
+    pre = np.empty(e1 - e0, xz.dtype)
     weight, bias = np.ascontiguousarray(weight_t[:, e0:e1]), np.ascontiguousarray(conv_bias[e0:e1])
-    _conv(xz[b], weight, bias, pre, first + e0, first + e1, reverse)
-    for t in range(pre.shape[0]):
-        pre_t, out_t = pre[t], out[b, t, e0:e1]
-        for j in range(pre.shape[1]):
-            out_t[j] = pre_t[j] / (one + fast_exp(-pre_t[j]))
+    for t in range(xz.shape[1]):
+        _conv_row(xz[b], weight, bias, pre, t, first + e0, first + e1, reverse)
+        out_t = out[b, t, e0:e1]
+        for j in range(pre.shape[0]):
+            out_t[j] = pre[j] / (one + fast_exp(-pre[j]))
 
 
 @njit(nogil=True, **_JIT)
@@ -310,7 +311,9 @@ def conv_silu_block_backward(xz, weight_t, conv_bias, grad_out, dxz, dweight, db
     one = xz.dtype.type(1)
     weight = np.ascontiguousarray(weight_t[:, e0:e1])
     g = np.empty((length, width), xz.dtype)  # the gradient before the SiLU, from its pre-activation
-    _conv(xz[b], weight, np.ascontiguousarray(conv_bias[e0:e1]), g, x0, x1, reverse)
+    bias = np.ascontiguousarray(conv_bias[e0:e1])
+    for t in range(length):
+        _conv_row(xz[b], weight, bias, g[t], t, x0, x1, reverse)
     for t in range(length):
         g_t, grad_t = g[t], grad_out[b, t, e0:e1]
         for j in range(width):  # silu'(a) = sig(a) (1 + a (1 - sig(a)))
@@ -328,22 +331,24 @@ def conv_silu_block_backward(xz, weight_t, conv_bias, grad_out, dxz, dweight, db
 
 
 @njit(nogil=True, **_JIT)
-def ssd_head(xbc, dt, A, D, dt_bias, out, b, h, headdim, d_state, heads_per_group, reverse):
-    """The SSD (Mamba-2's scan) of sequence b, head h, into out[b, :, h P:(h + 1) P], P = headdim.
+def ssd_head(xbc, dt, z, A, D, dt_bias, out, b, h, headdim, d_state, heads_per_group, reverse):
+    """The gated SSD (Mamba-2's scan) of sequence b, head h, into out[b, :, h P:(h + 1) P], P = headdim.
 
     xbc: (batch, L, d_inner + 2 G N), the conv's output [x (heads x P) | B (G x N) | C (G x N)], read in
-    place; dt: (batch, L, heads) before its bias; A, dt_bias: (heads,); D: (d_inner,) (per channel);
-    out: (batch, L, d_inner). Position by position (backwards for `reverse`), with a scalar decay:
+    place; dt: (batch, L, heads) before its bias; z: (batch, L, d_inner), a view of the in_proj output;
+    A, dt_bias: (heads,); D: (d_inner,) (per channel); out: (batch, L, d_inner). Position by position
+    (backwards for `reverse`), with a scalar decay:
 
         delta = softplus(dt + dt_bias);  a = exp(delta A)
-        s[n]  = a * s[n] + delta * x * B[n]          (N, P) state, kept in L1
-        y     = sum_n s[n] * C[n] + D * x            (P,)
+        s[n]  = a * s[n] + delta * x * B[n]                  (N, P) state, kept in L1
+        y     = (sum_n s[n] * C[n] + D * x) * silu(z)        (P,)
 
     The inner loops run over the head's P channels, contiguous in xbc and out."""
     length, inner = xbc.shape[1], out.shape[2]
     groups = (xbc.shape[2] - inner) // (2 * d_state)
     g = h // heads_per_group
     x0, b0, c0 = h * headdim, inner + g * d_state, inner + (groups + g) * d_state
+    one = xbc.dtype.type(1)
     a_h, bias = A[h], dt_bias[h]
     skip = np.ascontiguousarray(D[x0 : x0 + headdim])
     state = np.zeros((d_state, headdim), xbc.dtype)
@@ -358,10 +363,30 @@ def ssd_head(xbc, dt, A, D, dt_bias, out, b, h, headdim, d_state, heads_per_grou
         for p in range(headdim):
             delta_x[p] = delta * x_t[p]
             y[p] = skip[p] * x_t[p]
-        for n in range(d_state):
-            b_n, c_n, s_n = row[b0 + n], row[c0 + n], state[n]
+        for n in range(d_state):  # state[n, p], not a view per n: a view costs more than its 64 updates
+            b_n, c_n = row[b0 + n], row[c0 + n]
             for p in range(headdim):
-                s = decay * s_n[p] + delta_x[p] * b_n
-                s_n[p] = s
+                s = decay * state[n, p] + delta_x[p] * b_n
+                state[n, p] = s
                 y[p] += s * c_n
-        out[b, t, x0 : x0 + headdim] = y
+        z_t, out_t = z[b, t, x0 : x0 + headdim], out[b, t, x0 : x0 + headdim]
+        for p in range(headdim):
+            gate = z_t[p]
+            out_t[p] = y[p] * gate / (one + fast_exp(-gate))
+
+
+@njit(nogil=True, **_JIT)
+def group_rms_norm_rows(v, weight, out, r0, r1, group_size, eps):
+    """Mamba-2's norm for rows r0:r1 of (rows, E) arrays: each group of `group_size` channels divided by
+    its root mean square (+ eps), times weight. One pass per row, whose E values stay in L1."""
+    width = v.shape[1]
+    one, size = v.dtype.type(1), v.dtype.type(group_size)
+    for r in range(r0, r1):
+        v_r, out_r = v[r], out[r]
+        for g0 in range(0, width, group_size):
+            squares = v.dtype.type(0)
+            for j in range(g0, g0 + group_size):
+                squares += v_r[j] * v_r[j]
+            scale = one / np.sqrt(squares / size + eps)
+            for j in range(g0, g0 + group_size):
+                out_r[j] = v_r[j] * scale * weight[j]

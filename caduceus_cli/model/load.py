@@ -25,8 +25,8 @@ from caduceus_cli.device import DTYPES
 from caduceus_cli.errors import CheckpointError
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 from caduceus_cli.model.config import SUPPORTED, CaduceusConfig
-from caduceus_cli.model.zoo import published
-from caduceus_cli.tokens import TOKENIZER_FILES, read_tokenizer
+from caduceus_cli.model.zoo import published, published_with_sizes
+from caduceus_cli.tokens import TOKENIZER_FILES, Tokenizer, read_tokenizer
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DEFAULT_MODEL = "caduceus-ph-tair10"
@@ -70,7 +70,7 @@ def load_model(
         "revision": resolved_revision or NO_REVISION,
         "sha256": file_sha256(weights_path),
     }
-    model.default_window, model.window_source = training_length(folder, str(source))
+    model.default_window, model.window_source = training_length(folder, str(source), config, tokenizer)
     model.stored_dtype = ", ".join(stored)
     return model
 
@@ -326,10 +326,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def training_length(folder: Path, source: str) -> tuple[int | None, str | None]:
-    """The sequence length the model was trained at, and where that came from: `model_max_length` in
-    tokenizer_config.json when it is a real length (PlantCaduceus stores a 1e30 placeholder), else
-    the published checkpoint the source names (`zoo.published`), else the hub name (`seqlen-131k`)."""
+# Families a checkpoint folder's own files identify when nothing records its length: GPN's character tokenizer
+# (tokenizer.json) with Mamba-1 mixers is PlantCaduceus, with Mamba-2 mixers PlantCAD2.
+_GPN_FAMILIES = {"Mamba1": ("PlantCaduceus", 512), "Mamba2": ("PlantCAD2", 8192)}
+
+
+def training_length(
+    folder: Path, source: str, config: CaduceusConfig | None = None, tokenizer: Tokenizer | None = None
+) -> tuple[int | None, str | None]:
+    """The sequence length the model was trained at, and where that came from, first found of:
+    `model_max_length` in tokenizer_config.json when it is a real length (PlantCaduceus stores a 1e30
+    placeholder); the published checkpoint the source names (`zoo.published`); the hub name
+    (`seqlen-131k`); and, for a local copy named otherwise, from its config and tokenizer: the published
+    checkpoint of the same sizes, else the family its tokenizer and mixer make (`_GPN_FAMILIES`)."""
     tokenizer_config = folder / "tokenizer_config.json"
     if tokenizer_config.is_file():
         try:
@@ -339,7 +348,7 @@ def training_length(folder: Path, source: str) -> tuple[int | None, str | None]:
         if isinstance(length, int) and 0 < length < 10**9:
             return length, "tokenizer_config.json model_max_length"
     known = published(source)
-    if known is not None:
+    if known is not None and known.training_length is not None:
         return known.training_length, f"published checkpoint {known.hub_id}"
     match = _SEQLEN_IN_NAME.search(source)
     if match and match.group(2):
@@ -347,4 +356,16 @@ def training_length(folder: Path, source: str) -> tuple[int | None, str | None]:
         return 2 ** round(math.log2(int(match.group(1)) * 1000)), f"the name's {match.group(0)}"
     if match:
         return int(match.group(1)), f"the name's {match.group(0)}"
+    if config is None:
+        return None, None
+    variant, mixer = "ps" if config.rcps else "ph", config.mixer.kind
+    same_sizes = published_with_sizes(variant, mixer, config.d_model, config.n_layer)
+    if same_sizes is not None:
+        return same_sizes.training_length, (
+            f"the sizes of published checkpoint {same_sizes.hub_id} ({variant.upper()}, {mixer}, d_model "
+            f"{config.d_model}, {config.n_layer} layers)"
+        )
+    if tokenizer is not None and tokenizer.source == "tokenizer.json":
+        family, length = _GPN_FAMILIES[mixer]
+        return length, f"the {family} family: GPN's tokenizer.json with {mixer} mixers"
     return None, None

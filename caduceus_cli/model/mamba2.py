@@ -2,8 +2,8 @@
 
     h (B, L, d) -> in_proj -> [z (E) | x, B, C (E + 2 G N) | dt (heads)]
       x, B, C -> causal depthwise conv -> SiLU
-      y = ssd(x, dt, A, B, C, D)                 (ssd.py; A = -exp(A_log): one scalar per head)
-      y = rmsnorm(y * silu(z)) * weight          the gate BEFORE the norm; RMS over each group's E / G
+      y = ssd(x, dt, A, B, C, D) * silu(z)       (ssd.py; A = -exp(A_log): one scalar per head)
+      y = rmsnorm(y) * weight                    the gate BEFORE the norm; RMS over each group's E / G
                                                  channels, eps fixed at 1e-5
     -> out_proj -> (B, L, d)
 
@@ -13,34 +13,36 @@ E = d_inner = heads x headdim; G groups share B and C (N = d_state each).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from caduceus_cli.model import cuda_kernels
+from caduceus_cli.model import compiled, cuda_kernels
 from caduceus_cli.model.config import CaduceusConfig, Mamba2Config
 from caduceus_cli.model.conv import conv_silu
 from caduceus_cli.model.ssd import ssd
 
 
-class GatedRMSNorm(nn.Module):
-    """mamba-ssm's gated RMSNorm with norm_before_gate=False: rms(y * silu(z)) * weight, the RMS over
-    groups of `group_size` channels. Computes in at least float32; returns y's dtype."""
+class GroupRMSNorm(nn.Module):
+    """The norm of mamba-ssm's gated RMSNorm, after its gate (which ssd applies): x / rms(x) * weight, the
+    RMS over groups of `group_size` channels. Computes in at least float32; returns x's dtype. On the CPU
+    in float32 / bfloat16 (no gradient wanted) one compiled pass (compiled.py), else the PyTorch below."""
 
     def __init__(self, d: int, group_size: int, eps: float):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(d))
         self.group_size, self.eps = group_size, eps
 
-    def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """y, z: (B, L, E) -> (B, L, E)."""
-        if cuda_kernels.serves(y, cuda_kernels.rmsnorm_fn):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, E) -> (B, L, E)."""
+        if cuda_kernels.serves(x, cuda_kernels.rmsnorm_fn):
             return cuda_kernels.rmsnorm_fn(
-                y, self.weight, None, z=z, eps=self.eps, group_size=self.group_size, norm_before_gate=False
+                x, self.weight, None, eps=self.eps, group_size=self.group_size, norm_before_gate=False
             )
-        compute = torch.promote_types(y.dtype, torch.float32)
-        gated = (y.to(compute) * F.silu(z.to(compute))).unflatten(-1, (-1, self.group_size))  # (B, L, G, E / G)
-        normed = gated * torch.rsqrt(gated.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (normed.flatten(-2) * self.weight.to(compute)).to(y.dtype)
+        if compiled.serves(x) and not (torch.is_grad_enabled() and self.weight.requires_grad):
+            return compiled.group_rms_norm(x, self.weight, self.group_size, self.eps)
+        compute = torch.promote_types(x.dtype, torch.float32)
+        groups = x.to(compute).unflatten(-1, (-1, self.group_size))  # (B, L, G, E / G)
+        normed = groups * torch.rsqrt(groups.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (normed.flatten(-2) * self.weight.to(compute)).to(x.dtype)
 
 
 class Mamba2(nn.Module):
@@ -65,7 +67,7 @@ class Mamba2(nn.Module):
         self.dt_bias = nn.Parameter(torch.zeros(heads))
         self.A_log = nn.Parameter(torch.zeros(heads))
         self.D = nn.Parameter(torch.ones(inner if mixer.d_has_hdim else heads))
-        self.norm = GatedRMSNorm(inner, inner // mixer.ngroups, Mamba2Config.NORM_EPS)
+        self.norm = GroupRMSNorm(inner, inner // mixer.ngroups, Mamba2Config.NORM_EPS)
         if with_projections:
             self.out_proj = nn.Linear(inner, d, bias=mixer.bias)
         self.config = mixer
@@ -83,5 +85,4 @@ class Mamba2(nn.Module):
         xbc = conv_silu(zxbcdt, self.conv1d, inner, reverse)  # (B, L, E + 2 G N)
         compute = torch.promote_types(xbc.dtype, torch.float32)
         A = -torch.exp(self.A_log.to(compute))  # (heads,)
-        y = ssd(xbc, dt, A, self.D.to(compute), self.dt_bias, self.config, reverse)
-        return self.norm(y, z)
+        return self.norm(ssd(xbc, dt, A, self.D.to(compute), self.dt_bias, z, self.config, reverse))

@@ -1,10 +1,13 @@
-"""The SSD of Mamba-2 (state space duality), the recurrence of its mixer.
+"""The SSD of Mamba-2 (state space duality), the recurrence of its mixer, with its gate.
 
 For head h of P channels in group g (B and C are shared by the heads of a group), per sequence:
 
     delta_t = softplus(dt_t + dt_bias_h),   a_t = delta_t * A_h  (A_h = -exp(A_log_h): one scalar per head)
     s_t = exp(a_t) s_{t-1} + delta_t x_t B_t^T          s: (P, N)
-    y_t = s_t C_t + D_h x_t
+    y_t = (s_t C_t + D_h x_t) * silu(z_t)
+
+(mamba-ssm's Mamba2 gates in its norm, rms(y * silu(z)): the same numbers, with the gate applied where
+the kernels read z anyway.)
 
 `ssd` is the one entry point. By device and dtype it runs:
 
@@ -40,26 +43,28 @@ def ssd(
     A: torch.Tensor,
     D: torch.Tensor,
     dt_bias: torch.Tensor,
+    z: torch.Tensor,
     mixer: Mamba2Config,
     reverse: bool = False,
 ) -> torch.Tensor:
-    """xbc: (B, L, d_inner + 2 G N) the conv's output [x | B | C]; dt: (B, L, heads) before its bias; A,
-    dt_bias: (heads,) (A already -exp(A_log)); D: (heads,) or (d_inner,). Returns y: (B, L, d_inner) in
-    xbc's dtype. The dt bias and softplus are applied in at least float32."""
+    """The gated SSD. xbc: (B, L, d_inner + 2 G N) the conv's output [x | B | C]; dt: (B, L, heads) before
+    its bias; z: (B, L, d_inner) (views of the in_proj output); A, dt_bias: (heads,) (A already
+    -exp(A_log)); D: (heads,) or (d_inner,). Returns (B, L, d_inner) in xbc's dtype. The dt bias, softplus
+    and gate are applied in at least float32."""
     if cuda_kernels.serves(xbc, cuda_kernels.mamba_chunk_scan_combined):
-        return _flipped(_kernel_ssd, reverse, xbc, dt, A, D, dt_bias, mixer)
-    wants_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (xbc, dt, A, D, dt_bias))
+        return _flipped(_kernel_ssd, reverse, xbc, dt, A, D, dt_bias, z, mixer)
+    wants_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (xbc, dt, A, D, dt_bias, z))
     if compiled.serves(xbc) and not wants_grad:
         heads_per_group = mixer.nheads // mixer.ngroups
-        return compiled.ssd(xbc, dt, A, D, dt_bias, mixer.headdim, mixer.d_state, heads_per_group, reverse)
-    return _flipped(reference_ssd, reverse, xbc, dt, A, D, dt_bias, mixer)
+        return compiled.ssd(xbc, dt, A, D, dt_bias, z, mixer.headdim, mixer.d_state, heads_per_group, reverse)
+    return _flipped(reference_ssd, reverse, xbc, dt, A, D, dt_bias, z, mixer)
 
 
-def _flipped(run, reverse, xbc, dt, A, D, dt_bias, mixer):
+def _flipped(run, reverse, xbc, dt, A, D, dt_bias, z, mixer):
     """A forward-only SSD, run in reverse by flipping its sequence inputs and its output."""
     if not reverse:
-        return run(xbc, dt, A, D, dt_bias, mixer)
-    return run(xbc.flip(1), dt.flip(1), A, D, dt_bias, mixer).flip(1)
+        return run(xbc, dt, A, D, dt_bias, z, mixer)
+    return run(xbc.flip(1), dt.flip(1), A, D, dt_bias, z.flip(1), mixer).flip(1)
 
 
 def _split(xbc: torch.Tensor, mixer: Mamba2Config):
@@ -73,9 +78,9 @@ def _split(xbc: torch.Tensor, mixer: Mamba2Config):
     )
 
 
-def _kernel_ssd(xbc, dt, A, D, dt_bias, mixer):
-    """mamba-ssm's chunked SSD: x, B and C as strided views of xbc in one dtype, A, D and the dt bias in
-    float32, the softplus inside; no gate (Mamba-2 gates in its norm)."""
+def _kernel_ssd(xbc, dt, A, D, dt_bias, z, mixer):
+    """mamba-ssm's chunked SSD: x, B, C and z as strided views in one dtype, A, D and the dt bias in
+    float32, the softplus and the gate inside."""
     x, B, C = _split(xbc, mixer)
     y = cuda_kernels.mamba_chunk_scan_combined(
         x,
@@ -85,13 +90,14 @@ def _kernel_ssd(xbc, dt, A, D, dt_bias, mixer):
         C,
         chunk_size=mixer.chunk_size,
         D=D.float().unflatten(0, (mixer.nheads, mixer.headdim)) if D.shape[0] != mixer.nheads else D.float(),
+        z=z.unflatten(-1, (mixer.nheads, mixer.headdim)),
         dt_bias=dt_bias.float(),
         dt_softplus=True,
     )
     return y.flatten(-2)
 
 
-def reference_ssd(xbc, dt, A, D, dt_bias, mixer, chunk: int | None = None):
+def reference_ssd(xbc, dt, A, D, dt_bias, z, mixer, chunk: int | None = None):
     """The exact PyTorch path, forward direction, in chunks of `chunk` positions (default: the mixer's,
     256): (B, L, d_inner) in xbc's dtype, computed in at least float32."""
     chunk = chunk or mixer.chunk_size
@@ -109,7 +115,7 @@ def reference_ssd(xbc, dt, A, D, dt_bias, mixer, chunk: int | None = None):
         ys.append(y)
     y = torch.cat(ys, dim=1) if ys else x.new_zeros(x.shape)
     skip = D.to(compute).reshape(-1, mixer.headdim if D.shape[0] != mixer.nheads else 1)  # (heads, P or 1)
-    return (y + x * skip).flatten(-2).to(xbc.dtype)
+    return ((y + x * skip).flatten(-2) * F.silu(z.to(compute))).to(xbc.dtype)
 
 
 def _ssd_chunk(x, B, C, delta, log_decay, state):

@@ -1,8 +1,11 @@
-"""Checkpoints in PlantCaduceus' published layout: GPN's tokenizer, an 8-id vocabulary, pytorch_model.bin.
+"""Checkpoints in PlantCaduceus' and PlantCAD2's published layouts: GPN's tokenizer, an 8-id vocabulary;
+PlantCaduceus with Mamba-1 mixers and pytorch_model.bin, PlantCAD2 with Mamba-2 mixers and
+model.safetensors.
 
 Every command and the Python API run them, matching the original code (../shared/conformance/
-plantcad_d48_l2, when present) and PlantCaduceus' own zero-shot and embedding recipes; on a fresh
-clone the same paths run on a tiny checkpoint in that layout (`make_plantcad_checkpoint`).
+plantcad_d48_l2 and plantcad2_d64_l2, when present) and the projects' own zero-shot and embedding
+recipes; on a fresh clone the same paths run on tiny checkpoints in those layouts
+(`make_plantcad_checkpoint`, `make_plantcad2_checkpoint`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ from caduceus_cli.tokens import CADUCEUS, read_tokenizer
 
 PLANTCAD = CONFORMANCE / "plantcad_d48_l2"
 needs_fixture = pytest.mark.skipif(not PLANTCAD.is_dir(), reason="../shared/conformance not present")
+# the published-layout fixtures, their tiny fresh-clone twins (conftest fixtures) and float32 tolerances
+LAYOUTS = {
+    "plantcaduceus": (PLANTCAD, "plantcad_checkpoint", {"logits": 1e-4, "hidden": 1e-5}),
+    "plantcad2": (CONFORMANCE / "plantcad2_d64_l2", "plantcad2_checkpoint", {"logits": 1e-4, "hidden": 3e-5}),
+}
 
 
 def write_fasta(path: Path, contigs: dict[str, str]) -> Path:
@@ -70,9 +78,11 @@ def test_gpn_tokenizer_gives_the_ids_of_the_tokenizers_library(tmp_path, source)
 
 
 @needs_fixture
-def test_published_layout_tokenizes_the_fixture_strings_as_recorded():
-    cases = json.loads((PLANTCAD / "cases.json").read_text())
-    tokenizer = load_model(PLANTCAD).tokenizer
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_published_layout_tokenizes_the_fixture_strings_as_recorded(layout):
+    folder = LAYOUTS[layout][0]
+    cases = json.loads((folder / "cases.json").read_text())
+    tokenizer = load_model(folder).tokenizer
     for name, text in cases["strings"].items():
         assert tokenizer.encode(text).tolist() == cases["ids"][name], name
 
@@ -156,26 +166,33 @@ def test_a_misfit_tokenizer_is_one_error_line_from_every_command(run_cli, tmp_pa
 
 
 @needs_fixture
-@pytest.mark.parametrize(("dtype", "logits_tol", "hidden_tol"), [("float64", 1e-9, 1e-9), ("float32", 1e-4, 1e-5)])
-def test_published_layout_reproduces_the_original_codes_outputs(dtype, logits_tol, hidden_tol):
-    model = load_model(PLANTCAD, dtype=dtype)
-    cases = json.loads((PLANTCAD / "cases.json").read_text())
-    expected = np.load(PLANTCAD / "expected.npz")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_published_layout_reproduces_the_original_codes_outputs(layout, dtype):
+    """Every string of the fixture: for PlantCAD2 lengths below, at and past the SSD's 256-position chunk."""
+    folder, _, float32_tol = LAYOUTS[layout]
+    tol = {"logits": 1e-9, "hidden": 1e-9} if dtype == "float64" else float32_tol
+    model = load_model(folder, dtype=dtype)
+    cases = json.loads((folder / "cases.json").read_text())
+    expected = np.load(folder / "expected.npz")
     for name, text in cases["strings"].items():
         ids = torch.from_numpy(model.tokenizer.encode(text))[None]
         with torch.inference_mode():
             out = model(ids)
-            emb = model.embed(ids)  # PS, rc auto: PlantCaduceus' embedding recipe
-        assert np.abs(out.logits[0].double().numpy() - expected[f"{name}__logits"]).max() <= logits_tol
-        assert np.abs(out.hidden[0].double().numpy() - expected[f"{name}__hidden"]).max() <= hidden_tol
-        assert np.abs(emb[0].double().numpy() - expected[f"{name}__emb"]).max() <= hidden_tol
+            emb = model.embed(ids)  # PS, rc auto: the projects' embedding recipe
+        assert np.abs(out.logits[0].double().numpy() - expected[f"{name}__logits"]).max() <= tol["logits"]
+        assert np.abs(out.hidden[0].double().numpy() - expected[f"{name}__hidden"]).max() <= tol["hidden"]
+        assert np.abs(emb[0].double().numpy() - expected[f"{name}__emb"]).max() <= tol["hidden"]
 
 
 @needs_fixture
 @pytest.mark.parametrize(("dtype", "tol"), [("float64", 1e-9), ("float32", 1e-4)])
-def test_score_variants_reproduces_plantcaduceus_zero_shot_scores(run_cli, tmp_path, dtype, tol):
-    """PlantCaduceus' recipe: a 512-base window with [MASK] at index 255, log P(alt)/P(ref) over a, c, g, t."""
-    cases = json.loads((PLANTCAD / "cases.json").read_text())
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_score_variants_reproduces_the_zero_shot_scores_of_the_original_recipe(run_cli, tmp_path, layout, dtype, tol):
+    """The projects' recipe at the fixture's window: a 512-base window with [MASK] at index 255 (window / 2 - 1;
+    PlantCAD2 at 8,192 bases: 4,095), one pass, log P(alt)/P(ref) over a, c, g, t."""
+    folder = LAYOUTS[layout][0]
+    cases = json.loads((folder / "cases.json").read_text())
     for name in ("S512", "S512b"):
         text = cases["strings"][name]
         wanted = {case["alt"]: case for case in cases["zero_shot"] if case["sequence"] == name}
@@ -184,7 +201,7 @@ def test_score_variants_reproduces_plantcaduceus_zero_shot_scores(run_cli, tmp_p
         ref = text[index].upper()
         vcf = write_vcf(tmp_path / f"{name}.vcf", name, len(text), [(index + 1, ref, ",".join(wanted))])
         out = tmp_path / f"{name}.bcf"
-        result = run_cli("score-variants", vcf, "--fasta", fasta, "-m", PLANTCAD, "--window", 512,
+        result = run_cli("score-variants", vcf, "--fasta", fasta, "-m", folder, "--window", 512,
                          "--variant-index", 255, "--dtype", dtype, "-o", out, "-q")  # fmt: skip
         assert result.code == 0, result.err
         with pysam.VariantFile(str(out)) as scored:
@@ -195,9 +212,11 @@ def test_score_variants_reproduces_plantcaduceus_zero_shot_scores(run_cli, tmp_p
             assert llr == pytest.approx(wanted[alt]["llr"], abs=max(tol, 4e-7 * abs(llr)))
 
 
-def test_windows_past_the_contig_end_read_n_as_the_checkpoints_unknown_id(run_cli, tmp_path, plantcad_checkpoint):
-    """PlantCaduceus pads with N, which its tokenizer reads as [UNK]: the masked window of a variant near a
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_windows_past_the_contig_end_read_n_as_the_checkpoints_unknown_id(run_cli, tmp_path, request, layout):
+    """Both projects pad with N, which their tokenizer reads as [UNK]: the masked window of a variant near a
     contig end is N-padded text tokenized by the checkpoint's own tokenizer."""
+    plantcad_checkpoint = request.getfixturevalue(LAYOUTS[layout][1])
     rng = np.random.default_rng(3)
     contig = "".join(rng.choice(list("ACGT"), 40))
     fasta = write_fasta(tmp_path / "g.fa", {"c": contig})
@@ -221,12 +240,14 @@ def test_windows_past_the_contig_end_read_n_as_the_checkpoints_unknown_id(run_cl
 
 
 @pytest.mark.parametrize("source", ["tiny", "published"])
-def test_embed_track_and_ism_equal_the_python_api_on_the_published_layout(run_cli, tmp_path, plantcad_checkpoint, source):
-    if source == "published" and not PLANTCAD.is_dir():
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_embed_track_and_ism_equal_the_python_api_on_the_published_layout(run_cli, tmp_path, request, layout, source):
+    published = LAYOUTS[layout][0]
+    if source == "published" and not published.is_dir():
         pytest.skip("../shared/conformance not present")
-    folder = PLANTCAD if source == "published" else plantcad_checkpoint
+    folder = published if source == "published" else request.getfixturevalue(LAYOUTS[layout][1])
     if source == "published":
-        text = json.loads((PLANTCAD / "cases.json").read_text())["strings"]["S512"]
+        text = json.loads((published / "cases.json").read_text())["strings"]["S512"]
     else:
         text = "".join(np.random.default_rng(4).choice(list("ACGTNacgt"), 512))
     fasta = write_fasta(tmp_path / "g.fa", {"s": text})
@@ -238,9 +259,9 @@ def test_embed_track_and_ism_equal_the_python_api_on_the_published_layout(run_cl
     with h5py.File(h5) as f, torch.inference_mode():
         want = model.embed(torch.from_numpy(model.tokenizer.encode(text))[None])[0].numpy()
         np.testing.assert_allclose(f["embeddings/0"][()], want, atol=1e-5)
-        if source == "published":  # PlantCaduceus' recipe, from the original code in float64
-            expected = np.load(PLANTCAD / "expected.npz")["S512__emb"]
-            np.testing.assert_allclose(f["embeddings/0"][()], expected, atol=1e-5)
+        if source == "published":  # the projects' recipe, from the original code in float64
+            expected = np.load(published / "expected.npz")["S512__emb"]
+            np.testing.assert_allclose(f["embeddings/0"][()], expected, atol=LAYOUTS[layout][2]["hidden"])
 
     track = tmp_path / "t.bedgraph.gz"
     assert run_cli("track", fasta, "-m", folder, "--window", 512, "-s", "ref-logprob", "-o", track, "-q").code == 0
@@ -265,11 +286,75 @@ def test_embed_track_and_ism_equal_the_python_api_on_the_published_layout(run_cl
         assert float(llr) == pytest.approx(tile[row, "ACGT".index(alt)] - tile[row, "ACGT".index(ref)], abs=1e-4)
 
 
-@needs_fixture
-def test_info_shows_the_tokenizer_and_where_the_length_comes_from(run_cli, tmp_path):
-    folder = tmp_path / "PlantCaduceus_l32"  # a local copy named as published
-    shutil.copytree(PLANTCAD, folder)
+@pytest.mark.parametrize(
+    ("layout", "name", "length", "mixer"),
+    [
+        ("plantcaduceus", "PlantCaduceus_l32", "512 (from published checkpoint kuleshov-group/PlantCaduceus_l32)",
+         "Mamba-1 (d_inner 16, d_state 8, d_conv 4, dt_rank 1)"),
+        ("plantcad2", "PlantCAD2-Small-l24-d0768",
+         "8,192 (from published checkpoint kuleshov-group/PlantCAD2-Small-l24-d0768)",
+         "Mamba-2 (d_inner 16: 2 heads of 8, 1 group, d_state 8, d_conv 4)"),
+    ],
+)  # fmt: skip
+def test_info_shows_mixer_tokenizer_and_where_the_length_comes_from(run_cli, tmp_path, request, layout, name, length, mixer):
+    folder = tmp_path / name  # a local copy named as published
+    shutil.copytree(request.getfixturevalue(LAYOUTS[layout][1]), folder)
     result = run_cli("info", folder)
     assert result.code == 0, result.err
     assert "tokenizer.json (BPE of single characters, lowercasing), 7 ids: A=3 C=4 G=5 T=6, N -> 2, [MASK]=1" in result.out
-    assert "512 (from published checkpoint kuleshov-group/PlantCaduceus_l32)" in result.out
+    assert f"training length      {length}" in result.out
+    assert f"mixer                {mixer}" in result.out
+
+
+@pytest.mark.parametrize(
+    ("layout", "length", "source"),
+    [
+        ("plantcaduceus", 512, "the PlantCaduceus family: GPN's tokenizer.json with Mamba1 mixers"),
+        ("plantcad2", 8192, "the PlantCAD2 family: GPN's tokenizer.json with Mamba2 mixers"),
+    ],
+)
+def test_a_local_copy_named_otherwise_gets_its_familys_training_length_and_says_so(
+    run_cli, tmp_path, request, layout, length, source
+):
+    folder = tmp_path / "models" / "my-plant-model"  # how clusters keep models: no hub id, any name
+    shutil.copytree(request.getfixturevalue(LAYOUTS[layout][1]), folder)
+    model = load_model(folder)
+    assert (model.default_window, model.window_source) == (length, source)
+    fasta = write_fasta(tmp_path / "g.fa", {"c": "ACGT" * 50})
+    result = run_cli("embed", fasta, "-m", folder, "--pool", "mean", "--no-per-base", "-o", tmp_path / "e.h5")
+    assert result.code == 0, result.err
+    assert f"training length {length:,} bases, from {source}" in result.err
+
+
+def test_sizes_of_a_published_checkpoint_name_it_for_a_copy_named_otherwise(tmp_path):
+    from caduceus_cli.model.config import CaduceusConfig
+    from caduceus_cli.model.load import training_length
+
+    config = CaduceusConfig(
+        d_model=768, n_layer=24, rcps=True, complement_map={3: 6, 4: 5, 5: 4, 6: 3}, vocab_size=8,
+        ssm_cfg={"layer": "Mamba2", "d_state": 64, "headdim": 64, "ngroups": 1},
+    )  # fmt: skip
+    assert training_length(tmp_path, "/data/models/small", config) == (
+        8192,
+        "the sizes of published checkpoint kuleshov-group/PlantCAD2-Small-l24-d0768 (PS, Mamba2, d_model 768, "
+        "24 layers)",
+    )
+
+
+def test_calibrate_and_background_percentiles_run_a_plantcad2_checkpoint(run_cli, tmp_path, plantcad2_checkpoint):
+    rng = np.random.default_rng(8)
+    contig = "".join(rng.choice(list("ACGT"), 400))
+    fasta = write_fasta(tmp_path / "g.fa", {"c": contig})
+    background = tmp_path / "bg.tsv.gz"
+    result = run_cli("calibrate", fasta, "-m", plantcad2_checkpoint, "-w", 64, "-n", 40, "--max-indel", 2,
+                     "-o", background, "-q")  # fmt: skip
+    assert result.code == 0, result.err
+    alt = "ACGT".replace(contig[199], "")[0]
+    vcf = write_vcf(tmp_path / "v.vcf", "c", 400, [(200, contig[199], alt)])
+    out = tmp_path / "out.bcf"
+    result = run_cli("score-variants", vcf, "--fasta", fasta, "-m", plantcad2_checkpoint, "-w", 64,
+                     "--background", background, "-o", out, "-q")  # fmt: skip
+    assert result.code == 0, result.err
+    with pysam.VariantFile(str(out)) as scored:
+        record = next(iter(scored))
+    assert 0 <= record.info["CADUCEUS_LLR_PCT"][0] <= 100
