@@ -8,6 +8,7 @@ reverse-complement pass as one batch, so its bases/s counts each base once.
 
     OMP_NUM_THREADS=2 python -m benchmarks.model_speed --device cpu --length 4096
     python -m benchmarks.model_speed --device cuda --length 131072 --batch 1 4      # on a GPU
+    python -m benchmarks.model_speed --device cuda --sizes plantcad2-small --variants ps --length 8192 --batch 1 8
 
 Prints a Markdown table on stdout.
 """
@@ -28,14 +29,14 @@ from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 from caduceus_cli.model.mamba2 import Mamba2
 from weights.train import TrainConfig, initialise, model_config
 
-# name -> (d_model, n_layer); "published" is the size of the 131k hub checkpoints
-SIZES = {"small": (128, 4), "published": (256, 16)}
-
-
 # PlantCAD2's ssm_cfg (d_state 64, expand 2) with Mamba2's defaults for what its config does not state
 PLANTCAD2_SSM_CFG = {"layer": "Mamba2", "d_state": 64, "d_conv": 4, "expand": 2, "headdim": 64, "ngroups": 1,
                      "conv_bias": True, "bias": False}  # fmt: skip
 PLANTCAD2_SMALL = (768, 24)  # d_model, n_layer of kuleshov-group/PlantCAD2-Small-l24-d0768
+# name -> (d_model, n_layer); "published" is the size of the 131k hub checkpoints, "plantcad2-small" that of
+# PlantCAD2-Small, built with its Mamba-2 mixers (MIXERS; every other size Mamba-1)
+SIZES = {"small": (128, 4), "published": (256, 16), "plantcad2-small": PLANTCAD2_SMALL}
+MIXERS = {"plantcad2-small": "Mamba2"}
 
 
 def random_model(
@@ -156,7 +157,7 @@ def main() -> None:
         "--length", type=int, default=None, help="bases per window (default: 4,096 CPU, 131,072 CUDA)"
     )
     parser.add_argument("--batch", type=int, nargs="+", default=[1])
-    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--sizes", nargs="+", default=["small", "published"], choices=list(SIZES))
     parser.add_argument("--variants", nargs="+", default=["ph", "ps"], choices=["ph", "ps"])
     parser.add_argument(
         "--dtypes", nargs="+", default=None, help="default: float32 (CPU); float32 bfloat16 (CUDA)"
@@ -184,7 +185,7 @@ def main() -> None:
         d_model, n_layer = SIZES[size]
         for variant in args.variants:
             for dtype in dtypes:
-                model = random_model(variant, d_model, n_layer, device, dtype)
+                model = random_model(variant, d_model, n_layer, device, dtype, mixer=MIXERS.get(size, "Mamba1"))
                 for batch in args.batch:
                     name = f"{size} (d {d_model}, {n_layer} layers)"
                     row = measure(model, name, dtype, length, batch, args.repeats, args.warmup)

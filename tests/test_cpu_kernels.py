@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_checkpoint
 
 import caduceus_cli.model
 from caduceus_cli import load_model
@@ -111,8 +112,10 @@ def test_compiled_conv_silu_equals_the_pytorch_conv(reverse, first, checkpoint):
     assert (got - want).abs().max().item() < 1e-6
 
 
-def test_model_outputs_equal_with_the_compiled_and_the_reference_path(checkpoint):
-    model = load_model(checkpoint)
+@pytest.mark.parametrize("mixer", ["Mamba1", "Mamba2"])
+@pytest.mark.parametrize("variant", ["ph", "ps"])
+def test_model_outputs_equal_with_the_compiled_and_the_reference_path(tmp_path, variant, mixer):
+    model = load_model(make_checkpoint(tmp_path, variant, seed=9, mixer=mixer))
     ids = torch.randint(7, 11, (2, 333), generator=torch.Generator().manual_seed(5))
     with torch.inference_mode():
         fast = model.logits_conjoined(ids)
