@@ -368,10 +368,9 @@ MAX_DEFAULT_WINDOW = 2048
 DEFAULT_FLANK = 768  # as in the Caduceus paper's variant-effect features (1,537 positions around the variant)
 
 
-def default_window(model_obj: object) -> int:
-    """The model's training length (made even), at most MAX_DEFAULT_WINDOW; that maximum when unknown."""
-    trained = getattr(model_obj, "default_window", None) or MAX_DEFAULT_WINDOW
-    return max(2, min(trained, MAX_DEFAULT_WINDOW) // 2 * 2)
+def default_window(trained: int | None) -> int:
+    """The model's training length `trained` (made even), at most MAX_DEFAULT_WINDOW; that maximum when unknown."""
+    return max(2, min(trained or MAX_DEFAULT_WINDOW, MAX_DEFAULT_WINDOW) // 2 * 2)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -344,10 +344,7 @@ def test_bad_option_combinations_are_usage_errors_before_any_work(run, tmp_path,
 
 @pytest.mark.parametrize(("trained", "window"), [(1024, 1024), (131072, 2048), (None, 2048), (1001, 1000)])
 def test_default_window_is_the_training_length_up_to_2048(trained, window):
-    class Model:
-        default_window = trained
-
-    assert default_window(Model()) == window
+    assert default_window(trained) == window
 
 
 # --- -O t: the scores as a table ----------------------------------------------------------------

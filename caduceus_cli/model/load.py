@@ -120,6 +120,20 @@ def _resolve(source: str, revision: str | None) -> tuple[Path, str | None]:
     return fetch(source, revision)
 
 
+def check_hub_id(text: str) -> None:
+    """`text` names a hub repository (owner/name), not a local folder or anything else: what
+    `caduceus download` takes. A CheckpointError says which it is instead."""
+    if Path(text).expanduser().exists() or _names_a_folder(text):
+        raise CheckpointError(
+            f"{text}: a local path; download takes a hub id (owner/name), and a local checkpoint needs no download: "
+            f"pass it as --model {text}"
+        )
+    if not _HUB_ID.match(text):
+        raise CheckpointError(
+            f"{text}: not a hub id; give owner/name, e.g. kuleshov-group/PlantCaduceus_l32 (caduceus models lists them)"
+        )
+
+
 def _names_a_folder(source: str) -> bool:
     """A value that can only mean a local path: it starts with '.', '/' or '~', or its first part is a
     folder here (`mydir/model` with `mydir/` present), so a missing one is not looked up on the hub."""
@@ -153,10 +167,10 @@ def fetch(repo_id: str, revision: str | None = None) -> tuple[Path, str]:
         ) from err
     except RevisionNotFoundError as err:
         raise CheckpointError(f"{repo_id}: no revision {revision!r} on the Hugging Face hub") from err
-    except (RepositoryNotFoundError, HFValidationError) as err:
-        raise CheckpointError(
-            f"{repo_id}: no such model on the Hugging Face hub ({type(err).__name__}), and no such folder here"
-        ) from err
+    except RepositoryNotFoundError as err:
+        raise CheckpointError(f"{repo_id}: no such model on the Hugging Face hub, and no such folder here") from err
+    except HFValidationError as err:
+        raise CheckpointError(f"{repo_id}: not a valid hub id (owner/name), and no such folder here") from err
     if not (folder / "config.json").is_file():
         raise CheckpointError(f"{repo_id}: not a Caduceus checkpoint (no config.json in the repository)")
     # the snapshot folder is named after the commit it holds
@@ -236,6 +250,13 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def checkpoint_training_length(source: str, revision: str | None = None) -> int | None:
+    """The training length of a checkpoint folder or hub id (`training_length`), read from its small files
+    without loading its weights: commands check their window options against it first."""
+    folder, _ = _resolve(source, revision)
+    return training_length(folder, source)[0]
 
 
 def training_length(folder: Path, source: str) -> tuple[int | None, str | None]:

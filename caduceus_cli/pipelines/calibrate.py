@@ -106,12 +106,15 @@ class CalibrateJob:
     shard: tuple[int, int] | None = None
     command_line: str = field(default="", compare=False)
 
-    def run(self, engine: Engine, reader_fasta: Fasta, window_fasta: Fasta, quiet: bool = True) -> Counter:
-        """Sample, score and write the background (claimed); return the variants written by class."""
+    def __post_init__(self) -> None:
+        """Settings that cannot give a background are refused when the job is made, before any work."""
         if self.indels and self.max_indel > self.settings.window // 2:
             raise UsageError(
                 f"--max-indel {self.max_indel}: an indel is scored when it spans at most W/2 = {self.settings.window // 2}"
             )
+
+    def run(self, engine: Engine, reader_fasta: Fasta, window_fasta: Fasta, quiet: bool = True) -> Counter:
+        """Sample, score and write the background (claimed); return the variants written by class."""
         with claimed(self.output):
             sample = sample_sites(reader_fasta, self.regions, self.sites, self.seed, self.max_indel)
             part = contiguous_shard(len(sample.sites), self.shard)

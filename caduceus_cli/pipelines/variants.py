@@ -40,6 +40,7 @@ from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import name_sample
 from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.inputs import is_stream
 from caduceus_cli.io.outputs import STDOUT, claimed, write_errors
 from caduceus_cli.io.tables import format_row, table_output
 from caduceus_cli.io.vcf import (
@@ -288,7 +289,7 @@ class _Run:
         total = shard_range[1] - shard_range[0] if shard_range else None
         started = time.monotonic()
         with progress_bar(self.quiet, "records") as progress:
-            if total is None and not progress.disable and self.source != "-":
+            if total is None and not progress.disable and not is_stream(self.source):
                 total = count_records(self.source, self.messages)[0]  # a bar with a total and an ETA
             task = progress.add_task("score-variants", total=total, rate="-")
             last_log = started
