@@ -6,6 +6,7 @@ import collections
 import contextlib
 import gzip
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -231,6 +232,29 @@ def test_stdin_to_stdout_in_a_shell_pipe(run, tmp_path, genome, ph_checkpoint):
     assert piped.returncode == 0, piped.stderr
     assert piped.stderr == ""
     assert data_lines(tmp_path / "piped.vcf") == data_lines(reference)
+
+
+def test_a_vcf_from_a_pipe_is_scored_as_from_a_file(run, tmp_path, genome, ph_checkpoint, named_pipe):
+    """`score-variants <(zcat calls.vcf.gz)`: a pipe is not a regular file, and is read once, as stdin is."""
+    vcf = write_vcf(tmp_path, TRICKY)
+    common = ("--fasta", genome, "--model", ph_checkpoint)
+    assert run(vcf, *common, "-o", tmp_path / "file.vcf").code == 0
+    bgzipped = tmp_path / "in.vcf.gz"
+    pysam.tabix_compress(str(vcf), str(bgzipped))
+    for name, content in (("plain", vcf.read_bytes()), ("bgzf", bgzipped.read_bytes())):
+        piped = run(named_pipe(tmp_path / f"{name}.fifo", content), *common, "-o", tmp_path / f"{name}.vcf")
+        assert piped.code == 0, piped.err
+        assert data_lines(tmp_path / f"{name}.vcf") == data_lines(tmp_path / "file.vcf")
+
+
+def test_a_shard_of_a_pipe_is_refused_before_any_work(run, tmp_path, genome):
+    fifo = tmp_path / "calls.fifo"
+    os.mkfifo(fifo)  # nothing writes: the command must not open it
+    result = run(fifo, "--fasta", genome, "--shard", "1/2", "-o", tmp_path / "part.vcf")
+    assert result.code == 2
+    assert result.err == (
+        "caduceus: error: --shard needs the VCF as a file (its records are counted first), not stdin or a pipe\n"
+    )
 
 
 def test_shards_concatenate_to_the_single_run(run, tmp_path, genome, ph_checkpoint, monkeypatch):
