@@ -303,3 +303,16 @@ def test_shards_merged_equal_the_single_run_apart_from_the_command_line(run_cli,
         refused = run_cli("merge", *inputs, "-o", tmp_path / "refused.tsv.gz", "-q")
         assert refused.code == 1 and message in refused.err, refused.err
         assert not (tmp_path / "refused.tsv.gz").exists()
+
+
+def test_in_a_pipeline_progress_lines_never_repeat_the_closing_count(
+    run_cli, genome, tiny_checkpoint, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(calibrate_pipeline, "LOG_EVERY_S", 0)  # a progress line whenever it may come
+    monkeypatch.setattr(calibrate_pipeline, "CHUNK_SITES", 8)  # 3 chunks of sites
+    out = tmp_path / "bg.tsv.gz"
+    result = run_cli("calibrate", genome, "-o", out, "-m", tiny_checkpoint(), "-n", 20, "-w", WINDOW, "--no-indels")
+    assert result.code == 0, result.err
+    progress = [line.split(" INFO ")[1] for line in result.err.splitlines() if " scored, " in line]
+    assert [line.split(" scored")[0] for line in progress] == ["8 of 20 sites", "16 of 20 sites"]
+    assert result.err.count(" INFO 20 sites, 60 variants (60 snv), left out: none; ") == 1

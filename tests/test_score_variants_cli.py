@@ -450,3 +450,20 @@ def test_vcf_output_gets_only_the_requested_info_fields_not_the_tables_logits(
     assert "LOGIT_" not in (tmp_path / "o.vcf").read_text().upper()
     for record in read_records(tmp_path / "o.vcf"):
         assert set(record.info) == {"DP", "CADUCEUS_LLR_UNMASKED", "CADUCEUS_CLASS"}
+
+
+def test_in_a_pipeline_progress_lines_never_repeat_the_closing_count(
+    run_cli, tmp_path, genome, ph_checkpoint, monkeypatch
+):
+    """Off a terminal a progress line comes now and then (here before every chunk); the last one comes
+    before the last chunk is scored, so the closing line alone gives the final count."""
+    monkeypatch.setattr(variants_pipeline, "CHUNK_RECORDS", 2)
+    monkeypatch.setattr(variants_pipeline, "LOG_EVERY_S", 0)
+    vcf = write_vcf(tmp_path, TRICKY + EDGE_AND_MIDDLE)  # 12 records: 6 chunks
+    result = run_cli("score-variants", vcf, "--fasta", genome, "-m", ph_checkpoint, "-w", WINDOW, "-o", tmp_path / "o.vcf")
+    assert result.code == 0, result.err
+    progress = [line.split(" INFO ")[1] for line in result.err.splitlines() if "written so far" in line]
+    assert len(progress) == 6 and progress[0].startswith("0 records written so far")
+    assert all(not line.startswith("12 records") for line in progress)
+    assert result.err.count("12 records written") == 1
+    assert "12 records written (0 skipped), 20 alleles scored (2 del, 1 none, 17 snv), not scored: " in result.err

@@ -136,6 +136,7 @@ def score_variants(
         open_reference(fasta, chrom_map) as window_fasta,
     ):
         model = runtime.load_model()
+        log.info("scores %s, window %s bp", ", ".join(settings.scores + (PROBS if probs else ())), f"{window:,}")
         job = ScoreJob(
             vcf, settings, path, fmt, write_index_, shard_part, background, runtime.threads or 1, command_line()
         )
@@ -154,7 +155,6 @@ def _settings(
         log.warning(
             "--emb-flank %d reaches past the %d bp window: averaging over the whole window", flank, window
         )
-    log.info("scores %s, window %d bp", ", ".join(scores + (PROBS if probs else ())), window)
     return Settings(scores, probs, window, flank, on_ref_mismatch.value, variant_index)
 
 

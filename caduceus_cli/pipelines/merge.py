@@ -38,6 +38,7 @@ from caduceus_cli.io.vcf import (
     records,
     vcf_output,
 )
+from caduceus_cli.terminal import counted
 from caduceus_cli.windows import shard_order
 
 log = logging.getLogger("caduceus")
@@ -77,7 +78,7 @@ class MergeJob:
                 self._backgrounds()
             else:
                 self._vcf()
-        log.info("merged %d shards into %s", len(self.inputs), self.output)
+        log.info("merged %s into %s", counted(len(self.inputs), "shard"), self.output)
         return kind
 
     def _tracks(self, fmt: str) -> None:
@@ -97,7 +98,7 @@ class MergeJob:
             )
         command = f"{self.command_line} ({len(self.inputs)} shards, in --shard order)"
         count = merge_backgrounds(self.inputs, self.output, command)
-        log.info("%d variants from %d shards", count, len(self.inputs))
+        log.info("%s from %s", counted(count, "variant"), counted(len(self.inputs), "shard"))
 
     def _vcf(self) -> None:
         """score-variants shards in --shard order into one bgzipped, indexed VCF (records must be sorted)."""
@@ -110,7 +111,7 @@ class MergeJob:
             header.add_meta(MERGE_KEY, f"{self.command_line} ({len(ordered)} shards, in --shard order)")
             with vcf_output(self.output, "z", header, messages, index=True, csi=self.csi) as writer:
                 count = join_vcf_shards(ordered, writer, messages)
-        log.info("%d records from %d shards", count, len(ordered))
+        log.info("%s from %s", counted(count, "record"), counted(len(ordered), "shard"))
 
 
 def merge_tracks(shards: Sequence[Path], path: Path, chrom_sizes: ChromSizes, fmt: str) -> None:

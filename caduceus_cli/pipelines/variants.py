@@ -68,7 +68,7 @@ from caduceus_cli.scoring import (
     percentile_name,
 )
 from caduceus_cli.stages import WriteBehind, read_ahead
-from caduceus_cli.terminal import LOG_EVERY_S, format_rate, progress_bar
+from caduceus_cli.terminal import LOG_EVERY_S, counted, counts, format_rate, progress_bar
 from caduceus_cli.windows import contiguous_shard
 
 log = logging.getLogger("caduceus")
@@ -295,19 +295,21 @@ class _Run:
             last_log = started
 
             def write(chunk: Chunk) -> None:  # in the writer thread
-                nonlocal last_log
                 self._write_chunk(chunk, writer)
-                now = time.monotonic()
-                rate = format_rate(self.tally.records, now - started)
+                rate = format_rate(self.tally.records, time.monotonic() - started)
                 progress.update(task, advance=len(chunk.records), rate=rate)
-                if progress.disable and now - last_log >= LOG_EVERY_S:  # no bar: a line now and then
-                    log.info("%d records written, %s records/s", self.tally.records, rate)
-                    last_log = now
 
             behind = WriteBehind(write, CHUNKS_AHEAD, "caduceus-vcf-writer")
             try:
                 chunks = read_ahead(self._chunks(variants, shard_range), CHUNKS_AHEAD, "caduceus-vcf-reader", self._stop)
                 for chunk in chunks:
+                    now = time.monotonic()
+                    # no bar: a line now and then, before a chunk is scored, so never one beside the closing line
+                    if progress.disable and now - last_log >= LOG_EVERY_S:
+                        done = self.tally.records
+                        rate = format_rate(done, now - started)
+                        log.info("%s written so far, %s records/s", counted(done, "record"), rate)
+                        last_log = now
                     self._runner.run(chunk.plan)  # in this (the calling) thread
                     behind.put(chunk)
             finally:
@@ -318,15 +320,13 @@ class _Run:
         self._log_summary()
 
     def _log_summary(self) -> None:
-        flagged = ", ".join(f"{count} {flag}" for flag, count in sorted(self.tally.flags.items())) or "none"
-        classes = ", ".join(f"{count} {kind}" for kind, count in sorted(self.tally.classes.items()))
         log.info(
-            "%d records written (%d skipped), %d alleles scored (%s), not scored: %s; %.1f s, %s records/s",
-            self.tally.records,
-            self.tally.skipped,
-            self.tally.scored,
-            classes or "none",
-            flagged,
+            "%s written (%s skipped), %s scored (%s), not scored: %s; %.1f s, %s records/s",
+            counted(self.tally.records, "record"),
+            f"{self.tally.skipped:,}",
+            counted(self.tally.scored, "allele"),
+            counts(self.tally.classes),
+            counts(self.tally.flags),
             self.tally.seconds,
             format_rate(self.tally.records, self.tally.seconds),
         )
