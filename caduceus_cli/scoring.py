@@ -502,7 +502,8 @@ def track_scores(
     `logits` (L, 4) are the A, C, G, T columns of the model's `logits_conjoined` rows for the
     reference, whose bases are `columns` (L,) (`Tokenizer.columns`).
     ref-logprob: log P(ref) under the A/C/G/T softmax; entropy: of that distribution, in nats;
-    llr-min: the most damaging single-base change (the smallest of the 3 LLRs); llr-mean: their mean.
+    llr-min: the single-base change the model finds least likely (the smallest of the 3 LLRs); llr-mean:
+    their mean.
     """
     unknown = [name for name in scores if name not in TRACK_SCORES]
     if unknown:

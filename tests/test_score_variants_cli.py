@@ -467,3 +467,21 @@ def test_in_a_pipeline_progress_lines_never_repeat_the_closing_count(
     assert all(not line.startswith("12 records") for line in progress)
     assert result.err.count("12 records written") == 1
     assert "12 records written (0 skipped), 20 alleles scored (2 del, 1 none, 17 snv), not scored: " in result.err
+
+
+def test_a_record_past_the_contigs_end_gets_its_own_flag_and_stops_a_strict_run(run, tmp_path, genome, ph_checkpoint):
+    """chr2 is 100 bp in the FASTA: a record at 101, or a REF running past 100, is from another assembly."""
+    vcf = write_vcf(tmp_path, [line("2", 99, CHR2[98:100] + "A", CHR2[98]), line("2", 101, "A", "G"), TRICKY[6]])
+    common = ("--fasta", genome, "--model", ph_checkpoint)
+    assert run(vcf, *common, "-o", tmp_path / "flag.vcf").code == 0
+    flags = [record.info.get("CADUCEUS_FLAG") for record in read_records(tmp_path / "flag.vcf")]
+    assert flags == [("past_contig_end",), ("past_contig_end",), None]
+    assert run(vcf, *common, "--on-ref-mismatch", "skip", "-o", tmp_path / "skip.vcf").code == 0
+    assert [record.pos for record in read_records(tmp_path / "skip.vcf")] == [50]
+    result = run(vcf, *common, "--on-ref-mismatch", "error", "-o", tmp_path / "error.vcf")
+    assert result.code == 1
+    assert result.err == (
+        f"caduceus: error: {vcf}: record 1 at 2:99: REF {CHR2[98:100]}A reaches past the end of chr2 (100 bp in "
+        f"{genome}); a VCF of another assembly version? (--on-ref-mismatch error; use flag or skip to go on)\n"
+    )
+    assert not list(tmp_path.glob("error.vcf*"))

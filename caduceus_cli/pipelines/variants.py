@@ -74,6 +74,8 @@ from caduceus_cli.windows import contiguous_shard
 log = logging.getLogger("caduceus")
 
 
+# the flags --on-ref-mismatch acts on: the record and the FASTA disagree about the reference
+REFERENCE_FLAGS = ("past_contig_end", "ref_mismatch")
 CHUNK_RECORDS = 2048  # records per chunk: many full batches per chunk, little memory per chunk
 CHUNKS_AHEAD = 2  # chunks parsed ahead of the engine, and chunks waiting for the writer
 
@@ -132,6 +134,7 @@ class ScoreJob:
             if self.background is not None:
                 self.background.check_matches(run_identity(model, self.settings), self.settings.scores)
                 log.info("percentiles among %s", _background_text(self.background))
+                self.background.warn_if_coarse()
             with open_vcf(self.vcf, messages) as variants:
                 if self.fmt != TABLE:
                     fields = info_fields(self.settings, model)
@@ -369,17 +372,26 @@ class _Run:
         self.tally.vcf_contigs.add(record.contig)
         self.tally.matched_contig |= contig is not None
         alleles = scored_alleles(self.reader_fasta, contig, record.start, record.ref, record.alts or (), self.settings)
-        if alleles and alleles[0] == "ref_mismatch" and self.settings.on_ref_mismatch != "flag":
+        if alleles and alleles[0] in REFERENCE_FLAGS and self.settings.on_ref_mismatch != "flag":
             if self.settings.on_ref_mismatch == "error":
-                fasta_ref = self.reader_fasta.fetch(contig, record.start, record.start + len(record.ref))
                 raise InputError(
                     f"{input_name(self.source)}: record {number} at {record.contig}:{record.pos}: "
-                    f"REF {record.ref} differs from the FASTA ({fasta_ref}) "
-                    "(--on-ref-mismatch error; use flag or skip to go on)"
+                    f"{self._mismatch(record, contig, alleles[0])} (--on-ref-mismatch error; use flag or skip to go on)"
                 )
             self.tally.skipped += 1
             return None
         return alleles
+
+    def _mismatch(self, record: pysam.VariantRecord, contig: str, flag: str) -> str:
+        """How a record's REF disagrees with the FASTA: past the contig's end, or other bases."""
+        if flag == "past_contig_end":
+            length = self.reader_fasta.contigs[contig]
+            return (
+                f"REF {record.ref} reaches past the end of {contig} ({length:,} bp in {self.reader_fasta.path}); "
+                "a VCF of another assembly version?"
+            )
+        fasta_ref = self.reader_fasta.fetch(contig, record.start, record.start + len(record.ref))
+        return f"REF {record.ref} differs from the FASTA ({fasta_ref})"
 
     def _contexts(self, contig: str | None, alleles: list[tuple[Change, ...] | str]) -> list[str | None]:
         """Each ALT's context in the background (none without a background)."""
