@@ -53,7 +53,7 @@ def doctor(device: DeviceOpt = "auto", dtype: DtypeOpt = "auto") -> None:
         scan = (
             "mamba-ssm CUDA selective scan"
             if cuda_kernel_available()
-            else "PyTorch chunked scan on the GPU (install caduceus-cli[cuda] for mamba-ssm's kernel)"
+            else "PyTorch chunked scan on the GPU (mamba-ssm's faster kernel: docs/install.md, The CUDA kernel)"
         )
     else:
         scan = f"{compiled.describe()} on the CPU"
