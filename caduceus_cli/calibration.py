@@ -28,6 +28,7 @@ import numpy as np
 from caduceus_cli.alleles import ACGT, Change
 from caduceus_cli.errors import InputError
 from caduceus_cli.scoring import INFO_KEYS, InfoField, Settings, percentile_name, rc_text
+from caduceus_cli.terminal import number_text
 
 if TYPE_CHECKING:
     from caduceus_cli.model.caduceus import CaduceusForMaskedLM
@@ -215,7 +216,7 @@ def percentile_fields(background: Background, scores: Sequence[str]) -> list[Inf
     """INFO declarations of the percentiles: the file, the context rule, how many variants."""
     meta = background.meta
     made = (
-        f"{background.path} ({background.variants} variants at {meta.get('sites_used')} random sites of "
+        f"{background.path} ({background.variants:,} variants at {number_text(meta.get('sites_used'))} random sites of "
         f"{meta.get('genome')}, seed {meta.get('seed')})"
     )
     if meta.get("indels") == "yes":

@@ -60,6 +60,12 @@ def counted(count: int, noun: str, plural: str = "") -> str:
     return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
+def number_text(text: str | None) -> str:
+    """A number a file records as text (a background's header), written as log lines write numbers:
+    '100000' -> '100,000'; anything else as it is."""
+    return f"{int(text):,}" if text and text.isdigit() else str(text)
+
+
 def counts(tally: Mapping[str, int]) -> str:
     """'12 snv, 3 del' from {kind: count}: counts of named things (classes, flags), by name; 'none' when empty."""
     return ", ".join(f"{count:,} {name}" for name, count in sorted(tally.items())) or "none"

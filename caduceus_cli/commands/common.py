@@ -310,10 +310,9 @@ def open_reference(fasta: Path, chrom_map: Path | None):
 # What a run on the shipped model is good for: on the example VCF its mean llr is highest for nonsense
 # SNVs and lowest for synonymous ones, the reverse of biology (README, docs/models.md).
 SHIPPED_MODEL_NOTE = (
-    "no --model given: the shipped model is a small demonstration model (A. thaliana, d_model 64) for "
-    "trying the tool; its scores say little about biology. For real data give a published checkpoint: "
-    "-m kuleshov-group/PlantCaduceus_l32 (plants), -m kuleshov-group/caduceus-ps_seqlen-131k_d_model-256_n_layer-16 "
-    "(human); caduceus models lists them"
+    "no --model: this is the shipped demonstration model, for trying the tool, not for biology; for real "
+    "data use a published checkpoint, e.g. -m kuleshov-group/PlantCaduceus_l32 (plants) or "
+    "-m kuleshov-group/caduceus-ps_seqlen-131k_d_model-256_n_layer-16 (human); caduceus models lists them"
 )
 
 
@@ -326,8 +325,6 @@ def open_model(model: str | None, revision: str | None, device: str, dtype: str)
     torch_dtype = resolve_dtype(dtype, torch_device)
     source = model if model is not None else str(default_model_path())
     loaded = load_model(source, device=torch_device, dtype=torch_dtype, revision=revision)
-    if model is None:
-        log.info(SHIPPED_MODEL_NOTE)
     log.info(
         "model %s (%s, d_model %d, %d layers) on %s in %s",
         source,
@@ -337,4 +334,6 @@ def open_model(model: str | None, revision: str | None, device: str, dtype: str)
         torch_device,
         str(torch_dtype).removeprefix("torch."),
     )
+    if model is None:
+        log.info(SHIPPED_MODEL_NOTE)
     return loaded

@@ -144,7 +144,7 @@ class CalibrateJob:
         return {
             "genome": self.genome.name,
             "genome_sha256": file_sha256(self.genome),
-            "regions": f"{chosen}: {len(sample.intervals)} intervals, {bases} bp",
+            "regions": f"{chosen}: {counted(len(sample.intervals), 'interval')}, {bases:,} bp",
             "regions_sha256": sample.regions_sha256(),
             "acgt_bases": str(sample.acgt_bases),
             "seed": str(self.seed),

@@ -68,7 +68,7 @@ from caduceus_cli.scoring import (
     percentile_name,
 )
 from caduceus_cli.stages import WriteBehind, read_ahead
-from caduceus_cli.terminal import LOG_EVERY_S, counted, counts, format_rate, progress_bar
+from caduceus_cli.terminal import LOG_EVERY_S, counted, counts, format_rate, number_text, progress_bar
 from caduceus_cli.windows import contiguous_shard
 
 log = logging.getLogger("caduceus")
@@ -230,7 +230,7 @@ def _warn_if_header_contigs_unknown(header: pysam.VariantHeader, fasta: Fasta, s
 def _background_text(background: Background) -> str:
     meta = background.meta
     return (
-        f"{background.path}: {background.variants} variants at {meta.get('sites_used')} sites of "
+        f"{background.path}: {counted(background.variants, 'variant')} at {number_text(meta.get('sites_used'))} sites of "
         f"{meta.get('genome')} (seed {meta.get('seed')}, {meta.get('regions')})"
     )
 
