@@ -374,3 +374,22 @@ def _contexts_and_values(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
     columns = rows[0]
     contexts = [row[columns.index("context")] for row in rows[1:]]
     return contexts, {"llr": np.array([float(row[columns.index("llr")]) for row in rows[1:]], dtype=np.float32)}
+
+
+def test_a_background_and_a_chrom_map_from_pipes_are_read_once(
+    run_cli, background, genome, tiny_checkpoint, tmp_path, named_pipe
+):
+    """`--background <(cat bg.tsv.gz) --chrom-map <(...)`: each read once, though the reference opens twice."""
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                   f"1\t101\t.\t{CHR1[100].upper()}\t{'A' if CHR1[100].upper() != 'A' else 'C'}\t.\t.\t.\n")  # fmt: skip
+    names = tmp_path / "names.txt"
+    names.write_text("1 chr1\n")
+    common = ("score-variants", vcf, "--fasta", genome, "-m", tiny_checkpoint(), "-w", WINDOW, "-O", "t", "-q")
+    assert run_cli(*common, "--background", background, "--chrom-map", names, "-o", tmp_path / "files.tsv").code == 0
+    background_pipe = named_pipe(tmp_path / "bg.fifo", background.read_bytes())
+    names_pipe = named_pipe(tmp_path / "names.fifo", names.read_bytes())
+    piped = run_cli(*common, "--background", background_pipe, "--chrom-map", names_pipe, "-o", tmp_path / "pipes.tsv")
+    assert piped.code == 0, piped.err
+    assert (tmp_path / "pipes.tsv").read_text() == (tmp_path / "files.tsv").read_text()
+    assert (tmp_path / "files.tsv").read_text().splitlines()[1].split("\t")[7] != "NaN"  # a percentile came

@@ -26,6 +26,7 @@ from caduceus_cli.commands.common import (
     VariantIndexOpt,
     VariantWindowOpt,
     check_variant_window,
+    chrom_map_names,
     command_line,
     open_reference,
     parse_shard,
@@ -115,11 +116,12 @@ def calibrate(
     check_writable_output(output, force)
     window = variant_window(runtime.trained_window(), window, variant_index)
     settings = Settings(variant_scores(score), False, window, emb_flank, "flag", variant_index)
+    names = chrom_map_names(chrom_map)
     # claimed before the model loads: a second run on this output refuses at once
     with (
         claimed(output),
-        open_reference(fasta, chrom_map) as reader_fasta,
-        open_reference(fasta, chrom_map) as window_fasta,
+        open_reference(fasta, names) as reader_fasta,
+        open_reference(fasta, names) as window_fasta,
     ):
         regions = input_regions(reader_fasta, regions_bed, region or [])
         job = CalibrateJob(

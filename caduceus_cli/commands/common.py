@@ -299,12 +299,19 @@ def command_line() -> str:
     return shlex.join(["caduceus", *sys.argv[1:]])
 
 
-def open_reference(fasta: Path, chrom_map: Path | None):
-    """The reference FASTA, its contigs also reachable by the input names of --chrom-map when given."""
+def chrom_map_names(chrom_map: Path | None) -> dict[str, str] | None:
+    """--chrom-map's names (input name -> FASTA name), read once: it may be a pipe, and a command may
+    open the reference more than once (`open_reference`)."""
     from caduceus_cli.io.contigs import read_chrom_map
+
+    return read_chrom_map(chrom_map) if chrom_map else None
+
+
+def open_reference(fasta: Path, names: dict[str, str] | None):
+    """The reference FASTA, its contigs also reachable by the input names of `chrom_map_names`."""
     from caduceus_cli.io.fasta import Fasta
 
-    return Fasta(fasta, read_chrom_map(chrom_map) if chrom_map else None)
+    return Fasta(fasta, names)
 
 
 # What a run on the shipped model is good for: on the example VCF its mean llr is highest for nonsense

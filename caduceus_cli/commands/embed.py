@@ -21,6 +21,7 @@ from caduceus_cli.commands.common import (
     ShardOpt,
     TileWindowOpt,
     choices,
+    chrom_map_names,
     command_line,
     open_reference,
     parse_shard,
@@ -149,7 +150,7 @@ def embed(
     check_writable_output(output, force)
     window, overlap = tiling(runtime.trained_window(), window, overlap)
     # claimed before anything is read or deleted: a second run on this output refuses at once
-    with claimed(output), open_reference(fasta, chrom_map) as reference:
+    with claimed(output), open_reference(fasta, chrom_map_names(chrom_map)) as reference:
         regions = input_regions(reference, regions_bed, region or [])
         model = runtime.load_model()
         layout = Layout(

@@ -19,6 +19,7 @@ from caduceus_cli.commands.common import (
     VariantWindowOpt,
     check_variant_window,
     choices,
+    chrom_map_names,
     open_reference,
     runtime_options,
     variant_window,
@@ -85,7 +86,7 @@ def ism(
         matplotlib_package()  # before the model runs, not after the table is computed
     window = variant_window(runtime.trained_window(), window, variant_index)
     # claimed before the model runs: a second run on these outputs refuses at once
-    with claimed(*outputs), open_reference(fasta, chrom_map) as reference:
+    with claimed(*outputs), open_reference(fasta, chrom_map_names(chrom_map)) as reference:
         where = parse_region(region[0], reference)
         check_ism_region(where.chrom, where.start, where.end)
         model = runtime.load_model()

@@ -22,6 +22,7 @@ from caduceus_cli.commands.common import (
     VariantWindowOpt,
     check_variant_window,
     choices,
+    chrom_map_names,
     command_line,
     open_reference,
     parse_shard,
@@ -129,11 +130,12 @@ def score_variants(
     background = read_background(background_path) if background_path else None
     window = variant_window(runtime.trained_window(), window, variant_index)
     settings = _settings(variant_scores(score), probs, window, variant_index, emb_flank, on_ref_mismatch)
+    names = chrom_map_names(chrom_map)
     # claimed before the model loads: a second run on this output refuses at once
     with (
         claimed(*([] if path is None else [path])),
-        open_reference(fasta, chrom_map) as reader_fasta,
-        open_reference(fasta, chrom_map) as window_fasta,
+        open_reference(fasta, names) as reader_fasta,
+        open_reference(fasta, names) as window_fasta,
     ):
         model = runtime.load_model()
         log.info("scores %s, window %s bp", ", ".join(settings.scores + (PROBS if probs else ())), f"{window:,}")

@@ -21,6 +21,7 @@ from caduceus_cli.commands.common import (
     ShardOpt,
     TileWindowOpt,
     choices,
+    chrom_map_names,
     open_reference,
     parse_shard,
     runtime_options,
@@ -93,7 +94,7 @@ def track(
         check_writable_output(path, force)
     window, overlap = tiling(runtime.trained_window(), window, overlap)
     # claimed before the model loads: a second run on these outputs refuses at once
-    with claimed(*paths.values()), open_reference(fasta, chrom_map) as reference:
+    with claimed(*paths.values()), open_reference(fasta, chrom_map_names(chrom_map)) as reference:
         regions = input_regions(reference, regions_bed, region or [])
         model = runtime.load_model()
         job = TrackJob(paths, regions, window, overlap, fmt_name, shard_part)
