@@ -256,3 +256,16 @@ def test_ism_refuses_a_second_region_instead_of_using_only_the_last(run_cli, tmp
         2, "", "caduceus: error: -r given 2 times (Chr1:1-10, Chr1:20-30): ism scores one region; run it once per region\n"
     )  # fmt: skip
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_on_the_shipped_model_says_it_is_a_demonstration_and_names_real_checkpoints(
+    run_cli, tmp_path, tiny_checkpoint
+):
+    from caduceus_cli.commands.common import SHIPPED_MODEL_NOTE
+
+    shipped = run_cli("embed", EXAMPLE_FASTA, "-r", "Chr1:1-64", "-o", tmp_path / "shipped.h5")
+    assert shipped.code == 0, shipped.err
+    assert f" INFO {SHIPPED_MODEL_NOTE}\n" in shipped.err
+    assert "kuleshov-group/PlantCaduceus_l32" in SHIPPED_MODEL_NOTE and "not for biology" in SHIPPED_MODEL_NOTE
+    chosen = run_cli("embed", EXAMPLE_FASTA, "-r", "Chr1:1-64", "-m", tiny_checkpoint(), "-o", tmp_path / "chosen.h5")
+    assert chosen.code == 0 and "demonstration" not in chosen.err
