@@ -179,10 +179,9 @@ class Runtime:
     def trained_window(self) -> int | None:
         """The checkpoint's training length (what --window defaults to), read from its small files: the
         window options are checked against it before the weights load."""
-        from caduceus_cli.model.load import checkpoint_training_length, default_model_path
+        from caduceus_cli.model.load import checkpoint_training_length
 
-        source = self.model if self.model is not None else str(default_model_path())
-        return checkpoint_training_length(source, self.revision)
+        return checkpoint_training_length(model_source(self.model), self.revision)
 
     def engine(self, model):
         from caduceus_cli.engine import Engine
@@ -314,6 +313,13 @@ def open_reference(fasta: Path, names: dict[str, str] | None):
     return Fasta(fasta, names)
 
 
+def model_source(model: str | None) -> str:
+    """What -m names: a folder or hub id as given, or the shipped model's folder when it is not given."""
+    from caduceus_cli.model.load import default_model_path
+
+    return model if model is not None else str(default_model_path())
+
+
 # What a run on the shipped model is good for: on the example VCF its mean llr is highest for nonsense
 # SNVs and lowest for synonymous ones, the reverse of biology (README, docs/models.md).
 SHIPPED_MODEL_NOTE = (
@@ -326,11 +332,11 @@ SHIPPED_MODEL_NOTE = (
 def open_model(model: str | None, revision: str | None, device: str, dtype: str):
     """Load the asked-for checkpoint (the shipped default when none) on the resolved device and dtype."""
     from caduceus_cli.device import resolve_device, resolve_dtype
-    from caduceus_cli.model.load import default_model_path, load_model
+    from caduceus_cli.model.load import load_model
 
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    source = model if model is not None else str(default_model_path())
+    source = model_source(model)
     loaded = load_model(source, device=torch_device, dtype=torch_dtype, revision=revision)
     log.info(
         "model %s (%s, d_model %d, %d layers) on %s in %s",

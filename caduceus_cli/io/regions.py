@@ -115,7 +115,8 @@ def _open_text(path: str | os.PathLike[str], where: str) -> Iterator[TextIO]:
         # opened once: a pipe (`-R <(sort peaks.bed)`) gives its bytes once, so they are peeked, not read
         with open(path, "rb") as raw:
             gzipped = raw.peek(2)[:2] == b"\x1f\x8b"
-            with gzip.open(raw, "rt", encoding="utf-8") if gzipped else io.TextIOWrapper(raw, encoding="utf-8") as handle:
+            text = gzip.open(raw, "rt", encoding="utf-8") if gzipped else io.TextIOWrapper(raw, encoding="utf-8")  # noqa: SIM115 (the with below closes it)
+            with text as handle:
                 yield handle
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError):
         raise InputError(f"{where}: not a text BED file") from None
