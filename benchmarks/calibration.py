@@ -149,7 +149,7 @@ def cost(name: str, model, fasta_path: Path, settings: Settings, sites: int, thr
 
 
 def settings_for(model) -> Settings:
-    return Settings(("llr",), False, variant_window(model, None, None), DEFAULT_FLANK, "flag")
+    return Settings(("llr",), False, variant_window(model.default_window, None, None), DEFAULT_FLANK, "flag")
 
 
 def sizes(text: str) -> list[int]:

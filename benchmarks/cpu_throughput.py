@@ -402,7 +402,7 @@ def variant_rates(counts: list[int], folder: Path) -> None:
     header = [line for line in lines if line.startswith("#")]
     records = [line for line in lines if not line.startswith("#")]
     model = load_model(SHIPPED)
-    window = default_window(model)
+    window = default_window(model.default_window)
     rows = []
     for n in counts:
         row = [str(n)]

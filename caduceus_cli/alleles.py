@@ -24,6 +24,7 @@ CLASSES = ("snv", "mnv", "ins", "del", "complex", "none")
 # Why an ALT is not scored, in the order they are tested (the first that applies is reported).
 FLAGS = {
     "contig_missing": "contig not in the FASTA",
+    "past_contig_end": "REF reaches past the end of the FASTA contig (a VCF of another assembly version?)",
     "ref_mismatch": "REF differs from the FASTA",
     "symbolic": "symbolic, * or breakend ALT",
     "not_acgt": "a base other than A C G T",
@@ -69,15 +70,17 @@ class Change:
 
 
 def classify_alleles(
-    ref: str, alts: tuple[str, ...], fasta_ref: str | None, pos0: int
+    ref: str, alts: tuple[str, ...], fasta_ref: str | None, pos0: int, contig_length: int
 ) -> list[Change | str]:
     """For each ALT, the trimmed `Change` it makes, or the flag saying why it cannot be scored.
 
-    `fasta_ref` is the FASTA over the REF's span (None when the contig is not in the FASTA); REF is
-    compared case-insensitively.
+    `fasta_ref` is the FASTA over the REF's span (None when the contig is not in the FASTA), whose contig
+    is `contig_length` bases long; REF is compared case-insensitively.
     """
     if fasta_ref is None:
         return ["contig_missing"] * len(alts)
+    if pos0 + len(ref) > contig_length:
+        return ["past_contig_end"] * len(alts)
     ref = ref.upper()
     if ref != fasta_ref.upper():
         return ["ref_mismatch"] * len(alts)

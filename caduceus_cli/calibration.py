@@ -28,6 +28,7 @@ import numpy as np
 from caduceus_cli.alleles import ACGT, Change
 from caduceus_cli.errors import InputError
 from caduceus_cli.scoring import INFO_KEYS, InfoField, Settings, percentile_name, rc_text
+from caduceus_cli.terminal import number_text
 
 if TYPE_CHECKING:
     from caduceus_cli.model.caduceus import CaduceusForMaskedLM
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("caduceus")
 
 _COMPLEMENT = str.maketrans("ACGT", "TGCA")
+# Background variants per context from which percentiles are fine: steps of a point, and a median
+# difference of about 3 points between two backgrounds (docs/commands/calibrate.md: How many sites).
+FINE_CONTEXT = 100
 _BASES = frozenset(ACGT)
 
 
@@ -109,6 +113,24 @@ class Background:
     @property
     def scores(self) -> tuple[str, ...]:
         return tuple(self.distributions)
+
+    def context_size(self) -> int:
+        """The median number of background variants in a context (trinucleotide SNV contexts and indel
+        lengths; the pooled substitutions aside): a percentile there moves in steps of 100 / that."""
+        by_context = next(iter(self.distributions.values()), {})
+        sizes = [len(values) for context, values in by_context.items() if "[" in context or ":" in context]
+        return int(np.median(sizes)) if sizes else 0
+
+    def warn_if_coarse(self) -> None:
+        """A log warning when the background is too small for percentiles finer than a few points."""
+        size = self.context_size()
+        if size < FINE_CONTEXT:
+            log.warning(
+                "%s: %s per context (median), so percentiles come in steps of %.0f points or more and move by "
+                "several points between backgrounds of this size; calibrate with more sites (-n 20000 or more, "
+                "docs/commands/calibrate.md: How many sites)",
+                self.path, f"{size:,} variant" + ("" if size == 1 else "s"), 100 / max(size, 1),
+            )  # fmt: skip
 
     def percentiles(self, context: str | None, values: Mapping[str, float]) -> dict[str, float]:
         """The percentile (`percentile_name` keys) of each of an allele's `values` the background has
@@ -194,20 +216,27 @@ def percentile_fields(background: Background, scores: Sequence[str]) -> list[Inf
     """INFO declarations of the percentiles: the file, the context rule, how many variants."""
     meta = background.meta
     made = (
-        f"{background.path} ({background.variants} variants at {meta.get('sites_used')} random sites of "
+        f"{background.path} ({background.variants:,} variants at {number_text(meta.get('sites_used'))} random sites of "
         f"{meta.get('genome')}, seed {meta.get('seed')})"
     )
-    longest = meta.get("max_indel") if meta.get("indels") == "yes" else "0"
+    if meta.get("indels") == "yes":
+        missing = f"MNVs, complex changes and indels longer than {meta.get('max_indel')} bp"
+    else:
+        missing = "MNVs, complex changes and every indel (a background of SNVs only)"
     fields = []
     for score in scores:
-        low = "more damaging" if score.startswith("llr") else "less changed"
+        reading = (
+            "low: lower than most random changes there, a change the model expects less than most"
+            if score.startswith("llr")
+            else "high: the embedding changes more than for most random changes there"
+        )
         fields.append(
             InfoField(
                 INFO_KEYS[percentile_name(score)],
                 "Float",
                 f"Percentile (0-100, mid-rank) of {INFO_KEYS[score]} among the background variants of the "
-                f"same context in {made}; {CONTEXT_RULE}; low: lower than most random changes there ({low}); "
-                f". for MNVs, complex changes and indels longer than {longest}",
+                f"same context in {made}; {CONTEXT_RULE}; {reading}; a rank among random changes, not a "
+                f"probability of pathogenicity; . for {missing}",
             )
         )
     return fields

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from caduceus_cli.errors import InputError
+from caduceus_cli.extras import require
 from caduceus_cli.io.outputs import committed
 from caduceus_cli.scoring import ACGT, IsmTable, mean_alternative_llr
 
@@ -28,13 +29,9 @@ BASE_COLOURS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839"}
 COLOUR_BAR_LABEL = "LLR (nats): log P(alt) - log P(ref)"
 
 
-def _matplotlib() -> Any:
+def matplotlib_package() -> Any:
     """The matplotlib package, or a one-line error saying how to install it."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise InputError("plots need the matplotlib package: pip install 'caduceus-cli[plots]'") from None
-    return matplotlib
+    return require("matplotlib", "--plot", "or leave --plot out and plot the table yourself")
 
 
 def plot_format(path: Path) -> str:
@@ -103,7 +100,7 @@ def _draw_heatmap(axes: Any, table: IsmTable) -> Any:
 def plot_ism(table: IsmTable, path: Path) -> None:
     """Draw the ISM figure of `table` (logo over heatmap) to `path`, a .png or .svg, written atomically."""
     fmt = plot_format(path)
-    matplotlib = _matplotlib()
+    matplotlib = matplotlib_package()
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 

@@ -368,10 +368,9 @@ MAX_DEFAULT_WINDOW = 2048
 DEFAULT_FLANK = 768  # as in the Caduceus paper's variant-effect features (1,537 positions around the variant)
 
 
-def default_window(model_obj: object) -> int:
-    """The model's training length (made even), at most MAX_DEFAULT_WINDOW; that maximum when unknown."""
-    trained = getattr(model_obj, "default_window", None) or MAX_DEFAULT_WINDOW
-    return max(2, min(trained, MAX_DEFAULT_WINDOW) // 2 * 2)
+def default_window(trained: int | None) -> int:
+    """The model's training length `trained` (made even), at most MAX_DEFAULT_WINDOW; that maximum when unknown."""
+    return max(2, min(trained or MAX_DEFAULT_WINDOW, MAX_DEFAULT_WINDOW) // 2 * 2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -503,7 +502,8 @@ def track_scores(
     `logits` (L, 4) are the A, C, G, T columns of the model's `logits_conjoined` rows for the
     reference, whose bases are `columns` (L,) (`Tokenizer.columns`).
     ref-logprob: log P(ref) under the A/C/G/T softmax; entropy: of that distribution, in nats;
-    llr-min: the most damaging single-base change (the smallest of the 3 LLRs); llr-mean: their mean.
+    llr-min: the single-base change the model finds least likely (the smallest of the 3 LLRs); llr-mean:
+    their mean.
     """
     unknown = [name for name in scores if name not in TRACK_SCORES]
     if unknown:

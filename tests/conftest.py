@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -212,6 +214,20 @@ class CliResult(NamedTuple):
     code: int
     out: str
     err: str
+
+
+@pytest.fixture
+def named_pipe() -> Callable[[Path, bytes], Path]:
+    """`named_pipe(path, content)`: a FIFO at `path` that gives `content` once to its first reader, as
+    `<(zcat calls.vcf.gz)` gives a command's output (a daemon thread writes it, so a reader that never
+    comes leaves nothing waiting)."""
+
+    def make(path: Path, content: bytes) -> Path:
+        os.mkfifo(path)
+        threading.Thread(target=path.write_bytes, args=(content,), daemon=True).start()
+        return path
+
+    return make
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from caduceus_cli.alleles import Change, classify_alleles, placements, trimmed
 
 
 def test_snvs_are_scored_and_ref_is_compared_case_insensitively():
-    assert classify_alleles("a", ("G", "t"), "A", 99) == [Change(99, "A", "G"), Change(99, "A", "T")]
-    assert classify_alleles("A", ("G",), "a", 99) == [Change(99, "A", "G")]
+    assert classify_alleles("a", ("G", "t"), "A", 99, 1000) == [Change(99, "A", "G"), Change(99, "A", "T")]
+    assert classify_alleles("A", ("G",), "a", 99, 1000) == [Change(99, "A", "G")]
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,15 @@ def test_snvs_are_scored_and_ref_is_compared_case_insensitively():
     ],
 )
 def test_unscorable_alleles_get_their_flag(ref, alts, fasta, expected):
-    assert classify_alleles(ref, alts, fasta, 0) == expected
+    assert classify_alleles(ref, alts, fasta, 0, 1000) == expected
+
+
+def test_a_record_past_the_contigs_end_is_flagged_as_such_not_as_a_ref_mismatch():
+    """The FASTA reads N past a contig's end, so such a REF would differ; the usual cause is a VCF of
+    another assembly version, which its own flag says."""
+    assert classify_alleles("A", ("G", "T"), "N", 1000, 1000) == ["past_contig_end", "past_contig_end"]
+    assert classify_alleles("AC", ("A",), "GN", 999, 1000) == ["past_contig_end"]
+    assert classify_alleles("G", ("A",), "G", 999, 1000) == [Change(999, "G", "A")]  # the last base
 
 
 @pytest.mark.parametrize(
@@ -42,7 +50,7 @@ def test_unscorable_alleles_get_their_flag(ref, alts, fasta, expected):
     ],
 )
 def test_shared_bases_are_trimmed_leaving_the_change_and_its_class(ref, alt, change, kind):
-    (got,) = classify_alleles(ref, (alt,), ref, 50)
+    (got,) = classify_alleles(ref, (alt,), ref, 50, 1000)
     assert got == change and got.kind == kind
 
 

@@ -6,6 +6,7 @@ import gzip
 from pathlib import Path
 
 import numpy as np
+import pysam
 import pytest
 from conftest import caduceus
 
@@ -303,3 +304,92 @@ def test_shards_merged_equal_the_single_run_apart_from_the_command_line(run_cli,
         refused = run_cli("merge", *inputs, "-o", tmp_path / "refused.tsv.gz", "-q")
         assert refused.code == 1 and message in refused.err, refused.err
         assert not (tmp_path / "refused.tsv.gz").exists()
+
+
+def test_in_a_pipeline_progress_lines_never_repeat_the_closing_count(
+    run_cli, genome, tiny_checkpoint, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(calibrate_pipeline, "LOG_EVERY_S", 0)  # a progress line whenever it may come
+    monkeypatch.setattr(calibrate_pipeline, "CHUNK_SITES", 8)  # 3 chunks of sites
+    out = tmp_path / "bg.tsv.gz"
+    result = run_cli("calibrate", genome, "-o", out, "-m", tiny_checkpoint(), "-n", 20, "-w", WINDOW, "--no-indels")
+    assert result.code == 0, result.err
+    progress = [line.split(" INFO ")[1] for line in result.err.splitlines() if " scored, " in line]
+    assert [line.split(" scored")[0] for line in progress] == ["8 of 20 sites", "16 of 20 sites"]
+    assert result.err.count(" INFO 20 sites, 60 variants (60 snv), left out: none; ") == 1
+
+
+def test_percentile_declarations_say_what_a_low_rank_means_and_where_there_is_none(
+    run_cli, background, genome, tiny_checkpoint, tmp_path
+):
+    """One vocabulary: a rank among random changes of the context, never "damaging"; a background of SNVs
+    only names indels as what has no percentile, not "indels longer than 0"."""
+    snvs_only = tmp_path / "snvs.tsv.gz"
+    assert caduceus("calibrate", genome, "-o", snvs_only, "-m", tiny_checkpoint(), "-n", 30, "--no-indels", *OPTIONS) == 0
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                   f"chr1\t101\t.\t{CHR1[100].upper()}\t{'A' if CHR1[100].upper() != 'A' else 'C'}\t.\t.\t.\n")  # fmt: skip
+    described = {}
+    for name, used in (("indels", background), ("snvs", snvs_only)):
+        out = tmp_path / f"{name}.vcf"
+        result = run_cli("score-variants", vcf, "--fasta", genome, "-m", tiny_checkpoint(), "-w", WINDOW,
+                         "--background", used, "-o", out, "-q")  # fmt: skip
+        assert result.code == 0, result.err
+        with pysam.VariantFile(str(out)) as scored:
+            described[name] = scored.header.info["CADUCEUS_LLR_PCT"].description
+    for description in described.values():
+        assert "low: lower than most random changes there, a change the model expects less than most" in description
+        assert "a rank among random changes, not a probability of pathogenicity" in description
+        assert "damaging" not in description
+    assert described["indels"].endswith("; . for MNVs, complex changes and indels longer than 3 bp")
+    assert described["snvs"].endswith("; . for MNVs, complex changes and every indel (a background of SNVs only)")
+
+
+def test_a_small_background_warns_that_its_percentiles_are_coarse(run_cli, background, genome, tiny_checkpoint, tmp_path):
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+    result = run_cli("score-variants", vcf, "--fasta", genome, "-m", tiny_checkpoint(), "-w", WINDOW,
+                     "--background", background, "-o", tmp_path / "out.vcf")  # fmt: skip
+    assert result.code == 0, result.err
+    size = Background.from_rows("b", {}, *_contexts_and_values(background)).context_size()
+    assert 0 < size < 20
+    assert (
+        f" WARNING {background}: {size} variants per context (median), so percentiles come in steps of "
+        f"{100 / size:.0f} points or more and move by several points between backgrounds of this size; "
+        "calibrate with more sites (-n 20000 or more, docs/commands/calibrate.md: How many sites)\n"
+    ) in result.err
+
+
+def test_a_background_with_a_hundred_variants_per_context_gives_no_warning(caplog):
+    contexts = ["A[C>T]G"] * 100 + ["del:1"] * 100 + ["C>A"] * 3
+    values = {"llr": np.linspace(-3, 1, len(contexts)).astype(np.float32)}
+    background = Background.from_rows("big.tsv.gz", {}, contexts, values)
+    assert background.context_size() == 100
+    background.warn_if_coarse()
+    assert caplog.records == []
+
+
+def _contexts_and_values(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    _, rows = header_and_rows(path)
+    columns = rows[0]
+    contexts = [row[columns.index("context")] for row in rows[1:]]
+    return contexts, {"llr": np.array([float(row[columns.index("llr")]) for row in rows[1:]], dtype=np.float32)}
+
+
+def test_a_background_and_a_chrom_map_from_pipes_are_read_once(
+    run_cli, background, genome, tiny_checkpoint, tmp_path, named_pipe
+):
+    """`--background <(cat bg.tsv.gz) --chrom-map <(...)`: each read once, though the reference opens twice."""
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                   f"1\t101\t.\t{CHR1[100].upper()}\t{'A' if CHR1[100].upper() != 'A' else 'C'}\t.\t.\t.\n")  # fmt: skip
+    names = tmp_path / "names.txt"
+    names.write_text("1 chr1\n")
+    common = ("score-variants", vcf, "--fasta", genome, "-m", tiny_checkpoint(), "-w", WINDOW, "-O", "t", "-q")
+    assert run_cli(*common, "--background", background, "--chrom-map", names, "-o", tmp_path / "files.tsv").code == 0
+    background_pipe = named_pipe(tmp_path / "bg.fifo", background.read_bytes())
+    names_pipe = named_pipe(tmp_path / "names.fifo", names.read_bytes())
+    piped = run_cli(*common, "--background", background_pipe, "--chrom-map", names_pipe, "-o", tmp_path / "pipes.tsv")
+    assert piped.code == 0, piped.err
+    assert (tmp_path / "pipes.tsv").read_text() == (tmp_path / "files.tsv").read_text()
+    assert (tmp_path / "files.tsv").read_text().splitlines()[1].split("\t")[7] != "NaN"  # a percentile came

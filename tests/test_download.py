@@ -164,3 +164,24 @@ def test_download_offline_with_nothing_cached_says_hf_hub_offline_is_set(tmp_pat
     assert run.stderr.startswith("caduceus: error: owner/name: not in the Hugging Face cache and ")
     assert "HF_HUB_OFFLINE is set" in run.stderr
     assert "caduceus download owner/name" in run.stderr  # how to fix it
+
+
+@pytest.mark.parametrize(
+    ("given", "line"),
+    [
+        (
+            "not-a-hub-id",
+            "not-a-hub-id: not a hub id; give owner/name, e.g. kuleshov-group/PlantCaduceus_l32 "
+            "(caduceus models lists them)",
+        ),
+        (
+            "./weights",
+            "./weights: a local path; download takes a hub id (owner/name), and a local checkpoint needs no "
+            "download: pass it as --model ./weights",
+        ),
+    ],
+)
+def test_download_refuses_what_is_no_hub_id_before_asking_the_hub(run_cli, monkeypatch, given, line):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # where ./weights is the shipped model's folder
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing may be asked of a hub
+    assert run_cli("download", given) == (1, "", f"caduceus: error: {line}\n")

@@ -200,14 +200,14 @@ def inject_bigwig(monkeypatch, stage: str) -> None:
     if stage == "body":  # the disk fills up: the room check stops the run before libBigWig fails
         monkeypatch.setattr(tracks, "ensure_space", on_call(3, tracks.ensure_space))
         return
-    real = tracks._pybigwig()
+    real = tracks.pybigwig()
 
     class Module:
         @staticmethod
         def open(path, mode="r"):
             return FaultyBigWig(real.open(path, mode), path, stage) if mode == "w" else real.open(path)
 
-    monkeypatch.setattr(tracks, "_pybigwig", lambda: Module)
+    monkeypatch.setattr(tracks, "pybigwig", lambda: Module)
 
 
 def inject_table(monkeypatch, stage: str) -> None:

@@ -93,6 +93,14 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
     assert error_of(tmp_path / "absent.fa") == f"{tmp_path / 'absent.fa'}: FASTA file not found"
 
 
+def test_a_fasta_from_a_pipe_is_refused_saying_why(tmp_path: Path) -> None:
+    fifo = tmp_path / "genome.fa"
+    os.mkfifo(fifo)  # nothing writes: the check must not open it
+    assert error_of(fifo) == (
+        f"{fifo}: not a regular file; a FASTA is read through its index (.fai), which a pipe cannot give"
+    )
+
+
 def test_empty_file_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "empty.fa"
     path.write_text("\n\n")

@@ -76,6 +76,14 @@ def test_gzipped_bed_is_read(tmp_path: Path, fasta: Fasta) -> None:
     assert read_bed(path, fasta) == [Region("chr2", 0, 50, "chr2")]
 
 
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_bed_from_a_pipe_is_read_once_plain_or_gzipped(tmp_path: Path, fasta: Fasta, named_pipe, compress: bool) -> None:
+    """`-R <(sort peaks.bed)`: the pipe's bytes come once, so the file is opened once."""
+    text = b"chr2\t0\t50\nchr1\t10\t20\tpeak\n"
+    regions = read_bed(named_pipe(tmp_path / "regions.bed", gzip.compress(text) if compress else text), fasta)
+    assert regions == [Region("chr2", 0, 50, "chr2"), Region("chr1", 10, 20, "peak")]
+
+
 def test_bed_from_stdin(monkeypatch: pytest.MonkeyPatch, fasta: Fasta) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("chr2\t1\t2\n"))
     assert read_bed("-", fasta) == [Region("chr2", 1, 2, "chr2:2-2")]

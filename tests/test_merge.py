@@ -215,3 +215,14 @@ def test_merge_refuses_vcf_shards_that_cannot_be_one_run_and_leaves_no_output(
     code, _, err = run_cli("merge", "-o", out / "all.vcf.gz", *paths)
     assert code == 1 and len(err.strip().splitlines()) == 1 and message in err
     assert list(out.iterdir()) == []
+
+
+def test_merge_given_a_file_that_is_no_shard_names_it_not_the_output(run_cli, tmp_path):
+    fasta = Path(__file__).resolve().parents[1] / "examples" / "example.fa"
+    result = run_cli("merge", fasta, "-o", tmp_path / "all.h5")
+    assert result == (
+        1, "",
+        f"caduceus: error: {fasta}: not a shard of caduceus embed, score-variants, track or calibrate "
+        "(merge joins the outputs of one --shard I/N run)\n",
+    )  # fmt: skip
+    assert list(tmp_path.iterdir()) == []

@@ -26,7 +26,7 @@ from rich.progress import Progress
 from caduceus_cli import terminal
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import OutOfMemoryError
-from caduceus_cli.terminal import format_rate
+from caduceus_cli.terminal import counted, format_rate
 
 CADUCEUS = [sys.executable, "-c", "from caduceus_cli.cli import main; main()"]
 ANSI_ESCAPE = "\x1b["
@@ -179,10 +179,10 @@ USAGE_ERRORS = {
 
 
 @pytest.mark.parametrize("case", sorted(USAGE_ERRORS))
-def test_usage_errors_exit_2(run_cli, case, data):
+def test_usage_errors_exit_2_with_one_line(run_cli, case, data):
     code, out, err = run_cli(*USAGE_ERRORS[case](data))
     assert (code, out) == (2, "")
-    assert "Usage" in err
+    assert err.startswith("caduceus: error: ") and err.count("\n") == 1
 
 
 BAD_OPTION_VALUES = {
@@ -359,6 +359,24 @@ def test_log_file_gets_the_log(run_cli, command, data, tmp_path):
 )
 def test_rates_keep_three_significant_digits_below_100(count, seconds, shown):
     assert format_rate(count, seconds) == shown
+
+
+@pytest.mark.parametrize(
+    ("count", "noun", "shown"),
+    [
+        (1, "region", "1 region"), (0, "region", "0 regions"), (18486, "base", "18,486 bases"),
+        (2, "A/C/G/T base", "2 A/C/G/T bases"),
+    ],  # fmt: skip
+)
+def test_counts_in_log_lines_have_thousands_separators_and_agree_in_number(count, noun, shown):
+    assert counted(count, noun) == shown
+
+
+def test_an_embed_of_one_region_says_one_region(run_cli, data, tmp_path):
+    code, _, err = run_cli("embed", data["ref.fa"], "-r", "chr1:1-150", "--model", data["model"], "-o", tmp_path / "one.h5")
+    assert code == 0, err
+    assert " INFO 1 region, 150 bases, estimated output " in err
+    assert " INFO embed: 150 bases in " in err
 
 
 def test_score_variants_on_a_terminal_shows_the_records_total_and_each_level_once(run_cli, data, monkeypatch):

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.plots import COLOUR_BAR_LABEL, DPI, figure_size, importance, plot_ism
 from caduceus_cli.scoring import COLUMN, ism_table
 from caduceus_cli.tokens import CADUCEUS
@@ -78,6 +78,6 @@ def test_another_suffix_is_an_error_and_writes_nothing(tmp_path):
 
 def test_without_matplotlib_a_one_line_error_names_the_package(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(InputError, match=r"^plots need the matplotlib package: pip install"):
+    with pytest.raises(UsageError, match=r"^--plot needs the matplotlib package: pip install matplotlib;"):
         plot_ism(_table(), tmp_path / "ism.png")
     assert list(tmp_path.iterdir()) == []

@@ -6,6 +6,7 @@ import collections
 import contextlib
 import gzip
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -233,6 +234,29 @@ def test_stdin_to_stdout_in_a_shell_pipe(run, tmp_path, genome, ph_checkpoint):
     assert data_lines(tmp_path / "piped.vcf") == data_lines(reference)
 
 
+def test_a_vcf_from_a_pipe_is_scored_as_from_a_file(run, tmp_path, genome, ph_checkpoint, named_pipe):
+    """`score-variants <(zcat calls.vcf.gz)`: a pipe is not a regular file, and is read once, as stdin is."""
+    vcf = write_vcf(tmp_path, TRICKY)
+    common = ("--fasta", genome, "--model", ph_checkpoint)
+    assert run(vcf, *common, "-o", tmp_path / "file.vcf").code == 0
+    bgzipped = tmp_path / "in.vcf.gz"
+    pysam.tabix_compress(str(vcf), str(bgzipped))
+    for name, content in (("plain", vcf.read_bytes()), ("bgzf", bgzipped.read_bytes())):
+        piped = run(named_pipe(tmp_path / f"{name}.fifo", content), *common, "-o", tmp_path / f"{name}.vcf")
+        assert piped.code == 0, piped.err
+        assert data_lines(tmp_path / f"{name}.vcf") == data_lines(tmp_path / "file.vcf")
+
+
+def test_a_shard_of_a_pipe_is_refused_before_any_work(run, tmp_path, genome):
+    fifo = tmp_path / "calls.fifo"
+    os.mkfifo(fifo)  # nothing writes: the command must not open it
+    result = run(fifo, "--fasta", genome, "--shard", "1/2", "-o", tmp_path / "part.vcf")
+    assert result.code == 2
+    assert result.err == (
+        "caduceus: error: --shard needs the VCF as a file (its records are counted first), not stdin or a pipe\n"
+    )
+
+
 def test_shards_concatenate_to_the_single_run(run, tmp_path, genome, ph_checkpoint, monkeypatch):
     monkeypatch.setattr(
         variants_pipeline, "CHUNK_RECORDS", 2
@@ -344,10 +368,7 @@ def test_bad_option_combinations_are_usage_errors_before_any_work(run, tmp_path,
 
 @pytest.mark.parametrize(("trained", "window"), [(1024, 1024), (131072, 2048), (None, 2048), (1001, 1000)])
 def test_default_window_is_the_training_length_up_to_2048(trained, window):
-    class Model:
-        default_window = trained
-
-    assert default_window(Model()) == window
+    assert default_window(trained) == window
 
 
 # --- -O t: the scores as a table ----------------------------------------------------------------
@@ -429,3 +450,38 @@ def test_vcf_output_gets_only_the_requested_info_fields_not_the_tables_logits(
     assert "LOGIT_" not in (tmp_path / "o.vcf").read_text().upper()
     for record in read_records(tmp_path / "o.vcf"):
         assert set(record.info) == {"DP", "CADUCEUS_LLR_UNMASKED", "CADUCEUS_CLASS"}
+
+
+def test_in_a_pipeline_progress_lines_never_repeat_the_closing_count(
+    run_cli, tmp_path, genome, ph_checkpoint, monkeypatch
+):
+    """Off a terminal a progress line comes now and then (here before every chunk); the last one comes
+    before the last chunk is scored, so the closing line alone gives the final count."""
+    monkeypatch.setattr(variants_pipeline, "CHUNK_RECORDS", 2)
+    monkeypatch.setattr(variants_pipeline, "LOG_EVERY_S", 0)
+    vcf = write_vcf(tmp_path, TRICKY + EDGE_AND_MIDDLE)  # 12 records: 6 chunks
+    result = run_cli("score-variants", vcf, "--fasta", genome, "-m", ph_checkpoint, "-w", WINDOW, "-o", tmp_path / "o.vcf")
+    assert result.code == 0, result.err
+    progress = [line.split(" INFO ")[1] for line in result.err.splitlines() if "written so far" in line]
+    assert len(progress) == 6 and progress[0].startswith("0 records written so far")
+    assert all(not line.startswith("12 records") for line in progress)
+    assert result.err.count("12 records written") == 1
+    assert "12 records written (0 skipped), 20 alleles scored (2 del, 1 none, 17 snv), not scored: " in result.err
+
+
+def test_a_record_past_the_contigs_end_gets_its_own_flag_and_stops_a_strict_run(run, tmp_path, genome, ph_checkpoint):
+    """chr2 is 100 bp in the FASTA: a record at 101, or a REF running past 100, is from another assembly."""
+    vcf = write_vcf(tmp_path, [line("2", 99, CHR2[98:100] + "A", CHR2[98]), line("2", 101, "A", "G"), TRICKY[6]])
+    common = ("--fasta", genome, "--model", ph_checkpoint)
+    assert run(vcf, *common, "-o", tmp_path / "flag.vcf").code == 0
+    flags = [record.info.get("CADUCEUS_FLAG") for record in read_records(tmp_path / "flag.vcf")]
+    assert flags == [("past_contig_end",), ("past_contig_end",), None]
+    assert run(vcf, *common, "--on-ref-mismatch", "skip", "-o", tmp_path / "skip.vcf").code == 0
+    assert [record.pos for record in read_records(tmp_path / "skip.vcf")] == [50]
+    result = run(vcf, *common, "--on-ref-mismatch", "error", "-o", tmp_path / "error.vcf")
+    assert result.code == 1
+    assert result.err == (
+        f"caduceus: error: {vcf}: record 1 at 2:99: REF {CHR2[98:100]}A reaches past the end of chr2 (100 bp in "
+        f"{genome}); a VCF of another assembly version? (--on-ref-mismatch error; use flag or skip to go on)\n"
+    )
+    assert not list(tmp_path.glob("error.vcf*"))

@@ -156,3 +156,37 @@ def test_merging_track_shards_needs_the_fasta(track, run_cli, tmp_path):
     result = run_cli("merge", tmp_path / "part.bw", "-o", tmp_path / "all.bw")
     assert result.code == 2 and "--fasta" in result.err
     assert not (tmp_path / "all.bw").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "message"),
+    [
+        ("t.bedgraph", None, "t.bedgraph: bedGraph tracks are written bgzipped (for tabix); name it t.bedgraph.gz"),
+        ("t.bg", None, "t.bg: bedGraph tracks are written bgzipped (for tabix); name it t.bg.gz"),
+        ("t.bw", "bedgraph", "t.bw: a bigwig name for a bedgraph track (--format bedgraph); name it *.bedgraph.gz"),
+        ("t.bg.gz", "bigwig", "t.bg.gz: a bedgraph name for a bigwig track (--format bigwig); name it *.bw"),
+    ],
+)
+def test_an_output_name_that_contradicts_the_tracks_format_is_refused(
+    run_cli, tmp_path, genome, model, monkeypatch, name, fmt, message
+):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("track", genome, "-r", "chrM", "-o", name, *(("--format", fmt) if fmt else ()), "-m", model)
+    assert result == (2, "", f"caduceus: error: -o {message}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("name", "magic"), [("t.bigwig", b"\x26\xfc\x8f\x88"), ("t.bg.gz", b"\x1f\x8b\x08\x04")])
+def test_the_tracks_format_follows_the_output_name(track, tmp_path, name, magic):
+    track("-r", "chrM", "-o", tmp_path / name)
+    assert (tmp_path / name).read_bytes()[:4] == magic  # bigWig's signature; BGZF's gzip header
+
+
+def test_merging_bigwig_shards_into_a_bedgraph_name_is_refused(track, run_cli, tmp_path, genome):
+    track("-r", "chrM", "-o", tmp_path / "part.bw", "--shard", "1/1")
+    result = run_cli("merge", tmp_path / "part.bw", "--fasta", genome, "-o", tmp_path / "all.bedgraph.gz")
+    assert result.code == 2
+    assert result.err == (
+        f"caduceus: error: -o {tmp_path / 'all.bedgraph.gz'}: a bedgraph name for a bigwig track "
+        "(the shards are bigwig); name it *.bw\n"
+    )

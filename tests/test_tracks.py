@@ -9,7 +9,7 @@ import numpy as np
 import pysam
 import pytest
 
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io import tracks
 from caduceus_cli.io.tracks import track_writer
 from caduceus_cli.pipelines.merge import merge_tracks
@@ -186,7 +186,7 @@ def test_values_out_of_order_or_outside_the_genome_are_an_error_and_leave_nothin
 
 def test_without_pybigwig_a_one_line_error_names_the_package(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyBigWig", None)  # import pyBigWig now raises ImportError
-    with pytest.raises(InputError, match=r"^bigWig tracks need the pyBigWig package: pip install") as error:
+    with pytest.raises(UsageError, match=r"^bigWig output needs the pyBigWig package: pip install pyBigWig;") as error:
         _write(tmp_path / "scores.bw", "bigwig")
     assert "\n" not in str(error.value)
     assert list(tmp_path.iterdir()) == []

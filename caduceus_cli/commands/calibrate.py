@@ -26,6 +26,7 @@ from caduceus_cli.commands.common import (
     VariantIndexOpt,
     VariantWindowOpt,
     check_variant_window,
+    chrom_map_names,
     command_line,
     open_reference,
     parse_shard,
@@ -54,7 +55,8 @@ def calibrate(
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", help="Background to write (gzipped table, .tsv.gz).", rich_help_panel=OUTPUT
+            "--output", "-o", metavar="FILE", help="Background to write (gzipped table, .tsv.gz).",
+            rich_help_panel=OUTPUT,
         ),
     ],
     sites: Annotated[
@@ -62,6 +64,7 @@ def calibrate(
         typer.Option(
             "--sites",
             "-n",
+            metavar="N",
             help="Random sites to score: 3 SNVs, a deletion and an insertion each, about 6 model windows per "
             "site (1 with --no-indels). The default is a GPU job (about 20 GPU-minutes at the published size); "
             "on a 2-core CPU the shipped model takes hours (docs/commands/calibrate.md); shard it with --shard.",
@@ -72,6 +75,7 @@ def calibrate(
         int,
         typer.Option(
             "--seed",
+            metavar="S",
             help="Seed of the sample: the same seed, genome and regions give the same sites.",
             rich_help_panel=SAMPLE,
         ),
@@ -79,7 +83,8 @@ def calibrate(
     regions_bed: Annotated[
         Path | None,
         typer.Option(
-            "--regions", "-R", help="BED file of regions to sample from (their union).", rich_help_panel=INPUT
+            "--regions", "-R", metavar="BED", help="BED file of regions to sample from (their union).",
+            rich_help_panel=INPUT,
         ),
     ] = None,
     region: RegionOpt = None,
@@ -88,6 +93,7 @@ def calibrate(
         int,
         typer.Option(
             "--max-indel",
+            metavar="L",
             help="Longest insertion and deletion drawn (lengths uniform from 1).",
             rich_help_panel=SAMPLE,
         ),
@@ -108,21 +114,21 @@ def calibrate(
     shard_part = parse_shard(shard)
     _check_options(output, sites, seed, max_indel, emb_flank)
     check_writable_output(output, force)
-    scores = variant_scores(score)
+    window = variant_window(runtime.trained_window(), window, variant_index)
+    settings = Settings(variant_scores(score), False, window, emb_flank, "flag", variant_index)
+    names = chrom_map_names(chrom_map)
     # claimed before the model loads: a second run on this output refuses at once
     with (
         claimed(output),
-        open_reference(fasta, chrom_map) as reader_fasta,
-        open_reference(fasta, chrom_map) as window_fasta,
+        open_reference(fasta, names) as reader_fasta,
+        open_reference(fasta, names) as window_fasta,
     ):
         regions = input_regions(reader_fasta, regions_bed, region or [])
-        model = runtime.load_model()
-        window = variant_window(model, window, variant_index)
-        settings = Settings(scores, False, window, emb_flank, "flag", variant_index)
         job = CalibrateJob(
             output, fasta, regions, bool(regions_bed or region), settings, sites, seed, not no_indels, max_indel,
             shard_part, command_line(),
         )  # fmt: skip
+        model = runtime.load_model()
         job.run(runtime.engine(model), reader_fasta, window_fasta, runtime.quiet)
 
 

@@ -40,73 +40,84 @@ def choices(name: str, values: Iterable[str]) -> type[Enum]:
 ModelOpt = Annotated[
     str | None,
     typer.Option(
-        "--model", "-m", help="Checkpoint folder or Hugging Face hub id. Default: the shipped default model.",
-        rich_help_panel=RUNTIME,
+        "--model", "-m", metavar="MODEL", rich_help_panel=RUNTIME,
+        help="Checkpoint folder or Hugging Face hub id. Default: the shipped demonstration model.",
     ),
 ]  # fmt: skip
 RevisionOpt = Annotated[
-    str | None, typer.Option("--revision", help="Hub revision (branch, tag or commit).", rich_help_panel=RUNTIME)
+    str | None,
+    typer.Option("--revision", metavar="REV", help="Hub revision (branch, tag or commit).", rich_help_panel=RUNTIME),
 ]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUNTIME)]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUNTIME)
+]
 DtypeOpt = Annotated[
     str,
     typer.Option(
-        "--dtype", help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16, float64.",
-        rich_help_panel=RUNTIME,
+        "--dtype", metavar="DTYPE", rich_help_panel=RUNTIME,
+        help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16, float64.",
     ),
 ]  # fmt: skip
 ThreadsOpt = Annotated[
     int | None,
     typer.Option(
-        "--threads", "-@", help="CPU threads for reading and the CPU model. Default: the CPUs this process may use.",
-        rich_help_panel=RUNTIME,
+        "--threads", "-@", metavar="N", rich_help_panel=RUNTIME,
+        help="CPU threads for reading and the CPU model. Default: the CPUs this process may use.",
     ),
 ]  # fmt: skip
 BatchSizeOpt = Annotated[
     int | None,
     typer.Option(
-        "--batch-size", help="Windows per forward pass. Default: from free GPU memory.", rich_help_panel=RUNTIME
+        "--batch-size", metavar="N", help="Windows per forward pass. Default: from free GPU memory.",
+        rich_help_panel=RUNTIME,
     ),
 ]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bar and no info messages.", rich_help_panel=RUNTIME)
 ]
 LogFileOpt = Annotated[
-    Path | None, typer.Option("--log-file", help="Also write the log to this file.", rich_help_panel=RUNTIME)
+    Path | None,
+    typer.Option("--log-file", metavar="FILE", help="Also write the log to this file.", rich_help_panel=RUNTIME),
 ]
 ForceOpt = Annotated[
     bool, typer.Option("--force", "-f", help="Overwrite an existing output file.", rich_help_panel=OUTPUT)
 ]
-FastaArg = Annotated[Path, typer.Argument(help="Reference FASTA, plain or bgzip (.fai/.gzi made if missing).")]
+FastaArg = Annotated[
+    Path, typer.Argument(metavar="FASTA", help="Reference FASTA, plain or bgzip (.fai/.gzi made if missing).")
+]
 RegionOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--region", "-r", help="Region chr:start-end, 1-based inclusive; repeatable.", rich_help_panel=INPUT
+        "--region", "-r", metavar="chr:start-end", help="Region, 1-based inclusive; repeatable.",
+        rich_help_panel=INPUT,
     ),
 ]
 ChromMapOpt = Annotated[
     Path | None,
     typer.Option(
-        "--chrom-map", help="Two columns: contig name in the input, name in the FASTA.", rich_help_panel=INPUT
+        "--chrom-map", metavar="FILE", help="Two columns: contig name in the input, name in the FASTA.",
+        rich_help_panel=INPUT,
     ),
 ]
 TileWindowOpt = Annotated[
     int | None,
     typer.Option(
-        "--window", help="Tile length for long regions. Default: the model's training length.",
+        "--window", metavar="N", help="Tile length for long regions. Default: the model's training length.",
         rich_help_panel=WINDOWS,
     ),
 ]  # fmt: skip
 OverlapOpt = Annotated[
     int | None,
     typer.Option(
-        "--overlap", help="Bases shared by neighbouring tiles. Default: window // 8.", rich_help_panel=WINDOWS
+        "--overlap", metavar="N", help="Bases shared by neighbouring tiles. Default: window // 8.",
+        rich_help_panel=WINDOWS,
     ),
 ]
 VariantIndexOpt = Annotated[
     int | None,
     typer.Option(
         "--variant-index",
+        metavar="I",
         help="0-based index of the variant in its window. Default: W/2. PlantCaduceus' own zero-shot "
         "script uses 255 of 512.",
         rich_help_panel=WINDOWS,
@@ -117,13 +128,15 @@ Score = choices("Score", SCORES)
 ScoreOpt = Annotated[
     list[Score] | None,
     typer.Option(
-        "--score", "-s", help="Score to compute; repeat for several. Default: llr.", rich_help_panel=SCORING
+        "--score", "-s", metavar="NAME", rich_help_panel=SCORING,
+        help=f"Score to compute: {', '.join(SCORES)}; repeat for several. Default: llr.",
     ),
 ]  # fmt: skip
 EmbFlankOpt = Annotated[
     int,
     typer.Option(
-        "--emb-flank", help="Bases each side of the variant averaged for emb-cos/emb-l2.", rich_help_panel=SCORING
+        "--emb-flank", metavar="F", help="Bases each side of the variant averaged for emb-cos/emb-l2.",
+        rich_help_panel=SCORING,
     ),
 ]  # fmt: skip
 VariantWindowOpt = Annotated[
@@ -131,6 +144,7 @@ VariantWindowOpt = Annotated[
     typer.Option(
         "--window",
         "-w",
+        metavar="W",
         help=f"Bases of context per variant (even, >= 2). Default: the model's training length, at most "
         f"{MAX_DEFAULT_WINDOW}.",
         rich_help_panel=WINDOWS,
@@ -139,7 +153,8 @@ VariantWindowOpt = Annotated[
 ShardOpt = Annotated[
     str | None,
     typer.Option(
-        "--shard", help="I/N: process only the I-th of N deterministic parts (1-based).", rich_help_panel=INPUT
+        "--shard", metavar="I/N", help="Process only the I-th of N deterministic parts (1-based).",
+        rich_help_panel=INPUT,
     ),
 ]
 
@@ -160,6 +175,13 @@ class Runtime:
     def load_model(self):
         """The asked-for checkpoint (the shipped default when none) on the asked-for device and dtype."""
         return open_model(self.model, self.revision, self.device, self.dtype)
+
+    def trained_window(self) -> int | None:
+        """The checkpoint's training length (what --window defaults to), read from its small files: the
+        window options are checked against it before the weights load."""
+        from caduceus_cli.model.load import checkpoint_training_length
+
+        return checkpoint_training_length(model_source(self.model), self.revision)
 
     def engine(self, model):
         from caduceus_cli.engine import Engine
@@ -219,13 +241,13 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return index - 1, count
 
 
-def tiling(model, window: int | None, overlap: int | None) -> tuple[int, int]:
+def tiling(trained: int | None, window: int | None, overlap: int | None) -> tuple[int, int]:
     """--window and --overlap of the tiled commands (embed, track), defaults filled in and checked.
 
-    The window defaults to the model's training length, else FALLBACK_WINDOW (logged); the overlap
-    to `default_overlap(window)`."""
+    The window defaults to the model's training length `trained`, else FALLBACK_WINDOW (logged); the
+    overlap to `default_overlap(window)`."""
     if window is None:
-        window = model.default_window
+        window = trained
     if window is None:
         window = FALLBACK_WINDOW
         log.info(
@@ -255,14 +277,14 @@ def check_variant_window(window: int | None, variant_index: int | None) -> None:
             check_variant_index(variant_index, window)
 
 
-def variant_window(model, window: int | None, variant_index: int | None) -> int:
-    """--window of score-variants and ism, defaulting to the model's training length, at most
-    MAX_DEFAULT_WINDOW (logged when the model records none); --variant-index checked against it."""
+def variant_window(trained: int | None, window: int | None, variant_index: int | None) -> int:
+    """--window of score-variants, calibrate and ism, defaulting to the model's training length `trained`,
+    at most MAX_DEFAULT_WINDOW (logged when the model records none); --variant-index checked against it."""
     from caduceus_cli.scoring import check_variant_index, default_window
 
     if window is None:
-        window = default_window(model)
-        if model.default_window is None:
+        window = default_window(trained)
+        if trained is None:
             log.info(
                 "the model records no training length; scoring with --window %d (the largest default)", window
             )
@@ -276,22 +298,45 @@ def command_line() -> str:
     return shlex.join(["caduceus", *sys.argv[1:]])
 
 
-def open_reference(fasta: Path, chrom_map: Path | None):
-    """The reference FASTA, its contigs also reachable by the input names of --chrom-map when given."""
+def chrom_map_names(chrom_map: Path | None) -> dict[str, str] | None:
+    """--chrom-map's names (input name -> FASTA name), read once: it may be a pipe, and a command may
+    open the reference more than once (`open_reference`)."""
     from caduceus_cli.io.contigs import read_chrom_map
+
+    return read_chrom_map(chrom_map) if chrom_map else None
+
+
+def open_reference(fasta: Path, names: dict[str, str] | None):
+    """The reference FASTA, its contigs also reachable by the input names of `chrom_map_names`."""
     from caduceus_cli.io.fasta import Fasta
 
-    return Fasta(fasta, read_chrom_map(chrom_map) if chrom_map else None)
+    return Fasta(fasta, names)
+
+
+def model_source(model: str | None) -> str:
+    """What -m names: a folder or hub id as given, or the shipped model's folder when it is not given."""
+    from caduceus_cli.model.load import default_model_path
+
+    return model if model is not None else str(default_model_path())
+
+
+# What a run on the shipped model is good for: on the example VCF its mean llr is highest for nonsense
+# SNVs and lowest for synonymous ones, the reverse of biology (README, docs/models.md).
+SHIPPED_MODEL_NOTE = (
+    "no --model: this is the shipped demonstration model, for trying the tool, not for biology; for real "
+    "data use a published checkpoint, e.g. -m kuleshov-group/PlantCaduceus_l32 (plants) or "
+    "-m kuleshov-group/caduceus-ps_seqlen-131k_d_model-256_n_layer-16 (human); caduceus models lists them"
+)
 
 
 def open_model(model: str | None, revision: str | None, device: str, dtype: str):
     """Load the asked-for checkpoint (the shipped default when none) on the resolved device and dtype."""
     from caduceus_cli.device import resolve_device, resolve_dtype
-    from caduceus_cli.model.load import default_model_path, load_model
+    from caduceus_cli.model.load import load_model
 
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    source = model if model is not None else str(default_model_path())
+    source = model_source(model)
     loaded = load_model(source, device=torch_device, dtype=torch_dtype, revision=revision)
     log.info(
         "model %s (%s, %s, d_model %d, %d layers) on %s in %s",
@@ -305,4 +350,6 @@ def open_model(model: str | None, revision: str | None, device: str, dtype: str)
     )
     if loaded.default_window is not None:
         log.info("training length %s bases, from %s", f"{loaded.default_window:,}", loaded.window_source)
+    if model is None:
+        log.info(SHIPPED_MODEL_NOTE)
     return loaded

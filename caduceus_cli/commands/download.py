@@ -8,16 +8,19 @@ from typing import Annotated
 import typer
 
 from caduceus_cli.commands.common import RevisionOpt
-from caduceus_cli.model.load import fetch, load_model
+from caduceus_cli.model.load import check_hub_id, fetch, load_model
 
 
 def download(
-    model: Annotated[str, typer.Argument(help="Hub id, e.g. kuleshov-group/PlantCaduceus_l32 (see caduceus models).")],
+    model: Annotated[
+        str, typer.Argument(metavar="ID", help="Hub id, e.g. kuleshov-group/PlantCaduceus_l32 (see caduceus models).")
+    ],
     revision: RevisionOpt = None,
 ) -> None:
     """Download a checkpoint into the Hugging Face cache, check that it loads, and print how to run it offline."""
     from huggingface_hub import constants
 
+    check_hub_id(model)
     folder, commit = fetch(model, revision)
     loaded = load_model(str(folder))  # the files just fetched, read as every command will read them
     window = f"{loaded.default_window:,}" if loaded.default_window else "not recorded"

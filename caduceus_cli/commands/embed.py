@@ -21,6 +21,7 @@ from caduceus_cli.commands.common import (
     ShardOpt,
     TileWindowOpt,
     choices,
+    chrom_map_names,
     command_line,
     open_reference,
     parse_shard,
@@ -28,7 +29,7 @@ from caduceus_cli.commands.common import (
     tiling,
 )
 from caduceus_cli.errors import UsageError
-from caduceus_cli.io.hdf5 import COMPRESSIONS, POOLS, PRECISIONS, Layout
+from caduceus_cli.io.hdf5 import COMPRESSIONS, POOLS, PRECISIONS, Layout, compression_filters
 from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.regions import input_regions
 from caduceus_cli.model.caduceus import RC_MODES
@@ -60,7 +61,7 @@ def embed(
     regions_bed: Annotated[
         Path | None,
         typer.Option(
-            "--regions", "-R", help="BED file of regions (0-based; name and strand columns used).",
+            "--regions", "-R", metavar="BED", help="BED file of regions (0-based; name and strand columns used).",
             rich_help_panel=INPUT,
         ),
     ] = None,
@@ -73,6 +74,7 @@ def embed(
         RcMode,
         typer.Option(
             "--rc",
+            metavar="MODE",
             help="Reverse-complement handling: auto (PH: forward and RC passes averaged; PS: one pass), "
             "none (forward strand only), average (two passes for either).",
             rich_help_panel=WINDOWS,
@@ -81,19 +83,29 @@ def embed(
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", help="HDF5 file to write (required: HDF5 cannot be streamed to stdout).",
+            "--output", "-o", metavar="FILE", help="HDF5 file to write (required: HDF5 cannot be streamed to stdout).",
             rich_help_panel=OUTPUT,
         ),
     ],
     precision: Annotated[
-        Precision, typer.Option("--precision", help="Stored float type of embeddings.", rich_help_panel=OUTPUT)
+        Precision,
+        typer.Option(
+            "--precision", metavar="TYPE", help=f"Stored float type of embeddings: {' or '.join(PRECISIONS)}.",
+            rich_help_panel=OUTPUT,
+        ),
     ] = Precision["float16"],
     pool: Annotated[
-        Pool | None, typer.Option("--pool", help="Add /pooled: the mean over each region.", rich_help_panel=OUTPUT)
+        Pool | None,
+        typer.Option(
+            "--pool", metavar="|".join(POOLS), help="Add /pooled: the mean over each region.",
+            rich_help_panel=OUTPUT,
+        ),
     ] = None,
     bin_size: Annotated[
         int | None,
-        typer.Option("--bin", min=1, help="Add /binned/<i>: means over K-base bins.", rich_help_panel=OUTPUT),
+        typer.Option(
+            "--bin", min=1, metavar="K", help="Add /binned/<i>: means over K-base bins.", rich_help_panel=OUTPUT
+        ),
     ] = None,
     no_per_base: Annotated[
         bool,
@@ -109,14 +121,14 @@ def embed(
     max_output_size: Annotated[
         str,
         typer.Option(
-            "--max-output-size", help="Refuse to start if the estimated output is larger (K/M/G/T).",
+            "--max-output-size", metavar="SIZE", help="Refuse to start if the estimated output is larger (K/M/G/T).",
             rich_help_panel=OUTPUT,
         ),
     ] = "50G",
     compression: Annotated[
         Compression,
         typer.Option(
-            "--compression", help="Codec for embeddings: none (fastest), gzip, bitshuffle (hdf5plugin).",
+            "--compression", metavar="CODEC", help="Codec for embeddings: none (fastest), gzip, bitshuffle (hdf5plugin).",
             rich_help_panel=OUTPUT,
         ),
     ] = Compression["none"],
@@ -134,12 +146,13 @@ def embed(
     max_bytes = parse_size(max_output_size)
     if no_per_base and pool is None and bin_size is None:
         raise UsageError("--no-per-base: nothing would be written; add --pool mean or --bin K")
+    compression_filters(compression.value)  # the codec's package, before any work
     check_writable_output(output, force)
+    window, overlap = tiling(runtime.trained_window(), window, overlap)
     # claimed before anything is read or deleted: a second run on this output refuses at once
-    with claimed(output), open_reference(fasta, chrom_map) as reference:
+    with claimed(output), open_reference(fasta, chrom_map_names(chrom_map)) as reference:
         regions = input_regions(reference, regions_bed, region or [])
         model = runtime.load_model()
-        window, overlap = tiling(model, window, overlap)
         layout = Layout(
             d=model.config.d_model,
             precision=precision.value,

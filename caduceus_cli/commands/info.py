@@ -14,7 +14,7 @@ from caduceus_cli.windows import FALLBACK_WINDOW
 
 def info(
     model: Annotated[
-        str | None, typer.Argument(help="Checkpoint folder or hub id. Default: the shipped model.")
+        str | None, typer.Argument(metavar="MODEL", help="Checkpoint folder or hub id. Default: the shipped model.")
     ] = None,
     revision: RevisionOpt = None,
 ) -> None:

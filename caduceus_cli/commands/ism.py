@@ -19,14 +19,16 @@ from caduceus_cli.commands.common import (
     VariantWindowOpt,
     check_variant_window,
     choices,
+    chrom_map_names,
     open_reference,
     runtime_options,
     variant_window,
 )
+from caduceus_cli.errors import UsageError
 from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.regions import parse_region
 from caduceus_cli.pipelines.ism import ISM_MODES, IsmJob
-from caduceus_cli.plots import plot_format
+from caduceus_cli.plots import matplotlib_package, plot_format
 from caduceus_cli.scoring import ISM_MAX_BASES, check_ism_region
 
 Mode = choices("Mode", ISM_MODES)
@@ -37,9 +39,9 @@ def ism(
     fasta: FastaArg,
     *,
     region: Annotated[
-        str,
+        list[str],  # a list, so that a second -r is refused rather than silently used in place of the first
         typer.Option(
-            "--region", "-r", help=f"Region chr:start-end, 1-based inclusive, at most {ISM_MAX_BASES:,} bp.",
+            "--region", "-r", metavar="chr:start-end", help=f"Region, 1-based inclusive, at most {ISM_MAX_BASES:,} bp.",
             rich_help_panel=INPUT,
         ),
     ],
@@ -47,7 +49,7 @@ def ism(
     mode: Annotated[
         Mode,
         typer.Option(
-            "--mode", help="unmasked: one pass over the reference; masked: one window per base.",
+            "--mode", metavar="MODE", help="unmasked: one pass over the reference; masked: one window per base.",
             rich_help_panel=WINDOWS,
         ),
     ] = Mode["unmasked"],
@@ -56,19 +58,24 @@ def ism(
     output: Annotated[
         str,
         typer.Option(
-            "--output", "-o", help="Table (TSV; gzipped if it ends in .gz), '-' for stdout.", rich_help_panel=OUTPUT
+            "--output", "-o", metavar="FILE", help="Table (TSV; gzipped if it ends in .gz), '-' for stdout.",
+            rich_help_panel=OUTPUT,
         ),
     ],
     plot: Annotated[
         Path | None,
         typer.Option(
-            "--plot", help="Also draw the figure (logo over LLR heatmap): .png or .svg.", rich_help_panel=OUTPUT
+            "--plot", metavar="FILE", help="Also draw the figure (logo over LLR heatmap): .png or .svg.",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     force: ForceOpt = False,
     runtime: Runtime,
 ) -> None:
     """Score every single-base change of a region (in-silico saturation mutagenesis) into a table."""
+    if len(region) > 1:
+        given = ", ".join(region)
+        raise UsageError(f"-r given {len(region)} times ({given}): ism scores one region; run it once per region")
     check_variant_window(window, variant_index)
     table_path = None if output == "-" else Path(output)
     outputs = [path for path in (table_path, plot) if path is not None]
@@ -76,11 +83,12 @@ def ism(
         check_writable_output(path, force)
     if plot is not None:
         plot_format(plot)
+        matplotlib_package()  # before the model runs, not after the table is computed
+    window = variant_window(runtime.trained_window(), window, variant_index)
     # claimed before the model runs: a second run on these outputs refuses at once
-    with claimed(*outputs), open_reference(fasta, chrom_map) as reference:
-        where = parse_region(region, reference)
+    with claimed(*outputs), open_reference(fasta, chrom_map_names(chrom_map)) as reference:
+        where = parse_region(region[0], reference)
         check_ism_region(where.chrom, where.start, where.end)
         model = runtime.load_model()
-        window = variant_window(model, window, variant_index)
         job = IsmJob(where, window, mode.value, variant_index, table_path, plot)
         job.run(runtime.engine(model), reference, runtime.quiet)

@@ -16,13 +16,16 @@ from caduceus_cli.terminal import setup_logging
 def merge(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Every shard file of one `embed`, `score-variants`, `track` or `calibrate --shard` run."),
+        typer.Argument(
+            metavar="SHARD...", help="Every shard file of one `embed`, `score-variants`, `track` or `calibrate --shard` run."
+        ),
     ],
     *,
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", help="Merged HDF5, bgzipped VCF (.vcf.gz, indexed), bigWig, bedGraph or background.",
+            "--output", "-o", metavar="FILE",
+            help="Merged HDF5, bgzipped VCF (.vcf.gz, indexed), bigWig, bedGraph or background.",
             rich_help_panel=OUTPUT,
         ),
     ],
@@ -35,7 +38,7 @@ def merge(
     fasta: Annotated[
         Path | None,
         typer.Option(
-            "--fasta", help="Track shards: the FASTA they were made from (contig sizes and order).",
+            "--fasta", metavar="FILE", help="Track shards: the FASTA they were made from (contig sizes and order).",
             rich_help_panel=INPUT,
         ),
     ] = None,

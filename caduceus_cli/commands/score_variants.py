@@ -22,6 +22,7 @@ from caduceus_cli.commands.common import (
     VariantWindowOpt,
     check_variant_window,
     choices,
+    chrom_map_names,
     command_line,
     open_reference,
     parse_shard,
@@ -31,6 +32,7 @@ from caduceus_cli.commands.common import (
 )
 from caduceus_cli.errors import UsageError
 from caduceus_cli.io.backgrounds import read_background
+from caduceus_cli.io.inputs import is_stream
 from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.tables import is_table_name
 from caduceus_cli.io.vcf import FORMATS, check_vcf_input, output_format
@@ -52,30 +54,35 @@ OutputType = choices("OutputType", (*FORMATS, TABLE))
 @runtime_options
 def score_variants(
     vcf: Annotated[
-        str, typer.Argument(help="VCF, VCF.gz or BCF to score; '-' (the default) reads stdin.")
+        str, typer.Argument(metavar="VCF", help="VCF, VCF.gz or BCF to score; '-' (the default) reads stdin.")
     ] = "-",
     *,
     fasta: Annotated[
-        Path, typer.Option("--fasta", help="Reference FASTA (plain or bgzip), required.", rich_help_panel=INPUT)
+        Path,
+        typer.Option(
+            "--fasta", metavar="FILE", help="Reference FASTA (plain or bgzip), required.", rich_help_panel=INPUT
+        ),
     ],
     chrom_map: ChromMapOpt = None,
     on_ref_mismatch: Annotated[
         OnRefMismatch,
         typer.Option(
-            "--on-ref-mismatch", help="REF differs from the FASTA: flag, skip or error.", rich_help_panel=INPUT
+            "--on-ref-mismatch", metavar="ACTION", help="REF differs from the FASTA: flag, skip or error.",
+            rich_help_panel=INPUT,
         ),
     ] = OnRefMismatch["flag"],
     shard: ShardOpt = None,
     score: ScoreOpt = None,
     probs: Annotated[
         bool,
-        typer.Option("--probs", help="Also write P(ref) and P(alt) of the masked pass.", rich_help_panel=SCORING),
+        typer.Option("--probs", help="Also write P(REF) and P(ALT) of the masked pass.", rich_help_panel=SCORING),
     ] = False,
     emb_flank: EmbFlankOpt = DEFAULT_FLANK,
     background_path: Annotated[
         Path | None,
         typer.Option(
             "--background",
+            metavar="FILE",
             help="Background of `caduceus calibrate` (same model, window and scores): add each score's "
             "percentile among its variants of the same context.",
             rich_help_panel=SCORING,
@@ -85,13 +92,16 @@ def score_variants(
     variant_index: VariantIndexOpt = None,
     output: Annotated[
         str | None,
-        typer.Option("--output", "-o", help="Output file; stdout when absent or '-'.", rich_help_panel=OUTPUT),
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Output file; stdout when absent or '-'.", rich_help_panel=OUTPUT
+        ),
     ] = None,
     output_type: Annotated[
         OutputType | None,
         typer.Option(
             "--output-type",
             "-O",
+            metavar="TYPE",
             help="v VCF, z bgzipped VCF, b BCF, t table (TSV, gzipped if -o ends in .gz). "
             "Default: from -o's extension.",
             rich_help_panel=OUTPUT,
@@ -114,19 +124,21 @@ def score_variants(
     fmt = _output_format(output, output_type, write_index_, force)
     path = None if output is None or output == "-" else Path(output)
     shard_part = parse_shard(shard)
-    if shard_part is not None and vcf == "-":
-        raise UsageError("--shard needs the VCF as a file (its records are counted first), not stdin")
     check_vcf_input(vcf)
+    if shard_part is not None and is_stream(vcf):
+        raise UsageError("--shard needs the VCF as a file (its records are counted first), not stdin or a pipe")
     background = read_background(background_path) if background_path else None
+    window = variant_window(runtime.trained_window(), window, variant_index)
+    settings = _settings(variant_scores(score), probs, window, variant_index, emb_flank, on_ref_mismatch)
+    names = chrom_map_names(chrom_map)
     # claimed before the model loads: a second run on this output refuses at once
     with (
         claimed(*([] if path is None else [path])),
-        open_reference(fasta, chrom_map) as reader_fasta,
-        open_reference(fasta, chrom_map) as window_fasta,
+        open_reference(fasta, names) as reader_fasta,
+        open_reference(fasta, names) as window_fasta,
     ):
         model = runtime.load_model()
-        window = variant_window(model, window, variant_index)
-        settings = _settings(variant_scores(score), probs, window, variant_index, emb_flank, on_ref_mismatch)
+        log.info("scores %s, window %s bp", ", ".join(settings.scores + (PROBS if probs else ())), f"{window:,}")
         job = ScoreJob(
             vcf, settings, path, fmt, write_index_, shard_part, background, runtime.threads or 1, command_line()
         )
@@ -145,7 +157,6 @@ def _settings(
         log.warning(
             "--emb-flank %d reaches past the %d bp window: averaging over the whole window", flank, window
         )
-    log.info("scores %s, window %d bp", ", ".join(scores + (PROBS if probs else ())), window)
     return Settings(scores, probs, window, flank, on_ref_mismatch.value, variant_index)
 
 

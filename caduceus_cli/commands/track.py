@@ -21,6 +21,7 @@ from caduceus_cli.commands.common import (
     ShardOpt,
     TileWindowOpt,
     choices,
+    chrom_map_names,
     open_reference,
     parse_shard,
     runtime_options,
@@ -29,7 +30,7 @@ from caduceus_cli.commands.common import (
 from caduceus_cli.errors import UsageError
 from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.regions import input_regions
-from caduceus_cli.io.tracks import TRACK_FORMATS
+from caduceus_cli.io.tracks import TRACK_FORMATS, TRACK_SUFFIXES, pybigwig, track_format
 from caduceus_cli.pipelines.track import TrackJob
 from caduceus_cli.scoring import TRACK_SCORES
 
@@ -45,7 +46,8 @@ def track(
     regions_bed: Annotated[
         Path | None,
         typer.Option(
-            "--regions", "-R", help="BED file of regions (0-based; must not overlap).", rich_help_panel=INPUT
+            "--regions", "-R", metavar="BED", help="BED file of regions (0-based; must not overlap).",
+            rich_help_panel=INPUT,
         ),
     ] = None,
     region: RegionOpt = None,
@@ -56,21 +58,23 @@ def track(
     score: Annotated[
         list[Score] | None,
         typer.Option(
-            "--score", "-s", help=f"Score to write; repeat for several. Default: {DEFAULT_SCORE}.",
+            "--score", "-s", metavar="NAME",
+            help=f"Score to write: {', '.join(TRACK_SCORES)}; repeat for several. Default: {DEFAULT_SCORE}.",
             rich_help_panel=SCORING,
         ),
     ] = None,
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", help="Track (.bw, or .bedgraph.gz); OUT.<score>.bw for several scores.",
+            "--output", "-o", metavar="FILE", help="Track (.bw, or .bedgraph.gz); OUT.<score>.bw for several scores.",
             rich_help_panel=OUTPUT,
         ),
     ],
     fmt: Annotated[
         Format | None,
         typer.Option(
-            "--format", help="bigwig or bedgraph (bgzipped). Default: bedgraph if -o ends in .gz.",
+            "--format", metavar="FORMAT",
+            help="bigwig or bedgraph (bgzipped). Default: from -o (.bw, .bigwig; .bedgraph.gz, .bg.gz), else bigwig.",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -82,20 +86,22 @@ def track(
         raise UsageError("-o -: a track is written to a file (bigWig cannot be streamed); give a file name")
     shard_part = parse_shard(shard)
     scores = tuple(dict.fromkeys(s.value for s in score)) if score else (DEFAULT_SCORE,)
-    track_format = fmt.value if fmt else ("bedgraph" if output.name.lower().endswith(".gz") else "bigwig")
+    fmt_name = track_format(output, fmt.value if fmt else None)
+    if fmt_name == "bigwig":
+        pybigwig()  # the writer's package, before any work
     paths = output_paths(output, scores)
     for path in paths.values():
         check_writable_output(path, force)
+    window, overlap = tiling(runtime.trained_window(), window, overlap)
     # claimed before the model loads: a second run on these outputs refuses at once
-    with claimed(*paths.values()), open_reference(fasta, chrom_map) as reference:
+    with claimed(*paths.values()), open_reference(fasta, chrom_map_names(chrom_map)) as reference:
         regions = input_regions(reference, regions_bed, region or [])
         model = runtime.load_model()
-        window, overlap = tiling(model, window, overlap)
-        job = TrackJob(paths, regions, window, overlap, track_format, shard_part)
+        job = TrackJob(paths, regions, window, overlap, fmt_name, shard_part)
         job.run(runtime.engine(model), reference, runtime.quiet)
 
 
-_SUFFIXES = (".bedgraph.gz", ".bg.gz", ".bw", ".bigwig", ".gz")
+_SUFFIXES = (*TRACK_SUFFIXES, ".gz")
 
 
 def output_paths(output: Path, scores: Sequence[str]) -> dict[str, Path]:

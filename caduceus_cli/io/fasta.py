@@ -26,6 +26,7 @@ import pysam
 from caduceus_cli.errors import InputError, OutputError
 from caduceus_cli.io.contigs import ContigMatcher
 from caduceus_cli.io.htslib import HtslibMessages, compression
+from caduceus_cli.io.inputs import check_input
 from caduceus_cli.io.outputs import committed
 
 _SCAN_CHUNK = 8 << 20  # bytes read at a time when scanning headers: bounded memory on any genome
@@ -83,8 +84,7 @@ class Fasta:
 
 def _open_indexed(path: str) -> pysam.FastaFile:
     """Check the file, build its index if needed, and open it with htslib."""
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: FASTA file not found")
+    check_input(path, "FASTA file", "a FASTA is read through its index (.fai)")
     try:
         bgzipped = _is_bgzipped(path)
         _check_starts_like_fasta(path, bgzipped)

@@ -40,6 +40,7 @@ import h5py
 import numpy as np
 
 from caduceus_cli.errors import InputError, UsageError
+from caduceus_cli.extras import require
 from caduceus_cli.io.outputs import detach, ensure_space
 from caduceus_cli.windows import shard_order
 
@@ -81,13 +82,8 @@ def compression_filters(name: str) -> dict:
     if name == "gzip":
         return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
     if name == "bitshuffle":
-        try:
-            import hdf5plugin
-        except ImportError as err:
-            raise UsageError(
-                "--compression bitshuffle: needs the hdf5plugin package (pip install hdf5plugin), "
-                "and so does every program that reads the file"
-            ) from err
+        hdf5plugin = require("hdf5plugin", "--compression bitshuffle (and every program that reads the file)",
+                             "or use --compression gzip")  # fmt: skip
         return dict(hdf5plugin.Bitshuffle(cname="lz4"))
     raise UsageError(f"--compression {name}: use one of {', '.join(COMPRESSIONS)}")
 

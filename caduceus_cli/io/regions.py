@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import os
 import re
 import sys
@@ -18,6 +19,7 @@ from typing import TextIO
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import name_sample
 from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.inputs import check_input
 
 _SKIPPED_PREFIXES = ("#", "track", "browser")
 _STRANDS = {"+": "+", "-": "-", ".": "+"}
@@ -108,14 +110,14 @@ def _open_text(path: str | os.PathLike[str], where: str) -> Iterator[TextIO]:
     if where == "<stdin>":
         yield sys.stdin
         return
+    check_input(path, "BED file")
     try:
+        # opened once: a pipe (`-R <(sort peaks.bed)`) gives its bytes once, so they are peeked, not read
         with open(path, "rb") as raw:
-            gzipped = raw.read(2) == b"\x1f\x8b"
-        opener = gzip.open if gzipped else open
-        with opener(path, "rt", encoding="utf-8") as handle:
-            yield handle
-    except FileNotFoundError:
-        raise InputError(f"{where}: BED file not found") from None
+            gzipped = raw.peek(2)[:2] == b"\x1f\x8b"
+            text = gzip.open(raw, "rt", encoding="utf-8") if gzipped else io.TextIOWrapper(raw, encoding="utf-8")  # noqa: SIM115 (the with below closes it)
+            with text as handle:
+                yield handle
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError):
         raise InputError(f"{where}: not a text BED file") from None
 

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 import pysam
 
-from caduceus_cli.errors import InputError
+from caduceus_cli.errors import InputError, UsageError
+from caduceus_cli.extras import require
 from caduceus_cli.io.outputs import committed, ensure_space
 
 TRACK_FORMATS = ("bigwig", "bedgraph")
@@ -50,15 +51,29 @@ READ_CHARS = 1 << 25
 BIGWIG_VALUE_BYTES = 4
 
 
-def _pybigwig() -> Any:
+def pybigwig() -> Any:
     """The pyBigWig module, or a one-line error saying how to install it."""
-    try:
-        import pyBigWig
-    except ImportError:
-        raise InputError(
-            "bigWig tracks need the pyBigWig package: pip install 'caduceus-cli[tracks]'"
-        ) from None
-    return pyBigWig
+    return require("pyBigWig", "bigWig output", "or write bgzipped bedGraph (-o NAME.bedgraph.gz)")
+
+
+# Names that say a track's format. A bedGraph is written bgzipped (so tabix can index it): its name ends
+# in .gz, and a plain .bedgraph or .bg name is refused rather than given compressed bytes.
+TRACK_SUFFIXES = {".bw": "bigwig", ".bigwig": "bigwig", ".bedgraph.gz": "bedgraph", ".bg.gz": "bedgraph"}
+_PLAIN_BEDGRAPH = (".bedgraph", ".bg")
+
+
+def track_format(path: Path, fmt: str | None, given_by: str = "--format") -> str:
+    """The format of a track written to `path`: what its name says (TRACK_SUFFIXES), which `fmt` (set by
+    `given_by`: an option, or the shards merged) may not contradict; else `fmt`; else bedGraph for
+    another .gz name, bigWig for any other."""
+    name = path.name.lower()
+    if name.endswith(_PLAIN_BEDGRAPH):
+        raise UsageError(f"-o {path}: bedGraph tracks are written bgzipped (for tabix); name it {path.name}.gz")
+    named = next((kind for suffix, kind in TRACK_SUFFIXES.items() if name.endswith(suffix)), None)
+    if named is not None and fmt is not None and named != fmt:
+        wanted = next(suffix for suffix, kind in TRACK_SUFFIXES.items() if kind == fmt)  # .bw or .bedgraph.gz
+        raise UsageError(f"-o {path}: a {named} name for a {fmt} track ({given_by} {fmt}); name it *{wanted}")
+    return named or fmt or ("bedgraph" if name.endswith(".gz") else "bigwig")
 
 
 def _finite_stretches(start: int, values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
@@ -111,9 +126,9 @@ class BigWigWriter(TrackWriter):
     def __init__(self, path: Path, chrom_sizes: ChromSizes):
         super().__init__(chrom_sizes)
         self.path = path
-        pybigwig = _pybigwig()
+        library = pybigwig()
         path.open("wb").close()  # a clean OSError where libBigWig would crash (a folder gone)
-        self._file = pybigwig.open(str(path), "w")
+        self._file = library.open(str(path), "w")
         self._bases = 0
         try:
             with self._library_errors():
@@ -152,7 +167,7 @@ class BigWigWriter(TrackWriter):
 def _bases_covered(path: Path) -> int | None:
     """The bases with a value in a closed bigWig, from its header; None if it does not open."""
     try:
-        track = _pybigwig().open(str(path))
+        track = pybigwig().open(str(path))
     except RuntimeError:
         return None
     try:
@@ -211,7 +226,7 @@ def _per_base(chrom: str, starts: np.ndarray, ends: np.ndarray, values: np.ndarr
 def read_bigwig(path: Path, chrom_sizes: ChromSizes) -> Iterator[Stretch]:
     """The values of a bigWig track as stretches in FASTA order; its contigs must be those of the FASTA."""
     try:
-        track = _pybigwig().open(str(path))
+        track = pybigwig().open(str(path))
     except RuntimeError:
         raise InputError(f"{path}: not a readable bigWig file") from None
     try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from pysam.libcbgzf import BGZFile
 
 from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.htslib import HtslibMessages, compression
+from caduceus_cli.io.inputs import check_input, is_stream
 from caduceus_cli.io.outputs import committed
 from caduceus_cli.scoring import InfoField
 
@@ -48,18 +48,20 @@ def input_name(path: str) -> str:
 
 
 def check_vcf_input(path: str) -> None:
-    """A missing input is an InputError before any work ('-' is stdin)."""
-    if path != "-" and not os.path.isfile(path):
-        raise InputError(f"{path}: VCF file not found")
+    """A missing input is an InputError before any work ('-' is stdin; a pipe is read as stdin is)."""
+    if path != "-":
+        check_input(path, "VCF file")
 
 
 def open_vcf(path: str, messages: HtslibMessages) -> pysam.VariantFile:
-    """Open a VCF, bgzipped VCF or BCF ('-' for stdin) for streaming; unreadable input is an InputError."""
+    """Open a VCF, bgzipped VCF or BCF ('-' for stdin, or a pipe) for streaming; unreadable input is an
+    InputError."""
     check_vcf_input(path)
     try:
-        if path != "-" and compression(path) == "gzip":
-            # htslib cannot seek in plain gzip, but streams it as it does stdin (as bcftools does);
-            # pysam reads a duplicate of the descriptor, so ours can close at once
+        if path != "-" and (is_stream(path) or compression(path) == "gzip"):
+            # htslib streams a pipe, and plain gzip (which it cannot seek in), as it does stdin (as bcftools
+            # does; sniffing a pipe's first bytes here would take them from htslib); pysam reads a duplicate
+            # of the descriptor, so ours can close at once
             with open(path, "rb") as handle:
                 return pysam.VariantFile(handle)
         return pysam.VariantFile(path)

@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from caduceus_cli.device import DTYPES
 from caduceus_cli.errors import CheckpointError
@@ -49,17 +49,11 @@ def load_model(
     (where that length came from) and `stored_dtype` (of the weights file's floating tensors).
     """
     folder, resolved_revision = _resolve(str(source), revision)
-    config_path = folder / "config.json"
-    try:
-        raw = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{config_path}: not valid JSON ({err})") from err
     weights_path = _weights_file(folder)
     state = _read_weights(weights_path)
-    raw["ssm_cfg"] = mixer_from_weights(raw, state, weights_path, config_path)
-    config = CaduceusConfig.from_dict(raw, where=str(config_path))
+    config = read_config(folder, weights_path, state)
     tokenizer = read_tokenizer(folder)
-    tokenizer.check_fits(config.padded_vocab_size, config.complement_map, str(config_path))
+    tokenizer.check_fits(config.padded_vocab_size, config.complement_map, str(folder / "config.json"))
     stored = sorted({str(t.dtype).removeprefix("torch.") for t in state.values() if t.is_floating_point()})
     model = CaduceusForMaskedLM(config, tokenizer)
     _load_state(model, state, weights_path)
@@ -134,6 +128,20 @@ def _refuse_adapter(folder: Path) -> None:
     raise CheckpointError(f"{folder}: a PEFT adapter (adapter_config.json; base model {base}), not a model: {SUPPORTED}")
 
 
+def check_hub_id(text: str) -> None:
+    """`text` names a hub repository (owner/name), not a local folder or anything else: what
+    `caduceus download` takes. A CheckpointError says which it is instead."""
+    if Path(text).expanduser().exists() or _names_a_folder(text):
+        raise CheckpointError(
+            f"{text}: a local path; download takes a hub id (owner/name), and a local checkpoint needs no download: "
+            f"pass it as --model {text}"
+        )
+    if not _HUB_ID.match(text):
+        raise CheckpointError(
+            f"{text}: not a hub id; give owner/name, e.g. kuleshov-group/PlantCaduceus_l32 (caduceus models lists them)"
+        )
+
+
 def _names_a_folder(source: str) -> bool:
     """A value that can only mean a local path: it starts with '.', '/' or '~', or its first part is a
     folder here (`mydir/model` with `mydir/` present), so a missing one is not looked up on the hub."""
@@ -167,10 +175,10 @@ def fetch(repo_id: str, revision: str | None = None) -> tuple[Path, str]:
         ) from err
     except RevisionNotFoundError as err:
         raise CheckpointError(f"{repo_id}: no revision {revision!r} on the Hugging Face hub") from err
-    except (RepositoryNotFoundError, HFValidationError) as err:
-        raise CheckpointError(
-            f"{repo_id}: no such model on the Hugging Face hub ({type(err).__name__}), and no such folder here"
-        ) from err
+    except RepositoryNotFoundError as err:
+        raise CheckpointError(f"{repo_id}: no such model on the Hugging Face hub, and no such folder here") from err
+    except HFValidationError as err:
+        raise CheckpointError(f"{repo_id}: not a valid hub id (owner/name), and no such folder here") from err
     _refuse_adapter(folder)
     if not (folder / "config.json").is_file():
         raise CheckpointError(f"{repo_id}: not a Caduceus checkpoint (no config.json in the repository)")
@@ -185,12 +193,28 @@ def _weights_file(folder: Path) -> Path:
     raise CheckpointError(f"{folder}: no weights file ({' or '.join(WEIGHT_FILES)})")
 
 
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+def read_config(folder: Path, weights: Path, tensors: dict[str, torch.Tensor]) -> CaduceusConfig:
+    """config.json, with what the weights' tensors say of the mixer written in (`mixer_from_weights`)."""
+    config_path = folder / "config.json"
+    try:
+        raw = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{config_path}: not valid JSON ({err})") from err
+    raw["ssm_cfg"] = mixer_from_weights(raw, tensors, weights, config_path)
+    return CaduceusConfig.from_dict(raw, where=str(config_path))
+
+
+def _read_weights(path: Path, only: re.Pattern | None = None) -> dict[str, torch.Tensor]:
+    """The weights file's tensors, or only those whose names `only` matches, read without the others (a
+    safetensors file reads tensors one by one, a pickled state dict is memory-mapped)."""
     try:
         if path.suffix == ".safetensors":
-            return load_file(str(path))
+            with safe_open(str(path), framework="pt") as weights:
+                names = weights.keys()  # a safe_open handle is not a mapping
+                return {key: weights.get_tensor(key) for key in names if only is None or only.match(key)}
         # weights_only: a pickled checkpoint must never be able to run code
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=only is not None)
+        return {key: tensor for key, tensor in state.items() if only is None or only.match(key)}
     except (SafetensorError, pickle.UnpicklingError, OSError, RuntimeError, EOFError, ValueError) as err:
         raise CheckpointError(f"{path}: cannot read weights ({str(err).splitlines()[0]})") from err
 
@@ -324,6 +348,16 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def checkpoint_training_length(source: str, revision: str | None = None) -> int | None:
+    """The training length of a checkpoint folder or hub id, as `load_model` finds it, read from its small
+    files and its first mixer's tensors without loading the other weights: commands check their window
+    options against it first."""
+    folder, _ = _resolve(source, revision)
+    weights = _weights_file(folder)
+    config = read_config(folder, weights, _read_weights(weights, only=_FIRST_MIXER))
+    return training_length(folder, source, config, read_tokenizer(folder))[0]
 
 
 # Families a checkpoint folder's own files identify when nothing records its length: GPN's character tokenizer

@@ -40,7 +40,7 @@ from caduceus_cli.io.tables import table_output
 from caduceus_cli.model.load import file_sha256
 from caduceus_cli.pipelines.plans import PlanRunner, scored_alleles
 from caduceus_cli.scoring import ScorePlan, Settings
-from caduceus_cli.terminal import LOG_EVERY_S, format_rate, progress_bar
+from caduceus_cli.terminal import LOG_EVERY_S, counted, counts, format_rate, progress_bar
 from caduceus_cli.windows import contiguous_shard
 
 log = logging.getLogger("caduceus")
@@ -106,19 +106,22 @@ class CalibrateJob:
     shard: tuple[int, int] | None = None
     command_line: str = field(default="", compare=False)
 
-    def run(self, engine: Engine, reader_fasta: Fasta, window_fasta: Fasta, quiet: bool = True) -> Counter:
-        """Sample, score and write the background (claimed); return the variants written by class."""
+    def __post_init__(self) -> None:
+        """Settings that cannot give a background are refused when the job is made, before any work."""
         if self.indels and self.max_indel > self.settings.window // 2:
             raise UsageError(
                 f"--max-indel {self.max_indel}: an indel is scored when it spans at most W/2 = {self.settings.window // 2}"
             )
+
+    def run(self, engine: Engine, reader_fasta: Fasta, window_fasta: Fasta, quiet: bool = True) -> Counter:
+        """Sample, score and write the background (claimed); return the variants written by class."""
         with claimed(self.output):
             sample = sample_sites(reader_fasta, self.regions, self.sites, self.seed, self.max_indel)
             part = contiguous_shard(len(sample.sites), self.shard)
             shard_text = f"{self.shard[0] + 1}/{self.shard[1]}" if self.shard else ""
             log.info(
-                "%d sites of %d A/C/G/T bases (seed %d)%s", len(sample.sites), sample.acgt_bases, self.seed,
-                f"; shard {shard_text}: sites {part.start + 1}-{part.stop}" if self.shard else "",
+                "%s of %s (seed %d)%s", counted(len(sample.sites), "site"), counted(sample.acgt_bases, "A/C/G/T base"),
+                self.seed, f"; shard {shard_text}: sites {part.start + 1:,}-{part.stop:,}" if self.shard else "",
             )  # fmt: skip
             meta = {
                 "caduceus_version": __version__,
@@ -141,7 +144,7 @@ class CalibrateJob:
         return {
             "genome": self.genome.name,
             "genome_sha256": file_sha256(self.genome),
-            "regions": f"{chosen}: {len(sample.intervals)} intervals, {bases} bp",
+            "regions": f"{chosen}: {counted(len(sample.intervals), 'interval')}, {bases:,} bp",
             "regions_sha256": sample.regions_sha256(),
             "acgt_bases": str(sample.acgt_bases),
             "seed": str(self.seed),
@@ -256,21 +259,21 @@ def write_background(scorer: SiteScorer, sites: range, writer: BackgroundWriter,
             now = time.monotonic()
             rate = format_rate(done, now - started)
             progress.update(task, advance=count, rate=rate)
-            if progress.disable and now - last_log >= LOG_EVERY_S:  # no bar: a line now and then
-                log.info("%d of %d sites scored, %s sites/s", done, len(sites), rate)
+            # no bar: a line now and then, but not at the end, where the closing line gives the count
+            if progress.disable and done < len(sites) and now - last_log >= LOG_EVERY_S:
+                log.info("%s of %s scored, %s sites/s", f"{done:,}", counted(len(sites), "site"), rate)
                 last_log = now
 
         for row in scorer.score(sites, advance):
             writer.write(row.chrom, row.pos0, row.ref, row.alt, row.kind, row.context, row.scores)
             classes[row.kind] += 1
     seconds = time.monotonic() - started
-    left_out = ", ".join(f"{count} {flag}" for flag, count in sorted(scorer.left_out.items())) or "none"
     log.info(
-        "%d sites, %d variants (%s), left out: %s; %.1f s, %s sites/s",
-        len(sites),
-        sum(classes.values()),
-        ", ".join(f"{count} {kind}" for kind, count in sorted(classes.items())),
-        left_out,
+        "%s, %s (%s), left out: %s; %.1f s, %s sites/s",
+        counted(len(sites), "site"),
+        counted(sum(classes.values()), "variant"),
+        counts(classes),
+        counts(scorer.left_out),
         seconds,
         format_rate(len(sites), seconds),
     )

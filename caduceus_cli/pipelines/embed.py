@@ -47,6 +47,7 @@ from caduceus_cli.io.hdf5 import (
 from caduceus_cli.io.outputs import claimed, committed, failure_reason, partial_path
 from caduceus_cli.io.regions import Region
 from caduceus_cli.pipelines.tiles import TileKey, map_tiles
+from caduceus_cli.terminal import counted
 from caduceus_cli.windows import region_shard
 
 log = logging.getLogger("caduceus")
@@ -163,8 +164,9 @@ class EmbedJob:
         lengths = [r.end - r.start for r in regions]
         estimate = self.layout.estimate_bytes(lengths)
         log.info(
-            "%d regions, %d bases, estimated output %s uncompressed", len(regions), sum(lengths), human_size(estimate)
-        )
+            "%s, %s, estimated output %s uncompressed",
+            counted(len(regions), "region"), counted(sum(lengths), "base"), human_size(estimate),
+        )  # fmt: skip
         if self.max_bytes is not None and estimate > self.max_bytes:
             raise InputError(
                 f"estimated output {human_size(estimate)} exceeds --max-output-size {human_size(self.max_bytes)}; "
@@ -193,7 +195,7 @@ def _progress_text(partial: Path) -> str:
     progress = partial_progress(partial)
     if progress is None:
         return "unreadable, regions done unknown"
-    return f"{progress[0]} of {progress[1]} regions done"
+    return f"{progress[0]:,} of {counted(progress[1], 'region')} done"
 
 
 def embed_regions(
@@ -215,7 +217,7 @@ def embed_regions(
     done = out.done
     jobs = [(row, region) for row, region in enumerate(regions) if not done[row]]
     if len(jobs) < len(regions):
-        log.info("resuming: %d of %d regions already done", len(regions) - len(jobs), len(regions))
+        log.info("resuming: %s of %s already done", f"{len(regions) - len(jobs):,}", counted(len(regions), "region"))
     bases, seconds = map_tiles(
         engine, reference, jobs, window, overlap, "embed", rc, _RegionSink(out), quiet, out.layout.soft_mask
     )

@@ -31,7 +31,7 @@ from caduceus_cli.io.tables import write_rows, write_table
 from caduceus_cli.pipelines.plans import PlanRunner
 from caduceus_cli.plots import plot_ism
 from caduceus_cli.scoring import ISM_COLUMNS, IsmTable, ScorePlan, Settings, check_ism_region, ism_table
-from caduceus_cli.terminal import format_rate, progress_bar
+from caduceus_cli.terminal import counted, format_rate, progress_bar
 
 log = logging.getLogger("caduceus")
 
@@ -112,8 +112,8 @@ def saturation_mutagenesis(
         PlanRunner(engine, reference).run(plan, advance)
     seconds = time.perf_counter() - started
     log.info(
-        "%s ISM of %d positions in %.1f s (%s positions/s)",
-        mode, len(positions), seconds, format_rate(len(positions), seconds),
+        "%s ISM of %s in %.1f s (%s positions/s)",
+        mode, counted(len(positions), "position"), seconds, format_rate(len(positions), seconds),
     )  # fmt: skip
     logits = np.stack([plan.logit_row(region.chrom, p0) for p0 in positions])
     sequence = reference.fetch(region.chrom, region.start, region.end)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import heapq
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,9 @@ from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.backgrounds import is_background, merge_backgrounds
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.hdf5 import merge_shards
+from caduceus_cli.io.inputs import check_input
 from caduceus_cli.io.outputs import claimed, committed
-from caduceus_cli.io.tracks import TRACK_FORMATS, ChromSizes, read_track, track_writer
+from caduceus_cli.io.tracks import TRACK_FORMATS, ChromSizes, read_track, track_format, track_writer
 from caduceus_cli.io.vcf import (
     COMMAND_KEY,
     MERGE_KEY,
@@ -36,6 +38,7 @@ from caduceus_cli.io.vcf import (
     records,
     vcf_output,
 )
+from caduceus_cli.terminal import counted
 from caduceus_cli.windows import shard_order
 
 log = logging.getLogger("caduceus")
@@ -45,6 +48,8 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _BIGWIG_SIGNATURE = b"\x26\xfc\x8f\x88"  # 0x888FFC26, little-endian
 _GZIP_SIGNATURE = b"\x1f\x8b"  # bgzipped VCF and bedGraph, BCF, gzipped backgrounds
 _VCF_START, _BCF_START = b"##fileformat=VCF", b"BCF"
+_BEDGRAPH_LINE = re.compile(rb"[^\t\n]+\t[0-9]+\t[0-9]+\t[^\t\n]+\n")  # chrom start end value: a track shard
+_FIRST_LINE = 1024  # bytes read to tell the kind of a shard
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,7 @@ class MergeJob:
     def run(self) -> str:
         """Write the merged file (claimed, under a temporary name); return the kind of shards joined."""
         for path in self.inputs:
-            if not path.is_file():
-                raise InputError(f"{path}: shard file not found")
+            check_input(path, "shard file", "merge reads a shard more than once")
         kind = shard_kind(self.inputs[0])
         with claimed(self.output):
             if kind == "hdf5":
@@ -74,13 +78,14 @@ class MergeJob:
                 self._backgrounds()
             else:
                 self._vcf()
-        log.info("merged %d shards into %s", len(self.inputs), self.output)
+        log.info("merged %s into %s", counted(len(self.inputs), "shard"), self.output)
         return kind
 
     def _tracks(self, fmt: str) -> None:
         """Track shards (each a disjoint set of bases) into one track in FASTA order, as one run writes it."""
         if self.fasta is None:
             raise UsageError("track shards: give --fasta, the FASTA of the tracks (contig sizes and order)")
+        track_format(self.output, fmt, "the shards are")
         # libBigWig and htslib print their own lines on a failed write; the error raised says it once
         with HtslibMessages(), Fasta(self.fasta) as reference:
             merge_tracks(self.inputs, self.output, reference.contigs, fmt)
@@ -93,7 +98,7 @@ class MergeJob:
             )
         command = f"{self.command_line} ({len(self.inputs)} shards, in --shard order)"
         count = merge_backgrounds(self.inputs, self.output, command)
-        log.info("%d variants from %d shards", count, len(self.inputs))
+        log.info("%s from %s", counted(count, "variant"), counted(len(self.inputs), "shard"))
 
     def _vcf(self) -> None:
         """score-variants shards in --shard order into one bgzipped, indexed VCF (records must be sorted)."""
@@ -106,7 +111,7 @@ class MergeJob:
             header.add_meta(MERGE_KEY, f"{self.command_line} ({len(ordered)} shards, in --shard order)")
             with vcf_output(self.output, "z", header, messages, index=True, csi=self.csi) as writer:
                 count = join_vcf_shards(ordered, writer, messages)
-        log.info("%d records from %d shards", count, len(ordered))
+        log.info("%s from %s", counted(count, "record"), counted(len(ordered), "shard"))
 
 
 def merge_tracks(shards: Sequence[Path], path: Path, chrom_sizes: ChromSizes, fmt: str) -> None:
@@ -123,19 +128,28 @@ def merge_tracks(shards: Sequence[Path], path: Path, chrom_sizes: ChromSizes, fm
 
 
 def shard_kind(path: Path) -> str:
-    """'hdf5', 'bigwig', 'bedgraph', 'background' or 'vcf' (VCF, VCF.gz or BCF), from the file's first bytes."""
+    """'hdf5', 'bigwig', 'bedgraph', 'background' or 'vcf' (VCF, VCF.gz or BCF), from the file's first bytes;
+    any other file (a FASTA given by mistake) is an InputError naming it."""
     with open(path, "rb") as handle:
-        start = handle.read(len(_VCF_START))
+        start = handle.read(_FIRST_LINE)
     if start.startswith(_HDF5_SIGNATURE):
         return "hdf5"
     if start[:4] == _BIGWIG_SIGNATURE:
         return "bigwig"
-    if start[:2] == _GZIP_SIGNATURE:
+    compressed = start[:2] == _GZIP_SIGNATURE
+    if compressed:
         if is_background(path):
             return "background"
         with gzip.open(path, "rb") as text:
-            start = text.read(len(_VCF_START))
-    return "vcf" if start.startswith((_VCF_START, _BCF_START)) else "bedgraph"
+            start = text.read(_FIRST_LINE)
+    if start.startswith((_VCF_START, _BCF_START)):
+        return "vcf"
+    if compressed and (not start or _BEDGRAPH_LINE.match(start)):  # an empty shard has no line
+        return "bedgraph"
+    raise InputError(
+        f"{path}: not a shard of caduceus embed, score-variants, track or calibrate "
+        "(merge joins the outputs of one --shard I/N run)"
+    )
 
 
 def vcf_shards_in_order(paths: Sequence[str], messages: HtslibMessages) -> tuple[list[str], pysam.VariantHeader]:

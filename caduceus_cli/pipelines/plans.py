@@ -58,9 +58,10 @@ def scored_alleles(
     scored as: the places its change is scored at (`alleles.placements`), or the flag saying why it is
     not (`alleles.FLAGS`; `too_long` when it does not fit the window)."""
     fasta_ref = None if contig is None else fasta.fetch(contig, start, start + len(ref))
+    length = 0 if contig is None else fasta.contigs[contig]
     return [
         _placed(allele, contig, fasta, settings) if isinstance(allele, Change) else allele
-        for allele in classify_alleles(ref, tuple(alts), fasta_ref, start)
+        for allele in classify_alleles(ref, tuple(alts), fasta_ref, start, length)
     ]
 
 

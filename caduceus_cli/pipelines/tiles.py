@@ -18,7 +18,7 @@ from caduceus_cli.engine import Engine, Window
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.regions import Region
 from caduceus_cli.stages import WriteBehind
-from caduceus_cli.terminal import format_rate, progress_bar
+from caduceus_cli.terminal import counted, format_rate, progress_bar
 from caduceus_cli.tokens import Tokenizer, reverse_complement_text, soft_mask
 from caduceus_cli.windows import tile_region
 
@@ -65,7 +65,7 @@ def map_tiles(
     finally:
         writer.close()
     elapsed = time.perf_counter() - started
-    log.info("%s: %d bases in %.1f s (%s bases/s)", label, written, elapsed, format_rate(written, elapsed))
+    log.info("%s: %s in %.1f s (%s bases/s)", label, counted(written, "base"), elapsed, format_rate(written, elapsed))
     return written, elapsed
 
 

@@ -40,6 +40,7 @@ from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import name_sample
 from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.inputs import is_stream
 from caduceus_cli.io.outputs import STDOUT, claimed, write_errors
 from caduceus_cli.io.tables import format_row, table_output
 from caduceus_cli.io.vcf import (
@@ -67,12 +68,14 @@ from caduceus_cli.scoring import (
     percentile_name,
 )
 from caduceus_cli.stages import WriteBehind, read_ahead
-from caduceus_cli.terminal import LOG_EVERY_S, format_rate, progress_bar
+from caduceus_cli.terminal import LOG_EVERY_S, counted, counts, format_rate, number_text, progress_bar
 from caduceus_cli.windows import contiguous_shard
 
 log = logging.getLogger("caduceus")
 
 
+# the flags --on-ref-mismatch acts on: the record and the FASTA disagree about the reference
+REFERENCE_FLAGS = ("past_contig_end", "ref_mismatch")
 CHUNK_RECORDS = 2048  # records per chunk: many full batches per chunk, little memory per chunk
 CHUNKS_AHEAD = 2  # chunks parsed ahead of the engine, and chunks waiting for the writer
 
@@ -131,6 +134,7 @@ class ScoreJob:
             if self.background is not None:
                 self.background.check_matches(run_identity(model, self.settings), self.settings.scores)
                 log.info("percentiles among %s", _background_text(self.background))
+                self.background.warn_if_coarse()
             with open_vcf(self.vcf, messages) as variants:
                 if self.fmt != TABLE:
                     fields = info_fields(self.settings, model)
@@ -226,7 +230,7 @@ def _warn_if_header_contigs_unknown(header: pysam.VariantHeader, fasta: Fasta, s
 def _background_text(background: Background) -> str:
     meta = background.meta
     return (
-        f"{background.path}: {background.variants} variants at {meta.get('sites_used')} sites of "
+        f"{background.path}: {counted(background.variants, 'variant')} at {number_text(meta.get('sites_used'))} sites of "
         f"{meta.get('genome')} (seed {meta.get('seed')}, {meta.get('regions')})"
     )
 
@@ -288,25 +292,27 @@ class _Run:
         total = shard_range[1] - shard_range[0] if shard_range else None
         started = time.monotonic()
         with progress_bar(self.quiet, "records") as progress:
-            if total is None and not progress.disable and self.source != "-":
+            if total is None and not progress.disable and not is_stream(self.source):
                 total = count_records(self.source, self.messages)[0]  # a bar with a total and an ETA
             task = progress.add_task("score-variants", total=total, rate="-")
             last_log = started
 
             def write(chunk: Chunk) -> None:  # in the writer thread
-                nonlocal last_log
                 self._write_chunk(chunk, writer)
-                now = time.monotonic()
-                rate = format_rate(self.tally.records, now - started)
+                rate = format_rate(self.tally.records, time.monotonic() - started)
                 progress.update(task, advance=len(chunk.records), rate=rate)
-                if progress.disable and now - last_log >= LOG_EVERY_S:  # no bar: a line now and then
-                    log.info("%d records written, %s records/s", self.tally.records, rate)
-                    last_log = now
 
             behind = WriteBehind(write, CHUNKS_AHEAD, "caduceus-vcf-writer")
             try:
                 chunks = read_ahead(self._chunks(variants, shard_range), CHUNKS_AHEAD, "caduceus-vcf-reader", self._stop)
                 for chunk in chunks:
+                    now = time.monotonic()
+                    # no bar: a line now and then, before a chunk is scored, so never one beside the closing line
+                    if progress.disable and now - last_log >= LOG_EVERY_S:
+                        done = self.tally.records
+                        rate = format_rate(done, now - started)
+                        log.info("%s written so far, %s records/s", counted(done, "record"), rate)
+                        last_log = now
                     self._runner.run(chunk.plan)  # in this (the calling) thread
                     behind.put(chunk)
             finally:
@@ -317,15 +323,13 @@ class _Run:
         self._log_summary()
 
     def _log_summary(self) -> None:
-        flagged = ", ".join(f"{count} {flag}" for flag, count in sorted(self.tally.flags.items())) or "none"
-        classes = ", ".join(f"{count} {kind}" for kind, count in sorted(self.tally.classes.items()))
         log.info(
-            "%d records written (%d skipped), %d alleles scored (%s), not scored: %s; %.1f s, %s records/s",
-            self.tally.records,
-            self.tally.skipped,
-            self.tally.scored,
-            classes or "none",
-            flagged,
+            "%s written (%s skipped), %s scored (%s), not scored: %s; %.1f s, %s records/s",
+            counted(self.tally.records, "record"),
+            f"{self.tally.skipped:,}",
+            counted(self.tally.scored, "allele"),
+            counts(self.tally.classes),
+            counts(self.tally.flags),
             self.tally.seconds,
             format_rate(self.tally.records, self.tally.seconds),
         )
@@ -368,17 +372,26 @@ class _Run:
         self.tally.vcf_contigs.add(record.contig)
         self.tally.matched_contig |= contig is not None
         alleles = scored_alleles(self.reader_fasta, contig, record.start, record.ref, record.alts or (), self.settings)
-        if alleles and alleles[0] == "ref_mismatch" and self.settings.on_ref_mismatch != "flag":
+        if alleles and alleles[0] in REFERENCE_FLAGS and self.settings.on_ref_mismatch != "flag":
             if self.settings.on_ref_mismatch == "error":
-                fasta_ref = self.reader_fasta.fetch(contig, record.start, record.start + len(record.ref))
                 raise InputError(
                     f"{input_name(self.source)}: record {number} at {record.contig}:{record.pos}: "
-                    f"REF {record.ref} differs from the FASTA ({fasta_ref}) "
-                    "(--on-ref-mismatch error; use flag or skip to go on)"
+                    f"{self._mismatch(record, contig, alleles[0])} (--on-ref-mismatch error; use flag or skip to go on)"
                 )
             self.tally.skipped += 1
             return None
         return alleles
+
+    def _mismatch(self, record: pysam.VariantRecord, contig: str, flag: str) -> str:
+        """How a record's REF disagrees with the FASTA: past the contig's end, or other bases."""
+        if flag == "past_contig_end":
+            length = self.reader_fasta.contigs[contig]
+            return (
+                f"REF {record.ref} reaches past the end of {contig} ({length:,} bp in {self.reader_fasta.path}); "
+                "a VCF of another assembly version?"
+            )
+        fasta_ref = self.reader_fasta.fetch(contig, record.start, record.start + len(record.ref))
+        return f"REF {record.ref} differs from the FASTA ({fasta_ref})"
 
     def _contexts(self, contig: str | None, alleles: list[tuple[Change, ...] | str]) -> list[str | None]:
         """Each ALT's context in the background (none without a background)."""
