@@ -20,6 +20,7 @@ import pysam
 import pytest
 from conftest import caduceus
 
+from caduceus_cli import resources
 from caduceus_cli.io import hdf5
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,16 +193,46 @@ def test_snakemake_asks_for_a_gpu_per_shard_only_when_cuda_is_asked_for(data, tm
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
-    def resources(plan: str) -> list[str]:
-        return re.findall(r"^ *resources: (.*)$", plan, re.MULTILINE)
+    def resources(plan: str) -> list[dict[str, str]]:
+        lines = re.findall(r"^ *resources: (.*)$", plan, re.MULTILINE)
+        return [dict(item.split("=", 1) for item in line.split(", ")) for line in lines]
 
     on_cpu = dry_run()
-    assert "gpu" not in " ".join(resources(on_cpu))
+    assert not any("gpu" in job for job in resources(on_cpu))
     assert "--device" not in on_cpu and "--model" not in on_cpu and "--regions" not in on_cpu
     assert "--shard 2/2" in on_cpu
     on_gpu = dry_run("device=cuda", "gpu_model=a100", "threads=8")
-    assert sorted(r.endswith("gpu=1, gpu_model=a100") for r in resources(on_gpu)) == [False] * 3 + [True] * 4
+    gpu_jobs = [job for job in resources(on_gpu) if "gpu" in job]
+    assert [(job["gpu"], job["gpu_model"]) for job in gpu_jobs] == [("1", "a100")] * 4
     assert on_gpu.count("--device cuda") == 4 and on_gpu.count("--threads 8") == 4
+
+
+def test_snakemake_asks_for_the_memory_of_the_model_and_window(data, tmp_path):
+    """Shard jobs ask for what `caduceus_cli.resources` estimates for their model and window; merges for
+    what merge needs, whatever the size of their inputs."""
+    pytest.importorskip("snakemake")
+    published = "kuleshov-group/caduceus-ph_seqlen-131k_d_model-256_n_layer-16"
+
+    def memory(*config: str) -> dict[str, set[str]]:
+        done = subprocess.run(
+            [sys.executable, "-m", "snakemake", "-s", SNAKEFILE, "-n", "--cores", "8", "--directory", tmp_path,
+             "--config", f"fasta={data['fasta']}", f"vcf={data['vcf']}", "regions=", "shards=2", *config],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        plan = re.findall(r"^rule (\w+):\n(?:.*\n)*? *resources: .*mem_mb=(\d+)", done.stdout, re.MULTILINE)
+        by_rule: dict[str, set[str]] = {}
+        for rule, mem_mb in plan:
+            by_rule.setdefault(rule, set()).add(mem_mb)
+        return by_rule
+
+    shipped = memory()
+    assert shipped["embed_shard"] == {str(resources.embed_memory_mb(None))}
+    assert shipped["merge_embeddings"] == shipped["concat_scores"] == {"1000"}
+    large = memory(f"model={published}", "embed_options=--window 131072 --batch-size 1", "score_options=-w 2048")
+    size = resources.model_size(published)
+    assert large["embed_shard"] == {str(resources.job_memory_mb(size, 131_072, 1))}
+    assert large["score_shard"] == {str(resources.job_memory_mb(size, 2048))}
 
 
 # ---------------------------------------------------------------------------------------------
