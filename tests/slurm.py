@@ -7,6 +7,12 @@ the cluster neither needs nor touches a system one. It has no accounting databas
 real CPUs, a memory size a little below the machine's, and one fake GPU: SLURM only needs the
 GRES file to be a character device, so a device node like /dev/null's stands in for /dev/nvidia0.
 
+Its clients find it through SLURM_CONF. Snakemake's SLURM job-step plugin drops every SLURM_
+variable but the allocation's before it calls `srun` inside a job, SLURM_CONF too, which a real
+cluster does not notice (its slurm.conf is at the default path, which the test must not touch:
+other sessions on this machine may run their own cluster); the cluster's PATH starts with an
+`srun` that puts SLURM_CONF back.
+
 `start_cluster` raises `Unavailable` with the reason when this machine cannot run one (not root,
 packages missing, a daemon that does not come up); the fixture turns that into a skip.
 """
@@ -87,7 +93,8 @@ def start_cluster(path_prefix: str = "caduceus-slurm-") -> Cluster:
     try:
         munge_socket = _start_munge(cluster)
         conf = _write_config(cluster, munge_socket)
-        cluster.env = {**os.environ, "SLURM_CONF": str(conf)}
+        path = f"{_srun_with_config(cluster, conf)}{os.pathsep}{os.environ.get('PATH', '')}"
+        cluster.env = {**os.environ, "SLURM_CONF": str(conf), "PATH": path}
         cluster.processes.append(_daemon(cluster, "slurmctld", "-D", "-i", "-f", str(conf)))
         cluster.processes.append(_daemon(cluster, "slurmd", "-D", "-N", NODE, "-f", str(conf)))
         _wait_until_idle(cluster)
@@ -196,6 +203,16 @@ def _write_config(cluster: Cluster, munge_socket: Path) -> Path:
     )
     (folder / "gres.conf").write_text(f"NodeName={NODE} Name=gpu File={gpu}\n")
     return conf
+
+
+def _srun_with_config(cluster: Cluster, conf: Path) -> Path:
+    """A folder holding an `srun` that runs the real one with this cluster's SLURM_CONF (module docstring)."""
+    folder = cluster.folder / "bin"
+    folder.mkdir()
+    srun = folder / "srun"
+    srun.write_text(f'#!/bin/sh\nSLURM_CONF={conf} exec {_which("srun")} "$@"\n')
+    srun.chmod(0o755)
+    return folder
 
 
 def _free_port() -> int:

@@ -306,3 +306,36 @@ def test_workflow_defaults_are_the_example_data_and_the_shipped_model():
     for key in ("fasta", "regions", "vcf"):
         assert (REPO / config[key]).is_file() and config[key] == params[key]
     assert config["model"] == '""' and params["caduceus_model"] == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Snakemake and plain sbatch on a real SLURM cluster (tests/slurm.py: one node, no accounting)
+
+PROFILE = REPO / "workflows" / "snakemake" / "profiles" / "slurm"
+
+
+def slurm_env(slurm) -> dict[str, str]:
+    """The cluster's client settings, and this environment's `caduceus` and `python` first on PATH."""
+    return {**slurm.env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{slurm.env['PATH']}"}
+
+
+def test_snakemake_through_slurm_with_the_shipped_profile_equals_the_single_run(slurm, data, single_run, tmp_path):
+    """The documented command: every rule a SLURM job asking for its threads and memory, job states from
+    squeue (sacct cannot answer on this cluster), nothing pending on a 2-CPU node."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    config = {
+        "fasta": data["fasta"], "regions": data["regions"], "vcf": data["vcf"], "model": data["model"],
+        "shards": SHARDS, "outdir": "out", "score_options": SCORE_OPTIONS,
+    }  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", SNAKEFILE, "--workflow-profile", PROFILE, "--directory", tmp_path,
+         "--slurm-init-seconds-before-status-checks", "2",
+         "--config", *(f"{key}={value}" for key, value in config.items())],
+        env=slurm_env(slurm), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "--mem" in done.stderr or "mem_mb" in done.stderr
+    out = tmp_path / "out"
+    assert_same_embeddings(out / "embeddings.h5", single_run["embeddings"])
+    assert_same_records(out / "scored.vcf.gz", single_run["scored"])
+    assert "wrote" in (out / "logs" / "embed.2-of-3.log").read_text()
