@@ -339,3 +339,68 @@ def test_snakemake_through_slurm_with_the_shipped_profile_equals_the_single_run(
     assert_same_embeddings(out / "embeddings.h5", single_run["embeddings"])
     assert_same_records(out / "scored.vcf.gz", single_run["scored"])
     assert "wrote" in (out / "logs" / "embed.2-of-3.log").read_text()
+
+
+SHARD_SCRIPT = REPO / "workflows" / "slurm" / "shard.sbatch"
+
+
+def submit(slurm, folder: Path, *args: object) -> str:
+    """sbatch in `folder`; the job's id."""
+    return slurm.run("sbatch", "--parsable", "--chdir", str(folder), *map(str, args)).stdout.strip().split(";")[0]
+
+
+def test_a_job_array_of_shards_and_a_dependent_merge_equal_the_single_run(slurm, data, single_run, tmp_path):
+    """workflows/slurm/shard.sbatch as docs/scaling.md submits it: --shard ${SLURM_ARRAY_TASK_ID}/N."""
+    (tmp_path / "parts").mkdir()
+    env_path = f"--export=ALL,PATH={slurm_env(slurm)['PATH']}"
+    shards = submit(
+        slurm, tmp_path, env_path, f"--array=1-{SHARDS}", SHARD_SCRIPT, SHARDS, "parts/part.%I.h5",
+        "embed", data["fasta"], "--regions", data["regions"], "--model", data["model"], "-q",
+    )  # fmt: skip
+    merge = submit(
+        slurm, tmp_path, env_path, f"--dependency=afterok:{shards}", "--output=merge.log",
+        "--wrap", "caduceus merge parts/part.*.h5 -o all.h5",
+    )  # fmt: skip
+    assert slurm.wait(merge, timeout=300) == "COMPLETED", (tmp_path / "merge.log").read_text()
+    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == [f"part.{i}.h5" for i in range(1, SHARDS + 1)]
+    assert_same_embeddings(tmp_path / "all.h5", single_run["embeddings"])
+
+
+# A caduceus run whose every batch takes 0.15 s more, so a tiny model outlasts a one-minute limit.
+SLOW_RUN = """
+import sys, time
+import caduceus_cli.engine as engine
+from caduceus_cli.cli import main
+real = engine.Engine._run_batch
+def slow(self, *args):
+    time.sleep(0.15)
+    return real(self, *args)
+engine.Engine._run_batch = slow
+sys.argv = ["caduceus", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_job_stopped_by_its_time_limit_saves_its_work_and_the_rerun_completes_it(slurm, data, tmp_path):
+    """A real `sbatch --time=1`: SLURM sends SIGTERM at the limit, SIGKILL 30 s later (KillWait)."""
+    bed = tmp_path / "many.bed"
+    bed.write_text("".join(f"chr1\t{i}\t{i + 150}\tr{i}\n" for i in range(0, 270, 1)))
+    (tmp_path / "slow.py").write_text(SLOW_RUN)
+    args = ["embed", data["fasta"], "--regions", bed, "--model", data["model"], "--batch-size", 1, "-q",
+            "-o", tmp_path / "out.h5"]  # fmt: skip
+    job = submit(
+        slurm, tmp_path, "--time=1", "--cpus-per-task=1", "--output=job.log",
+        "--wrap", shlex.join([sys.executable, str(tmp_path / "slow.py"), *map(str, args)]),
+    )  # fmt: skip
+    assert slurm.wait(job, timeout=240) == "TIMEOUT"
+    partial = tmp_path / "out.h5.partial"
+    done = hdf5.partial_progress(partial)
+    assert done is not None and 0 < done[0] < done[1] == 270
+    log = (tmp_path / "job.log").read_text()
+    assert (
+        f"caduceus: terminated (SIGTERM); {done[0]} of 270 regions done saved in {partial}; "
+        "rerun the same command with --resume to continue\n"
+    ) in log
+    assert caduceus(*args, "--resume") == 0
+    assert caduceus(*args[:-1], tmp_path / "whole.h5") == 0
+    assert_same_embeddings(tmp_path / "out.h5", tmp_path / "whole.h5")
