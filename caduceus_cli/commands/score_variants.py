@@ -34,7 +34,7 @@ from caduceus_cli.io.backgrounds import read_background
 from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.tables import is_table_name
 from caduceus_cli.io.vcf import FORMATS, check_vcf_input, output_format
-from caduceus_cli.pipelines.variants import TABLE, ScoreJob
+from caduceus_cli.pipelines.variants import RESUMABLE, TABLE, ScoreJob
 from caduceus_cli.scoring import (
     DEFAULT_FLANK,
     ON_REF_MISMATCH,
@@ -104,6 +104,13 @@ def score_variants(
             rich_help_panel=OUTPUT,
         ),
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue an interrupted run from its partial file (VCF output, -O v or z).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
     force: ForceOpt = False,
     runtime: Runtime,
 ) -> None:
@@ -113,9 +120,13 @@ def score_variants(
         raise UsageError(f"--emb-flank {emb_flank}: must be 0 or more")
     fmt = _output_format(output, output_type, write_index_, force)
     path = None if output is None or output == "-" else Path(output)
+    if resume and (path is None or fmt not in RESUMABLE):
+        raise UsageError("--resume continues a VCF file (-o FILE, -O v or z): BCF, tables and stdout are not kept")
     shard_part = parse_shard(shard)
     if shard_part is not None and vcf == "-":
         raise UsageError("--shard needs the VCF as a file (its records are counted first), not stdin")
+    if resume and vcf == "-":
+        raise UsageError("--resume needs the VCF as a file (the saved records are checked against it), not stdin")
     check_vcf_input(vcf)
     background = read_background(background_path) if background_path else None
     # claimed before the model loads: a second run on this output refuses at once
@@ -128,8 +139,9 @@ def score_variants(
         window = variant_window(model, window, variant_index)
         settings = _settings(variant_scores(score), probs, window, variant_index, emb_flank, on_ref_mismatch)
         job = ScoreJob(
-            vcf, settings, path, fmt, write_index_, shard_part, background, runtime.threads or 1, command_line()
-        )
+            vcf, settings, path, fmt, write_index_, shard_part, background, runtime.threads or 1, resume,
+            command_line(),
+        )  # fmt: skip
         job.run(runtime.engine(model), reader_fasta, window_fasta, runtime.quiet)
 
 
