@@ -63,13 +63,18 @@ class Cluster:
         return shown.split("JobState=", 1)[1].split()[0]
 
     def wait(self, job: str, timeout: float) -> str:
-        """Wait until job `job` has ended; its final state."""
+        """Wait until job `job` has ended and its processes are gone (a job at its time limit has its end
+        state while they still run, until KillWait); its final state."""
         deadline = time.monotonic() + timeout
-        while (state := self.job_state(job)) in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED"):
+        while (state := self.job_state(job)) in ("PENDING", "RUNNING", "CONFIGURING", "REQUEUED") or self._completing(job):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job} still {state} after {timeout:.0f} s")
             time.sleep(0.5)
         return state
+
+    def _completing(self, job: str) -> bool:
+        shown = self.run("squeue", "--noheader", "--states=all", "--format=%t", "--jobs", job, check=False)
+        return "CG" in shown.stdout.split()
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -190,6 +195,8 @@ def _write_config(cluster: Cluster, munge_socket: Path) -> Path:
                 f"JobCompLoc={folder / 'log' / 'jobcomp.txt'}",
                 "AccountingStorageType=accounting_storage/none",
                 "MpiDefault=none",
+                # a job that asks for no memory gets this much per CPU, not the whole node
+                "DefMemPerCPU=1000",
                 "ReturnToService=2",
                 "GresTypes=gpu",
                 # squeue answers for a finished job this long: what Snakemake's squeue status needs

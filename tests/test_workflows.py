@@ -366,11 +366,14 @@ def test_a_job_array_of_shards_and_a_dependent_merge_equal_the_single_run(slurm,
     assert_same_embeddings(tmp_path / "all.h5", single_run["embeddings"])
 
 
-# A caduceus run whose every batch takes 0.15 s more, so a tiny model outlasts a one-minute limit.
+# A caduceus run whose every batch takes 0.15 s more, so a tiny model outlasts a one-minute limit
+# (score-variants in chunks of 64 records, so a minute holds several).
 SLOW_RUN = """
 import sys, time
 import caduceus_cli.engine as engine
+import caduceus_cli.pipelines.variants as variants
 from caduceus_cli.cli import main
+variants.CHUNK_RECORDS = 64
 real = engine.Engine._run_batch
 def slow(self, *args):
     time.sleep(0.15)
@@ -381,26 +384,51 @@ main()
 """
 
 
-def test_a_job_stopped_by_its_time_limit_saves_its_work_and_the_rerun_completes_it(slurm, data, tmp_path):
-    """A real `sbatch --time=1`: SLURM sends SIGTERM at the limit, SIGKILL 30 s later (KillWait)."""
+def test_jobs_stopped_by_their_time_limit_save_their_work_and_the_reruns_complete_it(slurm, data, tmp_path):
+    """A real `sbatch --time=1` (SLURM sends SIGTERM at the limit, SIGKILL 30 s later: KillWait) on an
+    embed job and a score-variants job at once; each rerun with --resume equals an uninterrupted run."""
     bed = tmp_path / "many.bed"
-    bed.write_text("".join(f"chr1\t{i}\t{i + 150}\tr{i}\n" for i in range(0, 270, 1)))
+    bed.write_text("".join(f"chr1\t{i}\t{i + 150}\tr{i}\n" for i in range(270)))
+    seq = CONTIGS["chr1"]
+    header = "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=420>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+    calls = tmp_path / "many.vcf"
+    calls.write_text(header + "".join(
+        f"chr1\t{pos}\t.\t{seq[pos - 1].upper()}\t{alt}\t.\t.\t.\n"
+        for pos in range(1, 421) for alt in "ACGT" * 2 if alt != seq[pos - 1].upper()
+    ))  # fmt: skip
     (tmp_path / "slow.py").write_text(SLOW_RUN)
-    args = ["embed", data["fasta"], "--regions", bed, "--model", data["model"], "--batch-size", 1, "-q",
-            "-o", tmp_path / "out.h5"]  # fmt: skip
-    job = submit(
-        slurm, tmp_path, "--time=1", "--cpus-per-task=1", "--output=job.log",
-        "--wrap", shlex.join([sys.executable, str(tmp_path / "slow.py"), *map(str, args)]),
-    )  # fmt: skip
-    assert slurm.wait(job, timeout=240) == "TIMEOUT"
+    common = ["--model", data["model"], "--batch-size", 1, "-q"]
+    runs = {
+        "embed": ["embed", data["fasta"], "--regions", bed, *common, "-o", tmp_path / "out.h5"],
+        "score": ["score-variants", calls, "--fasta", data["fasta"], "-w", WINDOW, *common, "-O", "z",
+                  "--write-index", "-o", tmp_path / "out.vcf.gz"],
+    }  # fmt: skip
+    jobs = {
+        name: submit(
+            slurm, tmp_path, "--time=1", "--cpus-per-task=1", f"--output={name}.log",
+            "--wrap", shlex.join([sys.executable, str(tmp_path / "slow.py"), *map(str, args)]),
+        )  # fmt: skip
+        for name, args in runs.items()
+    }
+    assert {name: slurm.wait(job, timeout=240) for name, job in jobs.items()} == {"embed": "TIMEOUT", "score": "TIMEOUT"}
+
     partial = tmp_path / "out.h5.partial"
     done = hdf5.partial_progress(partial)
     assert done is not None and 0 < done[0] < done[1] == 270
-    log = (tmp_path / "job.log").read_text()
     assert (
         f"caduceus: terminated (SIGTERM); {done[0]} of 270 regions done saved in {partial}; "
         "rerun the same command with --resume to continue\n"
-    ) in log
-    assert caduceus(*args, "--resume") == 0
-    assert caduceus(*args[:-1], tmp_path / "whole.h5") == 0
+    ) in (tmp_path / "embed.log").read_text()
+    with pysam.VariantFile(str(tmp_path / "out.vcf.gz.partial")) as partial_vcf:
+        saved = list(partial_vcf)
+    assert 0 < len(saved) < 2520 and len(saved) % 64 == 0  # whole chunks of 64 records
+    assert (
+        f"caduceus: terminated (SIGTERM); {len(saved)} records done saved in {tmp_path / 'out.vcf.gz.partial'}; "
+        "rerun the same command with --resume to continue\n"
+    ) in (tmp_path / "score.log").read_text()
+
+    for args in runs.values():
+        assert caduceus(*args, "--resume") == 0
+        assert caduceus(*args[:-1], str(args[-1]).replace("out.", "whole.")) == 0
     assert_same_embeddings(tmp_path / "out.h5", tmp_path / "whole.h5")
+    assert_same_records(tmp_path / "out.vcf.gz", tmp_path / "whole.vcf.gz")
