@@ -520,3 +520,14 @@ def test_resume_without_a_partial_file_says_to_run_without_it(run, tmp_path, gen
     assert (code, err) == (
         1, f"caduceus: error: {tmp_path / 'out.vcf.partial'}: no partial file to resume; run without --resume\n"
     )  # fmt: skip
+
+
+def test_a_run_stopped_before_its_first_chunk_resumes_from_the_start(run, tmp_path, genome, ph_checkpoint, monkeypatch):
+    vcf = write_vcf(tmp_path, SORTED)
+    args = (vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "out.vcf.gz")
+    interrupt_at_chunk(monkeypatch, 1)
+    assert run(*args).err.startswith(f"caduceus: interrupted; 0 records done saved in {tmp_path / 'out.vcf.gz.partial'};")
+    monkeypatch.undo()
+    assert run(*args, "--resume").code == 0
+    assert run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "whole.vcf.gz").code == 0
+    assert data_lines(tmp_path / "out.vcf.gz") == data_lines(tmp_path / "whole.vcf.gz")

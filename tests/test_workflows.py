@@ -432,3 +432,25 @@ def test_jobs_stopped_by_their_time_limit_save_their_work_and_the_reruns_complet
         assert caduceus(*args[:-1], str(args[-1]).replace("out.", "whole.")) == 0
     assert_same_embeddings(tmp_path / "out.h5", tmp_path / "whole.h5")
     assert_same_records(tmp_path / "out.vcf.gz", tmp_path / "whole.vcf.gz")
+
+
+def test_a_cuda_shard_job_asks_slurm_for_one_gpu_and_gets_it(slurm, data, tmp_path):
+    """The plugin submits device=cuda shard jobs with --gpus=1; the test node's GPU is a fake GRES, so
+    the job runs with one GPU allocated and caduceus, finding no CUDA device behind it, exits 3."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    config = {"fasta": data["fasta"], "regions": data["regions"], "vcf": "", "model": data["model"], "shards": 1,
+              "outdir": "out", "device": "cuda"}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", SNAKEFILE, "--workflow-profile", PROFILE, "--directory", tmp_path,
+         "--slurm-init-seconds-before-status-checks", "2", "--retries", "0",
+         "--config", *(f"{key}={value}" for key, value in config.items())],
+        env=slurm_env(slurm), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "caduceus: error: --device cuda: no usable CUDA GPU" in (tmp_path / "out/logs/embed.1-of-1.log").read_text()
+    job = re.search(r"SLURM run ID: \S+.*?external jobid '?(\d+)", done.stderr, re.DOTALL) or re.search(
+        r"SLURM-job '(\d+)' failed", done.stderr
+    )
+    assert job, done.stderr[-2000:]
+    shown = slurm.run("scontrol", "show", "job", job.group(1)).stdout
+    assert "gres/gpu=1" in shown and "JobState=FAILED" in shown and "ExitCode=3:0" in shown

@@ -191,6 +191,8 @@ class ScoreJob:
 
     def _check_same_input(self, saved: Saved, messages: HtslibMessages) -> None:
         """The saved records must be the first of this input (of its shard): the last one is compared."""
+        if saved.records == 0:  # stopped before its first chunk was written: nothing to compare
+            return
         first = self._shard_range(messages)[0] if self.shard else 0
         with open_vcf(self.vcf, messages) as variants:
             for number, record in enumerate(records(variants, self.vcf, messages), 1):
