@@ -334,7 +334,6 @@ def test_snakemake_through_slurm_with_the_shipped_profile_equals_the_single_run(
         env=slurm_env(slurm), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "--mem" in done.stderr or "mem_mb" in done.stderr
     out = tmp_path / "out"
     assert_same_embeddings(out / "embeddings.h5", single_run["embeddings"])
     assert_same_records(out / "scored.vcf.gz", single_run["scored"])
@@ -435,8 +434,9 @@ def test_jobs_stopped_by_their_time_limit_save_their_work_and_the_reruns_complet
 
 
 def test_a_cuda_shard_job_asks_slurm_for_one_gpu_and_gets_it(slurm, data, tmp_path):
-    """The plugin submits device=cuda shard jobs with --gpus=1; the test node's GPU is a fake GRES, so
-    the job runs with one GPU allocated and caduceus, finding no CUDA device behind it, exits 3."""
+    """The plugin submits device=cuda shard jobs with --gpus=1, 2 CPUs and the model's memory; the test
+    node's GPU is a fake GRES, so the job runs with one GPU allocated and caduceus, finding no CUDA
+    device behind it, fails with its one line."""
     pytest.importorskip("snakemake_executor_plugin_slurm")
     config = {"fasta": data["fasta"], "regions": data["regions"], "vcf": "", "model": data["model"], "shards": 1,
               "outdir": "out", "device": "cuda"}  # fmt: skip
@@ -446,11 +446,14 @@ def test_a_cuda_shard_job_asks_slurm_for_one_gpu_and_gets_it(slurm, data, tmp_pa
          "--config", *(f"{key}={value}" for key, value in config.items())],
         env=slurm_env(slurm), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert done.returncode == 1
-    assert "caduceus: error: --device cuda: no usable CUDA GPU" in (tmp_path / "out/logs/embed.1-of-1.log").read_text()
+    log = tmp_path / "out" / "logs" / "embed.1-of-1.log"
+    assert done.returncode == 1 and log.exists(), done.stderr[-3000:]
+    assert "caduceus: error: --device cuda: no usable CUDA GPU" in log.read_text()
     job = re.search(r"SLURM run ID: \S+.*?external jobid '?(\d+)", done.stderr, re.DOTALL) or re.search(
         r"SLURM-job '(\d+)' failed", done.stderr
     )
     assert job, done.stderr[-2000:]
     shown = slurm.run("scontrol", "show", "job", job.group(1)).stdout
-    assert "gres/gpu=1" in shown and "JobState=FAILED" in shown and "ExitCode=3:0" in shown
+    memory = resources.embed_memory_mb(str(data["model"]))
+    for asked in ("TresPerJob=gres:gpu:1", "JobState=FAILED", "NumCPUs=2", f"MinMemoryNode={memory}M"):
+        assert asked in shown, shown
