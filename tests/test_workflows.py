@@ -365,7 +365,7 @@ def test_a_job_array_of_shards_and_a_dependent_merge_equal_the_single_run(slurm,
     assert_same_embeddings(tmp_path / "all.h5", single_run["embeddings"])
 
 
-# A caduceus run whose every batch takes 0.15 s more, so a tiny model outlasts a one-minute limit
+# A caduceus run whose every batch takes 0.4 s more, so a tiny model outlasts a one-minute limit
 # (score-variants in chunks of 64 records, so a minute holds several).
 SLOW_RUN = """
 import sys, time
@@ -375,7 +375,7 @@ from caduceus_cli.cli import main
 variants.CHUNK_RECORDS = 64
 real = engine.Engine._run_batch
 def slow(self, *args):
-    time.sleep(0.15)
+    time.sleep(0.4)
     return real(self, *args)
 engine.Engine._run_batch = slow
 sys.argv = ["caduceus", *sys.argv[1:]]
@@ -387,19 +387,21 @@ def test_jobs_stopped_by_their_time_limit_save_their_work_and_the_reruns_complet
     """A real `sbatch --time=1` (SLURM sends SIGTERM at the limit, SIGKILL 30 s later: KillWait) on an
     embed job and a score-variants job at once; each rerun with --resume equals an uninterrupted run."""
     bed = tmp_path / "many.bed"
-    bed.write_text("".join(f"chr1\t{i}\t{i + 150}\tr{i}\n" for i in range(270)))
-    seq = CONTIGS["chr1"]
-    header = "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=420>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+    bed.write_text("".join(f"chr1\t{i}\t{i + 150}\tr{i}\n" for i in range(150)))
+    # one window per position: 400 SNVs on a genome of their own, more than a minute and a half holds
+    seq = "".join(np.random.default_rng(5).choice(list("ACGT"), 400))
+    genome = tmp_path / "long.fa"
+    genome.write_text(f">chr1\n{seq}\n")
+    header = "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=400>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
     calls = tmp_path / "many.vcf"
     calls.write_text(header + "".join(
-        f"chr1\t{pos}\t.\t{seq[pos - 1].upper()}\t{alt}\t.\t.\t.\n"
-        for pos in range(1, 421) for alt in "ACGT" * 2 if alt != seq[pos - 1].upper()
+        f"chr1\t{pos}\t.\t{base}\t{'C' if base != 'C' else 'G'}\t.\t.\t.\n" for pos, base in enumerate(seq, 1)
     ))  # fmt: skip
     (tmp_path / "slow.py").write_text(SLOW_RUN)
     common = ["--model", data["model"], "--batch-size", 1, "-q"]
     runs = {
         "embed": ["embed", data["fasta"], "--regions", bed, *common, "-o", tmp_path / "out.h5"],
-        "score": ["score-variants", calls, "--fasta", data["fasta"], "-w", WINDOW, *common, "-O", "z",
+        "score": ["score-variants", calls, "--fasta", genome, "-w", WINDOW, *common, "-O", "z",
                   "--write-index", "-o", tmp_path / "out.vcf.gz"],
     }  # fmt: skip
     jobs = {
@@ -413,14 +415,14 @@ def test_jobs_stopped_by_their_time_limit_save_their_work_and_the_reruns_complet
 
     partial = tmp_path / "out.h5.partial"
     done = hdf5.partial_progress(partial)
-    assert done is not None and 0 < done[0] < done[1] == 270
+    assert done is not None and 0 < done[0] < done[1] == 150
     assert (
-        f"caduceus: terminated (SIGTERM); {done[0]} of 270 regions done saved in {partial}; "
+        f"caduceus: terminated (SIGTERM); {done[0]} of 150 regions done saved in {partial}; "
         "rerun the same command with --resume to continue\n"
     ) in (tmp_path / "embed.log").read_text()
     with pysam.VariantFile(str(tmp_path / "out.vcf.gz.partial")) as partial_vcf:
         saved = list(partial_vcf)
-    assert 0 < len(saved) < 2520 and len(saved) % 64 == 0  # whole chunks of 64 records
+    assert 0 < len(saved) < 400 and len(saved) % 64 == 0  # whole chunks of 64 records
     assert (
         f"caduceus: terminated (SIGTERM); {len(saved)} records done saved in {tmp_path / 'out.vcf.gz.partial'}; "
         "rerun the same command with --resume to continue\n"
