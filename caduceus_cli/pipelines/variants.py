@@ -282,7 +282,7 @@ def score_vcf(
     saved: Saved | None = None,
 ) -> Tally:
     """Score and write every record of `variants` (records [first, last) of `shard_range` when given),
-    after the records an interrupted run `saved` (checked to be the first ones of the same input).
+    after the records an interrupted run `saved` (`ScoreJob` checks they are the first of this input).
 
     `reader_fasta` and `window_fasta` are two handles on the same FASTA (one per thread); `source`
     names the input in messages ('-' for stdin). Unsharded, a run where no record is on a FASTA
