@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from caduceus_cli import __version__
+from caduceus_cli import __version__, signals
 from caduceus_cli.errors import CaduceusError
 from caduceus_cli.runtime import tune_process
 
@@ -81,10 +81,11 @@ COMMANDS = {
 }
 
 
-def _exit_130_on_interrupt(command: Callable) -> Callable:
-    """Ctrl-C ends a command with the shell's convention (128 + SIGINT), not Click's "Aborted!" exit 1.
+def _exit_on_stop_signal(command: Callable) -> Callable:
+    """Ctrl-C and SIGTERM end a command with the shell's convention (128 + signal: 130, 143), not Click's
+    "Aborted!" exit 1, in one line saying how to continue (`caduceus_cli.signals`).
 
-    A command may say what the interrupt left (embed: how to resume) as the KeyboardInterrupt's message.
+    A command says what the stop left (embed: how to resume) as the KeyboardInterrupt's message.
     """
 
     @functools.wraps(command)
@@ -92,8 +93,9 @@ def _exit_130_on_interrupt(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except KeyboardInterrupt as interrupt:
-            print(f"caduceus: interrupted{f'; {interrupt}' if str(interrupt) else ''}", file=sys.stderr)
-            raise typer.Exit(130) from None
+            left = str(interrupt) or "no output was kept; rerun the same command"
+            print(f"caduceus: {signals.stopped_by()}; {left}", file=sys.stderr)
+            raise typer.Exit(signals.exit_code()) from None
 
     return run
 
@@ -122,7 +124,7 @@ def load_command(name: str) -> TyperCommand:
     module, function, _ = COMMANDS[name]
     single = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
     command = getattr(importlib.import_module(module), function)
-    single.command(name, cls=_Command, context_settings=CONTEXT_SETTINGS)(_exit_130_on_interrupt(command))
+    single.command(name, cls=_Command, context_settings=CONTEXT_SETTINGS)(_exit_on_stop_signal(command))
     return typer.main.get_command(single)
 
 
@@ -239,7 +241,8 @@ def main() -> None:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     tune_process()  # before any command imports torch
     try:
-        code = app(prog_name="caduceus", standalone_mode=False)  # errors come here, not to Typer's boxes
+        with signals.stop_signals():
+            code = app(prog_name="caduceus", standalone_mode=False)  # errors come here, not to Typer's boxes
     except CaduceusError as err:
         _fail(str(err), err.exit_code)
     except typer.TyperException as err:

@@ -118,7 +118,11 @@ class DedicatedThread:
             self._thread.start()
         done: queue.SimpleQueue = queue.SimpleQueue()
         self._calls.put((call, args, done))
-        result, error = done.get()
+        try:
+            result, error = done.get()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the call in flight ends first, and its result goes
+            done.get()  # a process that exits under a running forward pass aborts (C++ threads torn down in use)
+            raise
         if error is None:
             return result
         try:

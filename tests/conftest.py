@@ -241,3 +241,17 @@ def run_cli(capfd) -> Callable[..., CliResult]:
         return CliResult(code, out, err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A single-node SLURM cluster without accounting (tests/slurm.py), up once per session; the tests
+    that use it skip, with the reason, where this machine cannot run one."""
+    from slurm import Unavailable, start_cluster
+
+    try:
+        cluster = start_cluster()
+    except Unavailable as why:
+        pytest.skip(f"no SLURM test cluster: {why}")
+    yield cluster
+    cluster.stop()

@@ -1,7 +1,7 @@
 """What a cluster does to a run, injected: a write error at each stage of each command writing a file
-(header, body, close, index, rename), a second run on an output being written, SIGTERM and SIGKILL
-at a random point of an embed run. Each must end in one error line with nothing at the output's
-names; embed's partial file must stay resumable.
+(header, body, close, index, rename), a second run on an output being written, SIGTERM (a time
+limit) and SIGKILL at a random point of an embed run. Each must end in one line with nothing at the
+output's names; embed's partial file must stay resumable.
 
 Errors are injected where our code meets the writing library, so the tests run anywhere; the real
 thing (a small filesystem filled up) is checked too where this machine lets a test mount one.
@@ -369,17 +369,34 @@ def test_a_second_run_on_an_output_being_written_refuses_and_the_first_finishes(
     assert_same_output(tmp_path / "out.h5", tmp_path / "whole.h5")
 
 
-@pytest.mark.parametrize(("kill", "seed"), [(signal.SIGTERM, 1), (signal.SIGKILL, 2)])
-def test_a_run_killed_at_a_random_point_resumes_to_the_uninterrupted_result(
-    run_cli, data, model, tmp_path, kill, seed
-):
-    chance = random.Random(seed)
+def test_sigterm_saves_the_finished_regions_says_how_to_resume_and_exits_143(run_cli, data, model, tmp_path):
+    args = embed_args(data, model, tmp_path / "out.h5")
+    child, notes = start_child(tmp_path, args)
+    wait_for_commits(child, notes, 3)
+    time.sleep(0.005)  # within the next region's tiles, between two commits
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=60) == 143  # as Ctrl-C's 130: the command's own exit, not a death by the signal
+    done = hdf5.partial_progress(tmp_path / "out.h5.partial")
+    assert done is not None and 3 <= done[0] < 8  # the commits seen, and any region finished since
+    assert child.stderr.read().strip() == (
+        f"caduceus: terminated (SIGTERM); {done[0]} of 8 regions done saved in {tmp_path / 'out.h5.partial'}; "
+        "rerun the same command with --resume to continue"
+    )
+    assert not outputs.lock_path(tmp_path / "out.h5").exists()  # released on the way out
+    code, _, stderr = run_cli(*args, "--resume")
+    assert code == 0, stderr
+    assert run_cli(*embed_args(data, model, tmp_path / "whole.h5")).code == 0
+    assert_same_output(tmp_path / "out.h5", tmp_path / "whole.h5")
+
+
+def test_a_run_killed_at_a_random_point_resumes_to_the_uninterrupted_result(run_cli, data, model, tmp_path):
+    chance = random.Random(2)
     args = embed_args(data, model, tmp_path / "out.h5")
     child, notes = start_child(tmp_path, args)
     wait_for_commits(child, notes, chance.randint(1, 5))
     time.sleep(chance.uniform(0, 0.02))  # within the next region's tiles, between two commits
-    child.send_signal(kill)
-    assert child.wait(timeout=60) == -kill  # the shell reports 128 + signal: 143 for SIGTERM, 137 for SIGKILL
+    child.send_signal(signal.SIGKILL)
+    assert child.wait(timeout=60) == -signal.SIGKILL  # the shell reports 128 + 9 = 137
     assert not (tmp_path / "out.h5").exists() and (tmp_path / "out.h5.partial").exists()
     assert outputs.lock_path(tmp_path / "out.h5").exists()  # left by the dead process, locked by none
     code, _, stderr = run_cli(*args, "--resume")

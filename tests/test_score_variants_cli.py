@@ -19,6 +19,7 @@ from caduceus_cli.engine import Engine, Window
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, add_scoring_header, open_vcf
 from caduceus_cli.model.load import load_model
+from caduceus_cli.pipelines import plans
 from caduceus_cli.pipelines import variants as variants_pipeline
 from caduceus_cli.scoring import (
     COLUMN,
@@ -485,3 +486,104 @@ def test_a_record_past_the_contigs_end_gets_its_own_flag_and_stops_a_strict_run(
         f"{genome}); a VCF of another assembly version? (--on-ref-mismatch error; use flag or skip to go on)\n"
     )
     assert not list(tmp_path.glob("error.vcf*"))
+
+
+# ---------------------------------------------------------------------------------------------
+# interrupted (Ctrl-C, or SIGTERM at a time limit: one path) and resumed
+
+SORTED = [line("1", pos, CHR1[pos - 1], other_bases(CHR1[pos - 1])) for pos in range(1, 301, 6)]
+
+
+def interrupt_at_chunk(monkeypatch, number: int) -> None:
+    """Ctrl-C while the model runs the windows of chunk `number` (1-based)."""
+    real, calls = plans.PlanRunner.run, []
+
+    def run(self, plan):
+        calls.append(1)
+        if len(calls) == number:
+            raise KeyboardInterrupt
+        return real(self, plan)
+
+    monkeypatch.setattr(plans.PlanRunner, "run", run)
+
+
+@pytest.mark.parametrize("suffix", ["vcf", "vcf.gz"])
+def test_an_interrupted_run_keeps_its_records_and_resume_completes_it_as_one_run(
+    run, tmp_path, genome, ph_checkpoint, monkeypatch, suffix
+):
+    monkeypatch.setattr(variants_pipeline, "CHUNK_RECORDS", 4)
+    vcf = write_vcf(tmp_path, SORTED)
+    index = ("--write-index",) if suffix == "vcf.gz" else ()
+    args = (vcf, "--fasta", genome, "--model", ph_checkpoint, "-s", "llr", "-s", "emb-cos", "--emb-flank", FLANK, *index)
+    out, partial = tmp_path / f"out.{suffix}", tmp_path / f"out.{suffix}.partial"
+    interrupt_at_chunk(monkeypatch, 4)
+    code, _, err = run(*args, "-o", out)
+    assert (code, err) == (
+        130, f"caduceus: interrupted; 12 records done saved in {partial}; rerun the same command with --resume to continue\n"
+    )  # fmt: skip
+    assert len(read_records(partial)) == 12  # the three chunks scored before the interrupt, closed as a file
+    monkeypatch.undo()
+    monkeypatch.setattr(variants_pipeline, "CHUNK_RECORDS", 4)
+    code, _, err = run(*args, "-o", out, "--resume")
+    assert code == 0, err
+    assert not partial.exists()
+    assert run(*args, "-o", tmp_path / f"whole.{suffix}").code == 0
+    assert data_lines(out) == data_lines(tmp_path / f"whole.{suffix}")
+    if index:
+        with pysam.VariantFile(str(out)) as indexed:
+            assert [r.pos for r in indexed.fetch("1", 100, 200)] == [p for p in range(1, 301, 6) if 100 < p <= 200]
+
+
+def test_a_resume_of_another_run_or_input_is_refused_and_keeps_the_partial_file(
+    run, tmp_path, genome, ph_checkpoint, monkeypatch
+):
+    vcf = write_vcf(tmp_path, SORTED)
+    monkeypatch.setattr(variants_pipeline, "CHUNK_RECORDS", 4)
+    interrupt_at_chunk(monkeypatch, 2)
+    common = ("--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "out.vcf")
+    assert run(vcf, *common).code == 130
+    partial = tmp_path / "out.vcf.partial"
+    saved = partial.read_bytes()
+    code, _, err = run_cli_with_window(run, 32, vcf, *common, "--resume")
+    assert code == 1 and err.startswith(f"caduceus: error: {partial}: cannot resume, it was made otherwise (")
+    other = write_vcf(tmp_path, SORTED[1:], "other.vcf")
+    code, _, err = run(other, *common, "--resume")
+    assert code == 1
+    assert err == (
+        f"caduceus: error: {partial}: cannot resume: its last record (1:19) is not record 4 of {other} "
+        "(another input?); run without --resume to start over\n"
+    )
+    assert partial.read_bytes() == saved and not (tmp_path / "out.vcf").exists()
+
+
+def run_cli_with_window(run, window: int, *args):
+    """`run` with a later --window, which overrides the fixture's."""
+    return run(*args, "--window", window)
+
+
+@pytest.mark.parametrize(
+    "output", [("-O", "b", "-o", "out.bcf"), ("-o", "out.tsv"), ("-O", "z"), ("-o", "out.vcf.gz", "-O", "t")]
+)
+def test_resume_is_a_usage_error_where_nothing_would_be_kept(run, tmp_path, genome, output):
+    result = run("in.vcf", "--fasta", genome, "--resume", *output)
+    assert result.code == 2
+    assert "--resume continues a VCF file (-o FILE, -O v or z)" in result.err
+
+
+def test_resume_without_a_partial_file_says_to_run_without_it(run, tmp_path, genome, ph_checkpoint):
+    vcf = write_vcf(tmp_path, SORTED)
+    code, _, err = run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "out.vcf", "--resume")
+    assert (code, err) == (
+        1, f"caduceus: error: {tmp_path / 'out.vcf.partial'}: no partial file to resume; run without --resume\n"
+    )  # fmt: skip
+
+
+def test_a_run_stopped_before_its_first_chunk_resumes_from_the_start(run, tmp_path, genome, ph_checkpoint, monkeypatch):
+    vcf = write_vcf(tmp_path, SORTED)
+    args = (vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "out.vcf.gz")
+    interrupt_at_chunk(monkeypatch, 1)
+    assert run(*args).err.startswith(f"caduceus: interrupted; 0 records done saved in {tmp_path / 'out.vcf.gz.partial'};")
+    monkeypatch.undo()
+    assert run(*args, "--resume").code == 0
+    assert run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "whole.vcf.gz").code == 0
+    assert data_lines(tmp_path / "out.vcf.gz") == data_lines(tmp_path / "whole.vcf.gz")

@@ -20,6 +20,7 @@ import pysam
 import pytest
 from conftest import caduceus
 
+from caduceus_cli import resources
 from caduceus_cli.io import hdf5
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,16 +193,46 @@ def test_snakemake_asks_for_a_gpu_per_shard_only_when_cuda_is_asked_for(data, tm
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
-    def resources(plan: str) -> list[str]:
-        return re.findall(r"^ *resources: (.*)$", plan, re.MULTILINE)
+    def resources(plan: str) -> list[dict[str, str]]:
+        lines = re.findall(r"^ *resources: (.*)$", plan, re.MULTILINE)
+        return [dict(item.split("=", 1) for item in line.split(", ")) for line in lines]
 
     on_cpu = dry_run()
-    assert "gpu" not in " ".join(resources(on_cpu))
+    assert not any("gpu" in job for job in resources(on_cpu))
     assert "--device" not in on_cpu and "--model" not in on_cpu and "--regions" not in on_cpu
     assert "--shard 2/2" in on_cpu
     on_gpu = dry_run("device=cuda", "gpu_model=a100", "threads=8")
-    assert sorted(r.endswith("gpu=1, gpu_model=a100") for r in resources(on_gpu)) == [False] * 3 + [True] * 4
+    gpu_jobs = [job for job in resources(on_gpu) if "gpu" in job]
+    assert [(job["gpu"], job["gpu_model"]) for job in gpu_jobs] == [("1", "a100")] * 4
     assert on_gpu.count("--device cuda") == 4 and on_gpu.count("--threads 8") == 4
+
+
+def test_snakemake_asks_for_the_memory_of_the_model_and_window(data, tmp_path):
+    """Shard jobs ask for what `caduceus_cli.resources` estimates for their model and window; merges for
+    what merge needs, whatever the size of their inputs."""
+    pytest.importorskip("snakemake")
+    published = "kuleshov-group/caduceus-ph_seqlen-131k_d_model-256_n_layer-16"
+
+    def memory(*config: str) -> dict[str, set[str]]:
+        done = subprocess.run(
+            [sys.executable, "-m", "snakemake", "-s", SNAKEFILE, "-n", "--cores", "8", "--directory", tmp_path,
+             "--config", f"fasta={data['fasta']}", f"vcf={data['vcf']}", "regions=", "shards=2", *config],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        plan = re.findall(r"^rule (\w+):\n(?:.*\n)*? *resources: .*mem_mb=(\d+)", done.stdout, re.MULTILINE)
+        by_rule: dict[str, set[str]] = {}
+        for rule, mem_mb in plan:
+            by_rule.setdefault(rule, set()).add(mem_mb)
+        return by_rule
+
+    shipped = memory()
+    assert shipped["embed_shard"] == {str(resources.embed_memory_mb(None))}
+    assert shipped["merge_embeddings"] == shipped["concat_scores"] == {"1000"}
+    large = memory(f"model={published}", "embed_options=--window 131072 --batch-size 1", "score_options=-w 2048")
+    size = resources.model_size(published)
+    assert large["embed_shard"] == {str(resources.job_memory_mb(size, 131_072, 1))}
+    assert large["score_shard"] == {str(resources.job_memory_mb(size, 2048))}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,3 +306,156 @@ def test_workflow_defaults_are_the_example_data_and_the_shipped_model():
     for key in ("fasta", "regions", "vcf"):
         assert (REPO / config[key]).is_file() and config[key] == params[key]
     assert config["model"] == '""' and params["caduceus_model"] == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Snakemake and plain sbatch on a real SLURM cluster (tests/slurm.py: one node, no accounting)
+
+PROFILE = REPO / "workflows" / "snakemake" / "profiles" / "slurm"
+
+
+def slurm_env(slurm) -> dict[str, str]:
+    """The cluster's client settings, and this environment's `caduceus` and `python` first on PATH."""
+    return {**slurm.env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{slurm.env['PATH']}"}
+
+
+def test_snakemake_through_slurm_with_the_shipped_profile_equals_the_single_run(slurm, data, single_run, tmp_path):
+    """The documented command: every rule a SLURM job asking for its threads and memory, job states from
+    squeue (sacct cannot answer on this cluster), nothing pending on a 2-CPU node."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    config = {
+        "fasta": data["fasta"], "regions": data["regions"], "vcf": data["vcf"], "model": data["model"],
+        "shards": SHARDS, "outdir": "out", "score_options": SCORE_OPTIONS,
+    }  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", SNAKEFILE, "--workflow-profile", PROFILE, "--directory", tmp_path,
+         "--slurm-init-seconds-before-status-checks", "2",
+         "--config", *(f"{key}={value}" for key, value in config.items())],
+        env=slurm_env(slurm), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path / "out"
+    assert_same_embeddings(out / "embeddings.h5", single_run["embeddings"])
+    assert_same_records(out / "scored.vcf.gz", single_run["scored"])
+    assert "wrote" in (out / "logs" / "embed.2-of-3.log").read_text()
+
+
+SHARD_SCRIPT = REPO / "workflows" / "slurm" / "shard.sbatch"
+
+
+def submit(slurm, folder: Path, *args: object) -> str:
+    """sbatch in `folder`; the job's id."""
+    return slurm.run("sbatch", "--parsable", "--chdir", str(folder), *map(str, args)).stdout.strip().split(";")[0]
+
+
+def test_a_job_array_of_shards_and_a_dependent_merge_equal_the_single_run(slurm, data, single_run, tmp_path):
+    """workflows/slurm/shard.sbatch as docs/scaling.md submits it: --shard ${SLURM_ARRAY_TASK_ID}/N."""
+    (tmp_path / "parts").mkdir()
+    env_path = f"--export=ALL,PATH={slurm_env(slurm)['PATH']}"
+    shards = submit(
+        slurm, tmp_path, env_path, f"--array=1-{SHARDS}", SHARD_SCRIPT, SHARDS, "parts/part.%I.h5",
+        "embed", data["fasta"], "--regions", data["regions"], "--model", data["model"], "-q",
+    )  # fmt: skip
+    merge = submit(
+        slurm, tmp_path, env_path, f"--dependency=afterok:{shards}", "--output=merge.log",
+        "--wrap", "caduceus merge parts/part.*.h5 -o all.h5",
+    )  # fmt: skip
+    assert slurm.wait(merge, timeout=300) == "COMPLETED", (tmp_path / "merge.log").read_text()
+    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == [f"part.{i}.h5" for i in range(1, SHARDS + 1)]
+    assert_same_embeddings(tmp_path / "all.h5", single_run["embeddings"])
+
+
+# A caduceus run whose every batch takes 0.4 s more, so a tiny model outlasts a one-minute limit
+# (score-variants in chunks of 64 records, so a minute holds several).
+SLOW_RUN = """
+import sys, time
+import caduceus_cli.engine as engine
+import caduceus_cli.pipelines.variants as variants
+from caduceus_cli.cli import main
+variants.CHUNK_RECORDS = 64
+real = engine.Engine._run_batch
+def slow(self, *args):
+    time.sleep(0.4)
+    return real(self, *args)
+engine.Engine._run_batch = slow
+sys.argv = ["caduceus", *sys.argv[1:]]
+main()
+"""
+
+
+def test_jobs_stopped_by_their_time_limit_save_their_work_and_the_reruns_complete_it(slurm, data, tmp_path):
+    """A real `sbatch --time=1` (SLURM sends SIGTERM at the limit, SIGKILL 30 s later: KillWait) on an
+    embed job and a score-variants job at once; each rerun with --resume equals an uninterrupted run."""
+    bed = tmp_path / "many.bed"
+    bed.write_text("".join(f"chr1\t{i}\t{i + 150}\tr{i}\n" for i in range(150)))
+    # one window per position: 400 SNVs on a genome of their own, more than a minute and a half holds
+    seq = "".join(np.random.default_rng(5).choice(list("ACGT"), 400))
+    genome = tmp_path / "long.fa"
+    genome.write_text(f">chr1\n{seq}\n")
+    header = "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=400>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+    calls = tmp_path / "many.vcf"
+    calls.write_text(header + "".join(
+        f"chr1\t{pos}\t.\t{base}\t{'C' if base != 'C' else 'G'}\t.\t.\t.\n" for pos, base in enumerate(seq, 1)
+    ))  # fmt: skip
+    (tmp_path / "slow.py").write_text(SLOW_RUN)
+    common = ["--model", data["model"], "--batch-size", 1, "-q"]
+    runs = {
+        "embed": ["embed", data["fasta"], "--regions", bed, *common, "-o", tmp_path / "out.h5"],
+        "score": ["score-variants", calls, "--fasta", genome, "-w", WINDOW, *common, "-O", "z",
+                  "--write-index", "-o", tmp_path / "out.vcf.gz"],
+    }  # fmt: skip
+    jobs = {
+        name: submit(
+            slurm, tmp_path, "--time=1", "--cpus-per-task=1", f"--output={name}.log",
+            "--wrap", shlex.join([sys.executable, str(tmp_path / "slow.py"), *map(str, args)]),
+        )  # fmt: skip
+        for name, args in runs.items()
+    }
+    assert {name: slurm.wait(job, timeout=240) for name, job in jobs.items()} == {"embed": "TIMEOUT", "score": "TIMEOUT"}
+
+    partial = tmp_path / "out.h5.partial"
+    done = hdf5.partial_progress(partial)
+    assert done is not None and 0 < done[0] < done[1] == 150
+    assert (
+        f"caduceus: terminated (SIGTERM); {done[0]} of 150 regions done saved in {partial}; "
+        "rerun the same command with --resume to continue\n"
+    ) in (tmp_path / "embed.log").read_text()
+    with pysam.VariantFile(str(tmp_path / "out.vcf.gz.partial")) as partial_vcf:
+        saved = list(partial_vcf)
+    assert 0 < len(saved) < 400 and len(saved) % 64 == 0  # whole chunks of 64 records
+    assert (
+        f"caduceus: terminated (SIGTERM); {len(saved)} records done saved in {tmp_path / 'out.vcf.gz.partial'}; "
+        "rerun the same command with --resume to continue\n"
+    ) in (tmp_path / "score.log").read_text()
+
+    for args in runs.values():
+        assert caduceus(*args, "--resume") == 0
+        assert caduceus(*args[:-1], str(args[-1]).replace("out.", "whole.")) == 0
+    assert_same_embeddings(tmp_path / "out.h5", tmp_path / "whole.h5")
+    assert_same_records(tmp_path / "out.vcf.gz", tmp_path / "whole.vcf.gz")
+
+
+def test_a_cuda_shard_job_asks_slurm_for_one_gpu_and_gets_it(slurm, data, tmp_path):
+    """The plugin submits device=cuda shard jobs with --gpus=1, 2 CPUs and the model's memory; the test
+    node's GPU is a fake GRES, so the job runs with one GPU allocated and caduceus, finding no CUDA
+    device behind it, fails with its one line."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    config = {"fasta": data["fasta"], "regions": data["regions"], "vcf": "", "model": data["model"], "shards": 1,
+              "outdir": "out", "device": "cuda"}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", SNAKEFILE, "--workflow-profile", PROFILE, "--directory", tmp_path,
+         "--slurm-init-seconds-before-status-checks", "2", "--retries", "0",
+         "--config", *(f"{key}={value}" for key, value in config.items())],
+        env=slurm_env(slurm), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    log = tmp_path / "out" / "logs" / "embed.1-of-1.log"
+    assert done.returncode == 1 and log.exists(), done.stderr[-3000:]
+    assert "caduceus: error: --device cuda: no usable CUDA GPU" in log.read_text()
+    job = re.search(r"SLURM run ID: \S+.*?external jobid '?(\d+)", done.stderr, re.DOTALL) or re.search(
+        r"SLURM-job '(\d+)' failed", done.stderr
+    )
+    assert job, done.stderr[-2000:]
+    shown = slurm.run("scontrol", "show", "job", job.group(1)).stdout
+    memory = resources.embed_memory_mb(str(data["model"]))
+    for asked in ("TresPerJob=gres:gpu:1", "JobState=FAILED", "NumCPUs=2", f"MinMemoryNode={memory}M"):
+        assert asked in shown, shown

@@ -36,7 +36,7 @@ from caduceus_cli.io.inputs import is_stream
 from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.tables import is_table_name
 from caduceus_cli.io.vcf import FORMATS, check_vcf_input, output_format
-from caduceus_cli.pipelines.variants import TABLE, ScoreJob
+from caduceus_cli.pipelines.variants import RESUMABLE, TABLE, ScoreJob
 from caduceus_cli.scoring import (
     DEFAULT_FLANK,
     ON_REF_MISMATCH,
@@ -114,6 +114,13 @@ def score_variants(
             rich_help_panel=OUTPUT,
         ),
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue an interrupted run from its partial file (VCF output, -O v or z).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
     force: ForceOpt = False,
     runtime: Runtime,
 ) -> None:
@@ -123,7 +130,11 @@ def score_variants(
         raise UsageError(f"--emb-flank {emb_flank}: must be 0 or more")
     fmt = _output_format(output, output_type, write_index_, force)
     path = None if output is None or output == "-" else Path(output)
+    if resume and (path is None or fmt not in RESUMABLE):
+        raise UsageError("--resume continues a VCF file (-o FILE, -O v or z): BCF, tables and stdout are not kept")
     shard_part = parse_shard(shard)
+    if resume and is_stream(vcf):
+        raise UsageError("--resume needs the VCF as a file (the saved records are checked against it), not stdin or a pipe")
     check_vcf_input(vcf)
     if shard_part is not None and is_stream(vcf):
         raise UsageError("--shard needs the VCF as a file (its records are counted first), not stdin or a pipe")
@@ -140,8 +151,9 @@ def score_variants(
         model = runtime.load_model()
         log.info("scores %s, window %s bp", ", ".join(settings.scores + (PROBS if probs else ())), f"{window:,}")
         job = ScoreJob(
-            vcf, settings, path, fmt, write_index_, shard_part, background, runtime.threads or 1, command_line()
-        )
+            vcf, settings, path, fmt, write_index_, shard_part, background, runtime.threads or 1, resume,
+            command_line(),
+        )  # fmt: skip
         job.run(runtime.engine(model), reader_fasta, window_fasta, runtime.quiet)
 
 

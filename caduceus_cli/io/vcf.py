@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pysam
@@ -157,7 +158,8 @@ class VcfWriter:
     the same order, so ids agree; pysam also sets INFO/END on records with symbolic ALTs (and
     the header declares END).
     `sorted_check` makes an unsorted input an error at the first out-of-order record (needed
-    before indexing). `max_end` is the largest record end seen, for the TBI/CSI choice.
+    before indexing). `max_end` is the largest record end seen, for the TBI/CSI choice; `records`
+    the records in the file. `append` continues a VCF an interrupted run saved (`take_saved`).
     """
 
     def __init__(
@@ -168,11 +170,13 @@ class VcfWriter:
         messages: HtslibMessages,
         threads: int = 1,
         sorted_check: bool = False,
+        append: bool = False,
     ):
         self.path, self.fmt, self._messages = path, fmt, messages
         self._source_header = header
         self._copied = len(header.records)
-        self._header_written = False
+        self._header_written = append
+        mode = "ab" if append else "wb"
         try:
             if fmt == "b":
                 # pysam sets INFO/END on every record with a symbolic ALT, declaring it on the fly if
@@ -182,26 +186,42 @@ class VcfWriter:
                 self._copied = len(header.records)
                 self._file = pysam.VariantFile(path, FORMATS[fmt], header=header, threads=threads)
             elif fmt == "z":
-                self._file = BGZFile(path, "wb")
+                self._file = BGZFile(path, mode)  # appended BGZF blocks read as one file
             else:
-                self._file = open(1 if path == "-" else path, "wb", closefd=path != "-")  # noqa: SIM115
+                self._file = open(1 if path == "-" else path, mode, closefd=path != "-")  # noqa: SIM115
         except ValueError as error:  # a header htslib cannot write; an OSError is a write error
             raise InputError(f"{path}: cannot write ({error})") from None
         self._sorted_check = sorted_check
         self._seen_contigs: set[str] = set()
         self._last: tuple[str, int] | None = None
         self.max_end = 0
+        self.records = 0
+        self.saved: Saved | None = None
 
     def write(self, record: pysam.VariantRecord) -> None:
+        self._take(record)
+        if self.fmt == "b":
+            self._write_bcf(record)
+        else:
+            if not self._header_written:
+                self._write_text_header()
+            self._file.write(str(record).encode())
+        self.records += 1
+
+    def take_saved(self, saved: Iterator[pysam.VariantRecord]) -> None:
+        """Count the records an interrupted run saved in this file (appended to), checking their order
+        as if written now; `saved` says what they were, for the resumed run to skip."""
+        last = None
+        for record in saved:
+            self._take(record)
+            self.records += 1
+            last = record_key(record)
+        self.saved = Saved(self.records, last)
+
+    def _take(self, record: pysam.VariantRecord) -> None:
         if self._sorted_check:
             self._check_order(record)
         self.max_end = max(self.max_end, record.stop)
-        if self.fmt == "b":
-            self._write_bcf(record)
-            return
-        if not self._header_written:
-            self._write_text_header()
-        self._file.write(str(record).encode())
 
     def _write_text_header(self) -> None:
         self._file.write(str(self._source_header).encode())
@@ -255,25 +275,82 @@ class VcfWriter:
             self._file.close()
 
 
+@dataclass(frozen=True)
+class Saved:
+    """What an interrupted run saved in its partial VCF: its record count and the last record's key."""
+
+    records: int
+    last: tuple[str, int, str, tuple[str, ...]] | None
+
+
+def record_key(record: pysam.VariantRecord) -> tuple[str, int, str, tuple[str, ...]]:
+    """CHROM, POS, REF and ALTs: what identifies a record of the input in its scored copy."""
+    return record.contig, record.pos, record.ref, tuple(record.alts or ())
+
+
 @contextlib.contextmanager
 def vcf_output(
     path: Path, fmt: str, header: pysam.VariantHeader, messages: HtslibMessages, threads: int = 1,
-    index: bool = False, csi: bool = False,
+    index: bool = False, csi: bool = False, resumable: bool = False, resume: bool = False,
 ) -> Iterator[VcfWriter]:
     """A `VcfWriter` on `path`, written under a temporary name (`committed`): on success closed, indexed
     when `index` (sorted records checked as written; a .csi with `csi` or where a .tbi cannot reach) and
-    renamed; on an error abandoned, with nothing left at `path` or beside it (a stale index goes too)."""
-    with committed(path, companions=INDEX_SUFFIXES) as temporary:
-        writer = VcfWriter(str(temporary), fmt, header, messages, threads, sorted_check=index)
+    renamed; on an error abandoned, with nothing left at `path` or beside it (a stale index goes too).
+
+    A `resumable` output (VCF or bgzipped VCF) interrupted (Ctrl-C, SIGTERM) is closed with the records
+    written so far and kept as `path`.partial; with `resume` (checked first: `check_resumable`) the
+    writer appends to that file, its records taken first (the order check and counts go on after them)."""
+    with committed(path, companions=INDEX_SUFFIXES, resumable=resumable) as temporary:
+        writer = VcfWriter(str(temporary), fmt, header, messages, threads, sorted_check=index, append=resume)
+        interrupted = False
         try:
-            yield writer
+            try:
+                if resume:
+                    with open_vcf(str(temporary), messages) as saved:
+                        writer.take_saved(records(saved, str(temporary), messages))
+                yield writer
+            except KeyboardInterrupt:
+                if not resumable:
+                    raise
+                interrupted = True
+                writer.close()
+                raise KeyboardInterrupt(
+                    f"{writer.records} records done saved in {temporary}; "
+                    "rerun the same command with --resume to continue"
+                ) from None
+            writer.close()
+            if index:
+                csi = csi or needs_csi(fmt, list(declared_contigs(header).values()), writer.max_end)
+                write_index(temporary, index_path(temporary, csi), csi)
         except BaseException:
-            writer.abandon()
+            if not interrupted:
+                writer.abandon()
+                if resumable:  # kept after an interrupt only: a failed write may have left half a block
+                    temporary.unlink(missing_ok=True)
             raise
-        writer.close()
-        if index:
-            csi = csi or needs_csi(fmt, list(declared_contigs(header).values()), writer.max_end)
-            write_index(temporary, index_path(temporary, csi), csi)
+
+
+def check_resumable(partial: Path, header: pysam.VariantHeader, messages: HtslibMessages) -> Saved:
+    """What `partial` holds, checked to be saved by a run that scores as the one with `header` would: the
+    same `##caduceus_` lines (version, model, window, shard, background) but for the command line."""
+
+    def made(lines: list[str]) -> list[str]:
+        return [line for line in lines if line.startswith("##caduceus_") and not line.startswith(f"##{COMMAND_KEY}=")]
+
+    if not partial.exists():
+        raise InputError(f"{partial}: no partial file to resume; run without --resume")
+    with open_vcf(str(partial), messages) as saved:
+        before, now = made(str(saved.header).splitlines()), made(str(header).splitlines())
+        if before != now:
+            changed = next((b, n) for b, n in zip([*before, ""], [*now, ""], strict=False) if b != n)
+            raise InputError(
+                f"{partial}: cannot resume, it was made otherwise ({changed[0] or 'nothing'} and now "
+                f"{changed[1] or 'nothing'}); run without --resume to start over"
+            )
+        count, last = 0, None
+        for record in records(saved, str(partial), messages):
+            count, last = count + 1, record_key(record)
+    return Saved(count, last)
 
 
 def needs_csi(fmt: str, contig_lengths: list[int | None], max_end: int) -> bool:

@@ -40,6 +40,7 @@ from caduceus_cli.io.tables import table_output
 from caduceus_cli.model.load import file_sha256
 from caduceus_cli.pipelines.plans import PlanRunner, scored_alleles
 from caduceus_cli.scoring import ScorePlan, Settings
+from caduceus_cli.signals import WHOLE_FILES_ONLY, interrupt_says
 from caduceus_cli.terminal import LOG_EVERY_S, counted, counts, format_rate, progress_bar
 from caduceus_cli.windows import contiguous_shard
 
@@ -115,7 +116,7 @@ class CalibrateJob:
 
     def run(self, engine: Engine, reader_fasta: Fasta, window_fasta: Fasta, quiet: bool = True) -> Counter:
         """Sample, score and write the background (claimed); return the variants written by class."""
-        with claimed(self.output):
+        with interrupt_says(WHOLE_FILES_ONLY.format(outputs=self.output)), claimed(self.output):
             sample = sample_sites(reader_fasta, self.regions, self.sites, self.seed, self.max_indel)
             part = contiguous_shard(len(sample.sites), self.shard)
             shard_text = f"{self.shard[0] + 1}/{self.shard[1]}" if self.shard else ""

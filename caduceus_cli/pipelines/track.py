@@ -33,6 +33,7 @@ from caduceus_cli.io.regions import Region
 from caduceus_cli.io.tracks import ChromSizes, TrackWriter, track_writer
 from caduceus_cli.pipelines.tiles import TileKey, map_tiles
 from caduceus_cli.scoring import track_scores
+from caduceus_cli.signals import WHOLE_FILES_ONLY, interrupt_says
 from caduceus_cli.windows import region_shard
 
 log = logging.getLogger("caduceus")
@@ -57,7 +58,12 @@ class TrackJob:
         if self.shard is not None:
             regions = [regions[i] for i in region_shard(regions, *self.shard)]
         # libBigWig and htslib print their own lines on a failed write; the error raised says it once
-        with HtslibMessages(), claimed(*self.outputs.values()), contextlib.ExitStack() as files:
+        with (
+            interrupt_says(WHOLE_FILES_ONLY.format(outputs=", ".join(map(str, self.outputs.values())))),
+            HtslibMessages(),
+            claimed(*self.outputs.values()),
+            contextlib.ExitStack() as files,
+        ):
             writers = {
                 name: files.enter_context(track_writer(path, reference.contigs, self.track_format))
                 for name, path in self.outputs.items()

@@ -41,17 +41,20 @@ from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import name_sample
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.inputs import is_stream
-from caduceus_cli.io.outputs import STDOUT, claimed, write_errors
+from caduceus_cli.io.outputs import STDOUT, claimed, partial_path, write_errors
 from caduceus_cli.io.tables import format_row, table_output
 from caduceus_cli.io.vcf import (
     COMMAND_KEY,
     SHARD_KEY,
     HtslibMessages,
+    Saved,
     VcfWriter,
     add_scoring_header,
+    check_resumable,
     count_records,
     input_name,
     open_vcf,
+    record_key,
     records,
     vcf_output,
 )
@@ -104,6 +107,7 @@ class Tally:
 
 
 TABLE = "t"  # the table output format (-O t), beside VCF's v, z and b
+RESUMABLE = ("v", "z")  # formats whose interrupted file is kept and continued (appended to)
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,8 @@ class ScoreJob:
     """One `score-variants` run: every record of `vcf` ('-': stdin), or the `shard` (index, count) of
     them (0-based; contiguous runs of records), scored with `settings`, written as `fmt` ("v", "z",
     "b" or TABLE) to `output` (None: stdout), indexed with `write_index`. `background` adds
-    percentiles; `threads` compress; `command_line` is recorded in the header."""
+    percentiles; `threads` compress; `command_line` is recorded in the header. A VCF file output
+    ("v", "z") interrupted keeps its records in OUT.partial; `resume` continues it (RESUMABLE)."""
 
     vcf: str
     settings: Settings
@@ -121,6 +126,7 @@ class ScoreJob:
     shard: tuple[int, int] | None = None
     background: Background | None = None
     threads: int = 1
+    resume: bool = False
     command_line: str = field(default="", compare=False)
 
     def run(self, engine: Engine, reader_fasta: Fasta, window_fasta: Fasta, quiet: bool = True) -> Tally:
@@ -146,7 +152,7 @@ class ScoreJob:
                 def run(writer: VcfWriter | ScoreTable) -> Tally:
                     return score_vcf(
                         engine, variants, writer, self.settings, reader_fasta, window_fasta, messages, self.vcf,
-                        shard_range, quiet, self.background,
+                        shard_range, quiet, self.background, getattr(writer, "saved", None),
                     )  # fmt: skip
 
                 if self.fmt == TABLE:
@@ -170,9 +176,39 @@ class ScoreJob:
             return run(ScoreTable(stream, self.settings, self.background))
 
     def _file(self, run: Callable[[VcfWriter], Tally], header: pysam.VariantHeader, messages: HtslibMessages) -> Tally:
-        """Write (and index) under a temporary name, renamed on success; a stale index of the output goes."""
-        with vcf_output(self.output, self.fmt, header, messages, self.threads, index=self.write_index) as writer:
+        """Write (and index) under a temporary name, renamed on success; a stale index of the output goes.
+        An interrupted VCF keeps its records there, which `resume` continues after."""
+        partial = partial_path(self.output)
+        if self.resume:
+            # checked before vcf_output takes charge of the partial file: a refused resume leaves it as it was
+            self._check_same_input(check_resumable(partial, header, messages), messages)
+        elif partial.exists():
+            log.warning(
+                "%s: starting over, discarding an interrupted run's partial file; --resume continues from it instead",
+                partial,
+            )
+        with vcf_output(
+            self.output, self.fmt, header, messages, self.threads, index=self.write_index,
+            resumable=self.fmt in RESUMABLE, resume=self.resume,
+        ) as writer:  # fmt: skip
             return run(writer)
+
+    def _check_same_input(self, saved: Saved, messages: HtslibMessages) -> None:
+        """The saved records must be the first of this input (of its shard): the last one is compared."""
+        if saved.records == 0:  # stopped before its first chunk was written: nothing to compare
+            return
+        first = self._shard_range(messages)[0] if self.shard else 0
+        with open_vcf(self.vcf, messages) as variants:
+            for number, record in enumerate(records(variants, self.vcf, messages), 1):
+                if number == first + saved.records:
+                    if record_key(record) == saved.last:
+                        return
+                    break
+        chrom, pos = saved.last[:2] if saved.last else ("?", "?")
+        raise InputError(
+            f"{partial_path(self.output)}: cannot resume: its last record ({chrom}:{pos}) is not record "
+            f"{first + saved.records} of {input_name(self.vcf)} (another input?); run without --resume to start over"
+        )
 
     def _shard_range(self, messages: HtslibMessages) -> tuple[int, int, set[str]] | None:
         """Records [first, last) of this shard and the contigs of the whole file, from a counting pass.
@@ -247,8 +283,10 @@ def score_vcf(
     shard_range: tuple[int, int, set[str]] | None = None,
     quiet: bool = True,
     background: Background | None = None,
+    saved: Saved | None = None,
 ) -> Tally:
-    """Score and write every record of `variants` (records [first, last) of `shard_range` when given).
+    """Score and write every record of `variants` (records [first, last) of `shard_range` when given),
+    after the records an interrupted run `saved` (`ScoreJob` checks they are the first of this input).
 
     `reader_fasta` and `window_fasta` are two handles on the same FASTA (one per thread); `source`
     names the input in messages ('-' for stdin). Unsharded, a run where no record is on a FASTA
@@ -256,7 +294,7 @@ def score_vcf(
     header must declare them). The caller closes `writer`.
     """
     run = _Run(settings, engine, reader_fasta, window_fasta, messages, source, quiet, background)
-    run.score(variants, shard_range, writer)
+    run.score(variants, shard_range, writer, saved)
     return run.tally
 
 
@@ -287,8 +325,10 @@ class _Run:
         variants: pysam.VariantFile,
         shard_range: tuple[int, int, set[str]] | None,
         writer: VcfWriter | ScoreTable,
+        saved: Saved | None = None,
     ) -> None:
-        """Score and write every record (of the shard); unsharded, fail if no contig was in the FASTA."""
+        """Score and write every record (of the shard) after those `saved`; unsharded, fail if no contig
+        was in the FASTA."""
         total = shard_range[1] - shard_range[0] if shard_range else None
         started = time.monotonic()
         with progress_bar(self.quiet, "records") as progress:
@@ -303,8 +343,10 @@ class _Run:
                 progress.update(task, advance=len(chunk.records), rate=rate)
 
             behind = WriteBehind(write, CHUNKS_AHEAD, "caduceus-vcf-writer")
+            chunks = read_ahead(
+                self._chunks(variants, shard_range, saved), CHUNKS_AHEAD, "caduceus-vcf-reader", self._stop
+            )
             try:
-                chunks = read_ahead(self._chunks(variants, shard_range), CHUNKS_AHEAD, "caduceus-vcf-reader", self._stop)
                 for chunk in chunks:
                     now = time.monotonic()
                     # no bar: a line now and then, before a chunk is scored, so never one beside the closing line
@@ -316,6 +358,9 @@ class _Run:
                     self._runner.run(chunk.plan)  # in this (the calling) thread
                     behind.put(chunk)
             finally:
+                # the reader stops now, not when the generator is collected: after an interrupt the
+                # input is closed while the chunks scored so far are written
+                chunks.close()
                 behind.close()
         if shard_range is None and self.tally.records and not self.tally.matched_contig:
             raise InputError(no_contig_message(self.source, self.tally.vcf_contigs, self.reader_fasta))
@@ -337,14 +382,17 @@ class _Run:
     # reader thread ------------------------------------------------------------------------
 
     def _chunks(
-        self, variants: pysam.VariantFile, shard_range: tuple[int, int, set[str]] | None
+        self, variants: pysam.VariantFile, shard_range: tuple[int, int, set[str]] | None, saved: Saved | None
     ) -> Iterator[Chunk]:
         first, last = shard_range[:2] if shard_range else (0, None)
+        done = first + (saved.records if saved else 0)  # records before this are in the output already
         chunk = self._new_chunk()
         for number, record in enumerate(records(variants, self.source, self.messages)):
             if self._stop.is_set() or (last is not None and number >= last):
                 break
-            if number < first:
+            if number < done:
+                if number >= first:
+                    self._skip_saved(record)
                 continue
             contig = self.reader_fasta.resolve(record.contig)
             alleles = self._alleles(record, contig, number + 1)
@@ -361,6 +409,11 @@ class _Run:
         self.messages.relay_warnings(f"{input_name(self.source)}: ")
         if chunk.records:
             yield chunk
+
+    def _skip_saved(self, record: pysam.VariantRecord) -> None:
+        """A record an interrupted run scored and saved: counted for the contig check only."""
+        self.tally.vcf_contigs.add(record.contig)
+        self.tally.matched_contig |= self.reader_fasta.resolve(record.contig) is not None
 
     def _new_chunk(self) -> Chunk:
         return Chunk([], ScorePlan(self.settings, self.engine.model.tokenizer))
