@@ -12,6 +12,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -383,6 +384,13 @@ main()
 """
 
 
+def wait_for_line(log: Path, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, f"{log}: no line {text!r} after {timeout:.0f} s"
+        time.sleep(0.5)
+
+
 def test_jobs_stopped_by_their_time_limit_save_their_work_and_the_reruns_complete_it(slurm, data, tmp_path):
     """A real `sbatch --time=1` (SLURM sends SIGTERM at the limit, SIGKILL 30 s later: KillWait) on an
     embed job and a score-variants job at once; each rerun with --resume equals an uninterrupted run."""
@@ -412,6 +420,8 @@ def test_jobs_stopped_by_their_time_limit_save_their_work_and_the_reruns_complet
         for name, args in runs.items()
     }
     assert {name: slurm.wait(job, timeout=240) for name, job in jobs.items()} == {"embed": "TIMEOUT", "score": "TIMEOUT"}
+    for name in jobs:  # SLURM may report the end state while a job still saves: its stop line comes last
+        wait_for_line(tmp_path / f"{name}.log", "caduceus: terminated (SIGTERM)", timeout=60)
 
     partial = tmp_path / "out.h5.partial"
     done = hdf5.partial_progress(partial)
