@@ -2,38 +2,38 @@
 
 Peak memory is set by the model and the tokens of one batch, never by the size of the input
 (docs/scaling.md, Memory): about 650 MiB of libraries and fixed buffers, the checkpoint's weights,
-and the activations of one batch, 0.14 KiB per token per model dimension. On the CPU a batch is
+and the activations of one batch, per token per model dimension 0.14 KiB with Mamba-1 mixers and 0.18
+KiB with Mamba-2 mixers (PlantCAD2). On the CPU a batch is
 8,192 // W windows (at least one); a `--batch-size` sets it. The request adds 25% for other load
 and library versions, as the manual advises. tests/test_resources.py checks the estimate against
 every measured row of the manual's table. A workflow reads it on the submit host, before any job
-runs: only a checkpoint folder's training length needs the model loader (and torch).
+runs: only a checkpoint that is not a published one of known size needs the model loader (and torch).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import shlex
 from dataclasses import dataclass
-from pathlib import Path
 
 from caduceus_cli.model.zoo import published
 from caduceus_cli.scoring import MAX_DEFAULT_WINDOW
 from caduceus_cli.windows import FALLBACK_WINDOW
 
 BASE_MIB = 650
-KIB_PER_TOKEN_PER_DIM = 0.14
+KIB_PER_TOKEN_PER_DIM = {"Mamba1": 0.14, "Mamba2": 0.18}
 CPU_BATCH_TOKENS = 8192
 MARGIN = 1.25
 
 
 @dataclass(frozen=True)
 class ModelSize:
-    """What sets a model's memory: its width, its weights in bytes (float32), its training length."""
+    """What sets a model's memory: its width, its weights in bytes (float32), its training length, its mixer."""
 
     d_model: int
     weights_bytes: int
     training_length: int | None
+    mixer: str = "Mamba1"
 
 
 # The shipped model (weights/caduceus-ph-tair10; tests/test_resources.py checks these against its files).
@@ -41,22 +41,18 @@ SHIPPED = ModelSize(d_model=64, weights_bytes=664_912, training_length=1024)
 
 
 def model_size(source: str | None) -> ModelSize:
-    """The size of the checkpoint `--model source` names: the shipped model for None, a published one
-    by hub id or name, or a checkpoint folder (its config.json and weights file)."""
+    """The size of the checkpoint `--model source` names: the shipped model for None, a published one of
+    known size by hub id or name, or else what its files say (a folder, or a hub id through the cache)."""
     if not source:
         return SHIPPED
     known = published(source)
-    if known is not None:
-        return ModelSize(known.d_model, 4 * known.parameters, known.training_length)
-    from caduceus_cli.model.load import WEIGHT_FILES, training_length
+    if known is not None and known.parameters is not None:
+        return ModelSize(known.d_model, 4 * known.parameters, known.training_length, known.mixer)
+    from caduceus_cli.model.load import checkpoint_facts
 
-    folder = Path(source)
-    config = json.loads((folder / "config.json").read_text())
-    weights = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
+    facts = checkpoint_facts(source)
     return ModelSize(
-        int(config["d_model"]),
-        weights.stat().st_size if weights is not None else 0,
-        training_length(folder, source)[0],
+        facts.config.d_model, facts.weights.stat().st_size, facts.training_length, facts.config.mixer.kind
     )
 
 
@@ -68,7 +64,7 @@ def batch_tokens(window: int, batch_size: int | None = None) -> int:
 
 def job_memory_mb(size: ModelSize, window: int, batch_size: int | None = None) -> int:
     """Memory to ask for, in MB as SLURM's --mem reads it (MiB), for a job of a model of `size` at `window`."""
-    activations = batch_tokens(window, batch_size) * size.d_model * KIB_PER_TOKEN_PER_DIM / 1024
+    activations = batch_tokens(window, batch_size) * size.d_model * KIB_PER_TOKEN_PER_DIM[size.mixer] / 1024
     return math.ceil((BASE_MIB + size.weights_bytes / 2**20 + activations) * MARGIN)
 
 

@@ -4,6 +4,7 @@ of the shipped model it uses."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from caduceus_cli.model.load import default_model_path, training_length
 PH_131K = "kuleshov-group/caduceus-ph_seqlen-131k_d_model-256_n_layer-16"
 PS_131K = "kuleshov-group/caduceus-ps_seqlen-131k_d_model-256_n_layer-16"
 PLANT_LARGEST = "kuleshov-group/PlantCaduceus_l32"
+PLANTCAD2_SMALL = "kuleshov-group/PlantCAD2-Small-l24-d0768"
 
 # docs/scaling.md, Memory: the largest peak RSS (MiB) measured for each model and window (batch)
 MEASURED = [
@@ -22,6 +24,7 @@ MEASURED = [
     (PH_131K, 131_072, 1, 5190),
     (PS_131K, 2048, None, 1066),
     (PLANT_LARGEST, 512, None, 2706),
+    (PLANTCAD2_SMALL, 8192, None, 2094),
 ]
 
 
@@ -45,6 +48,13 @@ def test_a_checkpoint_folder_is_sized_from_its_config_and_weights(tiny_checkpoin
     size = resources.model_size(str(folder))
     weights = next(path for path in Path(folder).iterdir() if path.name in ("model.safetensors", "pytorch_model.bin"))
     assert size == resources.ModelSize(8, weights.stat().st_size, 64)
+
+
+def test_a_local_plantcad2_copy_is_sized_as_mamba2_at_its_familys_length(tmp_path, plantcad2_checkpoint):
+    folder = tmp_path / "my-model"  # no hub id, any name
+    shutil.copytree(plantcad2_checkpoint, folder)
+    size = resources.model_size(str(folder))
+    assert (size.d_model, size.training_length, size.mixer) == (8, 8192, "Mamba2")
 
 
 def test_the_window_and_batch_come_from_the_options_or_the_model_defaults():

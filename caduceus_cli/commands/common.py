@@ -179,9 +179,9 @@ class Runtime:
     def trained_window(self) -> int | None:
         """The checkpoint's training length (what --window defaults to), read from its small files: the
         window options are checked against it before the weights load."""
-        from caduceus_cli.model.load import checkpoint_training_length
+        from caduceus_cli.model.load import checkpoint_facts
 
-        return checkpoint_training_length(model_source(self.model), self.revision)
+        return checkpoint_facts(model_source(self.model), self.revision).training_length
 
     def engine(self, model):
         from caduceus_cli.engine import Engine

@@ -15,6 +15,7 @@ import os
 import pickle
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -350,14 +351,21 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_training_length(source: str, revision: str | None = None) -> int | None:
-    """The training length of a checkpoint folder or hub id, as `load_model` finds it, read from its small
-    files and its first mixer's tensors without loading the other weights: commands check their window
-    options against it first."""
+@dataclass(frozen=True)
+class CheckpointFacts:
+    config: CaduceusConfig  # with the mixer the weights say
+    training_length: int | None
+    weights: Path
+
+
+def checkpoint_facts(source: str, revision: str | None = None) -> CheckpointFacts:
+    """A checkpoint folder's or hub id's config and training length, as `load_model` finds them, read from
+    its small files and its first mixer's tensors without loading the other weights: commands check
+    their window options against it first, and workflows size their jobs by it."""
     folder, _ = _resolve(source, revision)
     weights = _weights_file(folder)
     config = read_config(folder, weights, _read_weights(weights, only=_FIRST_MIXER))
-    return training_length(folder, source, config, read_tokenizer(folder))[0]
+    return CheckpointFacts(config, training_length(folder, source, config, read_tokenizer(folder))[0], weights)
 
 
 # Families a checkpoint folder's own files identify when nothing records its length: GPN's character tokenizer
