@@ -38,7 +38,7 @@ from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.regions import all_contigs
 from caduceus_cli.model.load import default_model_path
 from caduceus_cli.pipelines.calibrate import Sample, Scored, SiteScorer, sample_sites
-from caduceus_cli.scoring import DEFAULT_FLANK, Settings, percentile_name
+from caduceus_cli.scoring.settings import DEFAULT_FLANK, Settings, percentile_name
 
 MAX_INDEL = 10
 EXTRAPOLATED_SITES = 100_000

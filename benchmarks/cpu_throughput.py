@@ -64,7 +64,7 @@ from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 from caduceus_cli.model.config import CaduceusConfig
 from caduceus_cli.model.scan import selective_scan
 from caduceus_cli.model.ssd import ssd
-from caduceus_cli.scoring import DEFAULT_FLANK, default_window
+from caduceus_cli.scoring.settings import DEFAULT_FLANK, default_window
 from caduceus_cli.windows import default_overlap
 from weights.data import mask_for_mlm
 from weights.train import TrainConfig, make_optimizer, masked_loss, model_config

@@ -40,11 +40,13 @@ from caduceus_cli.commands.common import open_model
 from caduceus_cli.engine import Engine
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, add_scoring_header, open_vcf
+from caduceus_cli.io.vcf_info import info_fields
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM
 from caduceus_cli.model.config import CaduceusConfig
+from caduceus_cli.model.identity import ModelIdentity
 from caduceus_cli.model.load import default_model_path, save_checkpoint
 from caduceus_cli.pipelines.variants import score_vcf
-from caduceus_cli.scoring import Settings, info_fields
+from caduceus_cli.scoring.settings import Settings
 from caduceus_cli.tokens import CADUCEUS, COMPLEMENT, N_ID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's weights/ package
@@ -142,9 +144,12 @@ def run(
         Fasta(fasta) as window_fasta,
         open_vcf(str(vcf), messages) as variants,
     ):
-        add_scoring_header(variants.header, info_fields(settings, model), {}, str(vcf))
+        add_scoring_header(variants.header, info_fields(settings, ModelIdentity.of(model)), {}, str(vcf))
         writer = VcfWriter(str(out), "b", variants.header, messages)
-        tally = score_vcf(engine, variants, writer, settings, reader_fasta, window_fasta, messages, str(vcf))
+        tally = score_vcf(
+            engine, variants, writer, settings, reader_fasta=reader_fasta, window_fasta=window_fasta,
+            messages=messages, source=str(vcf),
+        )
         writer.close()
     return tally.seconds
 

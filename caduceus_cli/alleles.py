@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-ACGT = "ACGT"
+from caduceus_cli.tokens import ACGT
+
 CLASSES = ("snv", "mnv", "ins", "del", "complex", "none")
 
 # Why an ALT is not scored, in the order they are tested (the first that applies is reported).

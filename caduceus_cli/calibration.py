@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from caduceus_cli.alleles import ACGT, Change
+from caduceus_cli.alleles import Change
 from caduceus_cli.errors import InputError
-from caduceus_cli.scoring import INFO_KEYS, InfoField, Settings, percentile_name, rc_text
-from caduceus_cli.terminal import number_text
+from caduceus_cli.scoring.settings import Settings, percentile_name
+from caduceus_cli.tokens import ACGT
 
 if TYPE_CHECKING:
-    from caduceus_cli.model.caduceus import CaduceusForMaskedLM
+    from caduceus_cli.model.identity import ModelIdentity
 
 log = logging.getLogger("caduceus")
 
@@ -189,16 +189,12 @@ def _what(key: str, value: str | None, meta: Mapping[str, str]) -> str:
     return f"{_NAMES[key]} {value}"
 
 
-def run_identity(model_obj: CaduceusForMaskedLM, settings: Settings) -> dict[str, str]:
+def run_identity(model: ModelIdentity, settings: Settings) -> dict[str, str]:
     """The model and settings that make a score what it is, as the background's header records them."""
-    provenance = model_obj.provenance
     return {
-        "model_source": str(provenance.get("source")),
-        "model_revision": str(provenance.get("revision")),
-        "model_sha256": str(provenance.get("sha256")),
-        "model_variant": model_obj.variant,
-        "dtype": str(next(model_obj.parameters()).dtype).removeprefix("torch."),
-        "rc": rc_text(model_obj),
+        **model.fields(),
+        "dtype": model.dtype,
+        "rc": model.rc,
         "window": str(settings.window),
         "variant_index": str(settings.centre),
         "llr_flank": str(settings.llr_flank),
@@ -210,33 +206,3 @@ CONTEXT_RULE = (
     "SNVs by trinucleotide and substitution on the pyrimidine strand (A[C>T]G), by substitution alone "
     "where a neighbour is N; insertions and deletions by length"
 )
-
-
-def percentile_fields(background: Background, scores: Sequence[str]) -> list[InfoField]:
-    """INFO declarations of the percentiles: the file, the context rule, how many variants."""
-    meta = background.meta
-    made = (
-        f"{background.path} ({background.variants:,} variants at {number_text(meta.get('sites_used'))} random sites of "
-        f"{meta.get('genome')}, seed {meta.get('seed')})"
-    )
-    if meta.get("indels") == "yes":
-        missing = f"MNVs, complex changes and indels longer than {meta.get('max_indel')} bp"
-    else:
-        missing = "MNVs, complex changes and every indel (a background of SNVs only)"
-    fields = []
-    for score in scores:
-        reading = (
-            "low: lower than most random changes there, a change the model expects less than most"
-            if score.startswith("llr")
-            else "high: the embedding changes more than for most random changes there"
-        )
-        fields.append(
-            InfoField(
-                INFO_KEYS[percentile_name(score)],
-                "Float",
-                f"Percentile (0-100, mid-rank) of {INFO_KEYS[score]} among the background variants of the "
-                f"same context in {made}; {CONTEXT_RULE}; {reading}; a rank among random changes, not a "
-                f"probability of pathogenicity; . for {missing}",
-            )
-        )
-    return fields

@@ -14,14 +14,18 @@ Agg, SVG through matplotlib's SVG writer, chosen by the output suffix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from caduceus_cli.errors import InputError
 from caduceus_cli.extras import require
 from caduceus_cli.io.outputs import committed
-from caduceus_cli.scoring import ACGT, IsmTable, mean_alternative_llr
+from caduceus_cli.scoring.scores import mean_alternative_llr
+from caduceus_cli.tokens import ACGT
+
+if TYPE_CHECKING:
+    from caduceus_cli.pipelines.ism import IsmTable
 
 PLOT_FORMATS = {".png": "png", ".svg": "svg"}
 DPI = 150

@@ -17,7 +17,7 @@ import shlex
 from dataclasses import dataclass
 
 from caduceus_cli.model.zoo import published
-from caduceus_cli.scoring import MAX_DEFAULT_WINDOW
+from caduceus_cli.scoring.settings import MAX_DEFAULT_WINDOW
 from caduceus_cli.windows import FALLBACK_WINDOW
 
 BASE_MIB = 650

@@ -119,7 +119,7 @@ def test_option_choices_are_the_constants_of_the_modules_that_define_them():
     from caduceus_cli.commands import common, embed, score_variants
     from caduceus_cli.io import hdf5, vcf
     from caduceus_cli.model.caduceus import RC_MODES
-    from caduceus_cli.scoring import ON_REF_MISMATCH, SCORES
+    from caduceus_cli.scoring.settings import ON_REF_MISMATCH, SCORES
 
     def values(enum):
         return tuple(member.value for member in enum)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from caduceus_cli.scoring import ISM_COLUMNS, ISM_MAX_BASES
+from caduceus_cli.pipelines.ism import ISM_COLUMNS, ISM_MAX_BASES
 
 WINDOW = 64
 rng = np.random.default_rng(11)

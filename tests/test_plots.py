@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from caduceus_cli.errors import InputError, UsageError
+from caduceus_cli.pipelines.ism import ism_table
 from caduceus_cli.plots import COLOUR_BAR_LABEL, DPI, figure_size, importance, plot_ism
-from caduceus_cli.scoring import COLUMN, ism_table
+from caduceus_cli.scoring.scores import COLUMN
 from caduceus_cli.tokens import CADUCEUS
 
 pytest.importorskip("matplotlib")

@@ -18,17 +18,15 @@ import pytest
 from caduceus_cli.engine import Engine, Window
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, add_scoring_header, open_vcf
+from caduceus_cli.io.vcf_info import info_fields
+from caduceus_cli.model.identity import ModelIdentity
 from caduceus_cli.model.load import load_model
-from caduceus_cli.pipelines import plans
 from caduceus_cli.pipelines import variants as variants_pipeline
-from caduceus_cli.scoring import (
-    COLUMN,
-    Settings,
-    default_window,
-    info_fields,
-    unmasked_tile,
-    with_base,
-)
+from caduceus_cli.scoring import plan as score_plan
+from caduceus_cli.scoring.geometry import unmasked_tile
+from caduceus_cli.scoring.plan import with_base
+from caduceus_cli.scoring.scores import COLUMN
+from caduceus_cli.scoring.settings import Settings, default_window
 from caduceus_cli.tokens import CADUCEUS
 
 WINDOW = 64
@@ -202,10 +200,11 @@ def test_the_python_api_writes_what_the_command_writes_and_returns_its_tally(
         Fasta(genome) as window_fasta,
         open_vcf(str(vcf), messages) as variants,
     ):
-        add_scoring_header(variants.header, info_fields(settings, model), {}, str(vcf))
+        add_scoring_header(variants.header, info_fields(settings, ModelIdentity.of(model)), {}, str(vcf))
         writer = VcfWriter(str(tmp_path / "api.vcf"), "v", variants.header, messages)
         tally = variants_pipeline.score_vcf(
-            Engine(model), variants, writer, settings, reader_fasta, window_fasta, messages, str(vcf)
+            Engine(model), variants, writer, settings, reader_fasta=reader_fasta, window_fasta=window_fasta,
+            messages=messages, source=str(vcf),
         )
         writer.close()
     flags = {"symbolic": 1, "ref_mismatch": 1, "contig_missing": 1}
@@ -496,7 +495,7 @@ SORTED = [line("1", pos, CHR1[pos - 1], other_bases(CHR1[pos - 1])) for pos in r
 
 def interrupt_at_chunk(monkeypatch, number: int) -> None:
     """Ctrl-C while the model runs the windows of chunk `number` (1-based)."""
-    real, calls = plans.PlanRunner.run, []
+    real, calls = score_plan.PlanRunner.run, []
 
     def run(self, plan):
         calls.append(1)
@@ -504,7 +503,7 @@ def interrupt_at_chunk(monkeypatch, number: int) -> None:
             raise KeyboardInterrupt
         return real(self, plan)
 
-    monkeypatch.setattr(plans.PlanRunner, "run", run)
+    monkeypatch.setattr(score_plan.PlanRunner, "run", run)
 
 
 @pytest.mark.parametrize("suffix", ["vcf", "vcf.gz"])

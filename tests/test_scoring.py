@@ -1,4 +1,4 @@
-"""Window geometry and score definitions of `caduceus_cli.scoring` (pure numpy, no model)."""
+"""Window geometry, window jobs and score definitions of `caduceus_cli.scoring` (no model)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,18 @@ import pytest
 
 from caduceus_cli.alleles import Change
 from caduceus_cli.errors import UsageError
-from caduceus_cli.scoring import (
+from caduceus_cli.scoring.geometry import aligned_rows, change_row, fits_window, tile_centre, unmasked_tile
+from caduceus_cli.scoring.outcomes import Flagged, Placed, scored_alleles
+from caduceus_cli.scoring.plan import GridTile, HaplotypeWindow, MaskedWindow, ScorePlan
+from caduceus_cli.scoring.scores import (
     COLUMN,
-    ScorePlan,
-    Settings,
-    aligned_rows,
-    change_row,
-    check_window,
     cosine_distance,
-    fits_window,
     haplotype_side,
     l2_distance,
     log_likelihood_ratio,
     nucleotide_probs,
-    tile_centre,
-    unmasked_tile,
 )
+from caduceus_cli.scoring.settings import Settings, check_window
 from caduceus_cli.tokens import CADUCEUS, MASK_ID
 
 
@@ -159,14 +155,14 @@ def test_plan_shares_one_window_per_position_and_one_tile_per_central_half():
         plan.add("chr1", Change(10, "A", alt))
     plan.add("chr1", Change(11, "A", "C"))  # same tile as position 10 (central half [8, 12))
     plan.add("chr1", Change(12, "A", "C"))  # next tile
-    assert [key for key in plan.logit_jobs if key[0] == "masked"] == [
-        ("masked", "chr1", 6, (4,)),
-        ("masked", "chr1", 7, (4,)),
-        ("masked", "chr1", 8, (4,)),
+    assert [job for job in plan.logit_jobs if isinstance(job, MaskedWindow)] == [
+        MaskedWindow("chr1", 6, (4,)),
+        MaskedWindow("chr1", 7, (4,)),
+        MaskedWindow("chr1", 8, (4,)),
     ]
-    assert [key for key in plan.logit_jobs if key[0] == "tile"] == [("tile", "chr1", 6), ("tile", "chr1", 10)]
-    assert sum(key[0] == "ref-emb" for key in plan.embed_jobs) == 3
-    assert sum(key[0] == "alt-emb" for key in plan.embed_jobs) == 5
+    assert [job for job in plan.logit_jobs if isinstance(job, GridTile)] == [GridTile("chr1", 6), GridTile("chr1", 10)]
+    assert sum(job.side == "ref" for job in plan.embed_jobs) == 3
+    assert sum(job.side == "alt" for job in plan.embed_jobs) == 5
 
 
 def test_plan_builds_windows_and_reads_scores_from_the_right_rows():
@@ -174,7 +170,7 @@ def test_plan_builds_windows_and_reads_scores_from_the_right_rows():
     snv = Change(10, "A", "G")
     plan.add("c", snv)
     reference = CADUCEUS.encode("ACGTACGT")
-    masked, tile, ref_emb, alt_emb = ("masked", "c", 6, (4,)), ("tile", "c", 6), *plan.embed_jobs
+    masked, tile, ref_emb, alt_emb = MaskedWindow("c", 6, (4,)), GridTile("c", 6), *plan.embed_jobs
 
     ids, rows = plan.window_for(masked, reference)
     assert ids[4] == MASK_ID and rows.tolist() == [4]
@@ -207,7 +203,7 @@ def test_an_mnv_masks_its_changed_bases_together_and_sums_their_llrs():
     mnv = Change(10, "ACG", "TCA")  # the middle base is shared: not masked, not scored
     plan.add("c", mnv)
     (key,) = plan.logit_jobs
-    assert key == ("masked", "c", 7, (3, 5))
+    assert key == MaskedWindow("c", 7, (3, 5))
     ids, rows = plan.window_for(key, CADUCEUS.encode("ACGTACGT"))
     assert (ids[[3, 5]] == MASK_ID).all() and ids[4] != MASK_ID
     logits = np.log(np.array([[0.4, 0.1, 0.1, 0.4], [0.1, 0.1, 0.2, 0.6]]))
@@ -222,6 +218,7 @@ def test_an_indel_runs_its_ref_and_alt_haplotypes_with_their_alleles_masked():
     deletion = Change(10, "GG", "")
     plan.add("c", deletion)
     ref_key, alt_key = plan.logit_jobs
+    assert (ref_key, alt_key) == (HaplotypeWindow("ref", "c", 7, deletion), HaplotypeWindow("alt", "c", 7, deletion))
     reference = CADUCEUS.encode("ACGGGTACGT")  # starts at 7: rows 3-4 are the deleted GG at 10-11
     assert plan.window_span(ref_key) == ("c", 7, 15) and plan.window_span(alt_key) == ("c", 7, 17)
     ids, rows = plan.window_for(ref_key, reference[:8])
@@ -235,3 +232,26 @@ def test_a_change_of_nothing_scores_zero_without_any_window():
     plan.add("c", Change(10, "", ""))
     assert not plan.logit_jobs and not plan.embed_jobs
     assert plan.allele_scores("c", [Change(10, "", "")]) == {"llr": 0.0, "emb-cos": 0.0}
+
+
+class _Fasta:
+    """A one-contig stand-in for `io.fasta.Fasta`: what `scored_alleles` reads."""
+
+    def __init__(self, sequence: str):
+        self.sequence, self.contigs = sequence, {"c": len(sequence)}
+
+    def fetch(self, contig: str, start: int, end: int) -> str:
+        return self.sequence[max(start, 0) : end]
+
+
+def test_each_alt_is_placed_at_its_scored_places_or_flagged_with_its_reason():
+    fasta = _Fasta("ACGTAAAAACGT")
+    snv, in_repeat, long_deletion, symbolic = scored_alleles(
+        fasta, "c", 4, "AAAAA", ["GAAAA", "AAAA", "A", "<DEL>"], settings(6, 1)
+    )
+    assert snv == Placed((Change(4, "A", "G"),)) and (snv.kind, snv.flag) == ("snv", ".")
+    # one A deleted anywhere in the run of five: scored at the run's middle
+    assert in_repeat == Placed((Change(6, "A", ""),)) and in_repeat.kind == "del"
+    assert long_deletion == Flagged("too_long") and (long_deletion.kind, long_deletion.flag) == (".", "too_long")
+    assert symbolic == Flagged("symbolic")
+    assert scored_alleles(fasta, None, 4, "A", ["G"], settings(8, 1)) == [Flagged("contig_missing")]

@@ -17,13 +17,13 @@ from caduceus_cli import signals
 # a command run in a child process whose model waits on its first call until it is sent SIGTERM
 STOPPED_RUN = """
 import sys, time
-import caduceus_cli.pipelines.plans as plans
+import caduceus_cli.scoring.plan as plan
 from caduceus_cli.cli import main
 ready = sys.argv[1]
 def run(self, *args):
     open(ready, "w").close()
     time.sleep(60)
-plans.PlanRunner.run = run
+plan.PlanRunner.run = run
 sys.argv = ["caduceus", *sys.argv[2:]]
 main()
 """

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from caduceus_cli.io.tables import format_cell, write_rows, write_table
-from caduceus_cli.scoring import ISM_COLUMNS, ism_table
+from caduceus_cli.pipelines.ism import ISM_COLUMNS, ism_table
 from caduceus_cli.tokens import CADUCEUS
 
 COLUMNS = ("chrom", "pos", "id", "ref", "alt", "llr", "logit_ref")

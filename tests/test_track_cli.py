@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from caduceus_cli.model.load import load_model
-from caduceus_cli.scoring import track_scores
+from caduceus_cli.scoring.tracks import track_scores
 from caduceus_cli.tokens import CADUCEUS, NUCLEOTIDE_IDS
 
 pyBigWig = pytest.importorskip("pyBigWig")

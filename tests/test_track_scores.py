@@ -1,4 +1,4 @@
-"""Per-base scores and ISM tables from conjoined logits (`caduceus_cli.scoring`, pure numpy)."""
+"""Per-base scores and ISM tables from conjoined logits (`caduceus_cli.scoring.tracks`, `pipelines.ism`)."""
 
 from __future__ import annotations
 
@@ -11,21 +11,12 @@ from conftest import random_config, random_model
 
 from caduceus_cli.alleles import Change
 from caduceus_cli.errors import InputError, UsageError
-from caduceus_cli.scoring import (
-    ISM_COLUMNS,
-    ISM_MAX_BASES,
-    TRACK_SCORES,
-    ScorePlan,
-    Settings,
-    check_ism_region,
-    ism_table,
-    log_likelihood_ratio,
-    nucleotide_probs,
-    substitution_llrs,
-    tile_centre,
-    track_scores,
-    unmasked_tile,
-)
+from caduceus_cli.pipelines.ism import ISM_COLUMNS, ISM_MAX_BASES, check_ism_region, ism_table
+from caduceus_cli.scoring.geometry import tile_centre, unmasked_tile
+from caduceus_cli.scoring.plan import ScorePlan
+from caduceus_cli.scoring.scores import log_likelihood_ratio, nucleotide_probs, substitution_llrs
+from caduceus_cli.scoring.settings import Settings
+from caduceus_cli.scoring.tracks import TRACK_SCORES, track_scores
 from caduceus_cli.tokens import CADUCEUS, NUCLEOTIDE_IDS
 
 
@@ -173,7 +164,7 @@ def test_masked_ism_from_the_centre_rows_of_masked_windows_equals_score_variants
         plan.add("chr1", Change(p0, reference[p0], "A" if reference[p0] != "A" else "C"))
     centre_rows = []
     for key in plan.logit_jobs:
-        start = key[2]  # the window's first reference base
+        start = key.start  # the window's first reference base
         window_ids, rows = plan.window_for(key, ids[start : start + window])
         with torch.no_grad():
             output = model.logits_conjoined(torch.from_numpy(window_ids)[None])[0].numpy()[rows][:, NUCLEOTIDE_IDS]

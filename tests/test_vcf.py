@@ -22,7 +22,7 @@ from caduceus_cli.io.vcf import (
     records,
     write_index,
 )
-from caduceus_cli.scoring import InfoField
+from caduceus_cli.io.vcf_info import InfoField
 
 HEADER = (
     "##fileformat=VCFv4.2\n"

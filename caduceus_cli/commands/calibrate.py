@@ -38,7 +38,7 @@ from caduceus_cli.errors import UsageError
 from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.regions import input_regions
 from caduceus_cli.pipelines.calibrate import CalibrateJob
-from caduceus_cli.scoring import DEFAULT_FLANK, Settings
+from caduceus_cli.scoring.settings import DEFAULT_FLANK, Settings
 
 log = logging.getLogger("caduceus")
 

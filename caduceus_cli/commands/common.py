@@ -23,7 +23,7 @@ from typing import Annotated
 import typer
 
 from caduceus_cli.errors import UsageError
-from caduceus_cli.scoring import DEFAULT_SCORES, MAX_DEFAULT_WINDOW, SCORES
+from caduceus_cli.scoring.settings import DEFAULT_SCORES, MAX_DEFAULT_WINDOW, SCORES
 from caduceus_cli.windows import FALLBACK_WINDOW, check_tiling, default_overlap
 
 log = logging.getLogger("caduceus")
@@ -269,7 +269,7 @@ def variant_scores(score: list[Score] | None) -> tuple[str, ...]:
 
 def check_variant_window(window: int | None, variant_index: int | None) -> None:
     """The --window and --variant-index given to score-variants or ism, checked before any work."""
-    from caduceus_cli.scoring import check_variant_index, check_window
+    from caduceus_cli.scoring.settings import check_variant_index, check_window
 
     if window is not None:
         check_window(window)
@@ -280,7 +280,7 @@ def check_variant_window(window: int | None, variant_index: int | None) -> None:
 def variant_window(trained: int | None, window: int | None, variant_index: int | None) -> int:
     """--window of score-variants, calibrate and ism, defaulting to the model's training length `trained`,
     at most MAX_DEFAULT_WINDOW (logged when the model records none); --variant-index checked against it."""
-    from caduceus_cli.scoring import check_variant_index, default_window
+    from caduceus_cli.scoring.settings import check_variant_index, default_window
 
     if window is None:
         window = default_window(trained)

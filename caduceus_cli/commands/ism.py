@@ -27,9 +27,8 @@ from caduceus_cli.commands.common import (
 from caduceus_cli.errors import UsageError
 from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.regions import parse_region
-from caduceus_cli.pipelines.ism import ISM_MODES, IsmJob
+from caduceus_cli.pipelines.ism import ISM_MAX_BASES, ISM_MODES, IsmJob, check_ism_region
 from caduceus_cli.plots import matplotlib_package, plot_format
-from caduceus_cli.scoring import ISM_MAX_BASES, check_ism_region
 
 Mode = choices("Mode", ISM_MODES)
 

@@ -37,12 +37,7 @@ from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.tables import is_table_name
 from caduceus_cli.io.vcf import FORMATS, check_vcf_input, output_format
 from caduceus_cli.pipelines.variants import RESUMABLE, TABLE, ScoreJob
-from caduceus_cli.scoring import (
-    DEFAULT_FLANK,
-    ON_REF_MISMATCH,
-    PROBS,
-    Settings,
-)
+from caduceus_cli.scoring.settings import DEFAULT_FLANK, ON_REF_MISMATCH, PROBS, Settings
 
 log = logging.getLogger("caduceus")
 
@@ -151,9 +146,9 @@ def score_variants(
         model = runtime.load_model()
         log.info("scores %s, window %s bp", ", ".join(settings.scores + (PROBS if probs else ())), f"{window:,}")
         job = ScoreJob(
-            vcf, settings, path, fmt, write_index_, shard_part, background, runtime.threads or 1, resume,
-            command_line(),
-        )  # fmt: skip
+            vcf=vcf, settings=settings, output=path, fmt=fmt, write_index=write_index_, shard=shard_part,
+            background=background, threads=runtime.threads or 1, resume=resume, command_line=command_line(),
+        )
         job.run(runtime.engine(model), reader_fasta, window_fasta, runtime.quiet)
 
 

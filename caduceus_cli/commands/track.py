@@ -32,7 +32,7 @@ from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.regions import input_regions
 from caduceus_cli.io.tracks import TRACK_FORMATS, TRACK_SUFFIXES, pybigwig, track_format
 from caduceus_cli.pipelines.track import TrackJob
-from caduceus_cli.scoring import TRACK_SCORES
+from caduceus_cli.scoring.tracks import TRACK_SCORES
 
 Score = choices("Score", TRACK_SCORES)
 Format = choices("Format", TRACK_FORMATS)

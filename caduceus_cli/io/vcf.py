@@ -1,4 +1,4 @@
-"""VCF / BCF in and out through pysam: streaming reads and scored output (what an allele scores as: scoring.py).
+"""VCF / BCF in and out through pysam: streaming reads and scored output (the INFO fields declared: vcf_info.py).
 
 Records are never translated between headers: the score definitions are added to the input
 header before the first record is read, and each record is written under that same header.
@@ -28,7 +28,7 @@ from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io.htslib import HtslibMessages, compression
 from caduceus_cli.io.inputs import check_input, is_stream
 from caduceus_cli.io.outputs import committed
-from caduceus_cli.scoring import InfoField
+from caduceus_cli.io.vcf_info import InfoField
 
 log = logging.getLogger("caduceus")
 

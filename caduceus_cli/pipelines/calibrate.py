@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from caduceus_cli import __version__
-from caduceus_cli.alleles import ACGT, Change
+from caduceus_cli.alleles import Change
 from caduceus_cli.calibration import CONTEXT_RULE, run_identity, variant_context
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError, UsageError
@@ -37,11 +37,14 @@ from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.outputs import claimed
 from caduceus_cli.io.regions import Region
 from caduceus_cli.io.tables import table_output
+from caduceus_cli.model.identity import ModelIdentity
 from caduceus_cli.model.load import file_sha256
-from caduceus_cli.pipelines.plans import PlanRunner, scored_alleles
-from caduceus_cli.scoring import ScorePlan, Settings
+from caduceus_cli.scoring.outcomes import Flagged, scored_alleles
+from caduceus_cli.scoring.plan import PlanRunner, ScorePlan
+from caduceus_cli.scoring.settings import Settings
 from caduceus_cli.signals import WHOLE_FILES_ONLY, interrupt_says
 from caduceus_cli.terminal import LOG_EVERY_S, counted, counts, format_rate, progress_bar
+from caduceus_cli.tokens import ACGT
 from caduceus_cli.windows import contiguous_shard
 
 log = logging.getLogger("caduceus")
@@ -127,7 +130,7 @@ class CalibrateJob:
             meta = {
                 "caduceus_version": __version__,
                 COMMAND_KEY: self.command_line,
-                **run_identity(engine.model, self.settings),
+                **run_identity(ModelIdentity.of(engine.model), self.settings),
                 "scores": ",".join(self.settings.scores),
                 **self._sample_meta(sample),
                 **({SHARD_KEY: shard_text} if self.shard else {}),
@@ -233,13 +236,13 @@ class SiteScorer:
         for index in chunk:
             chrom, pos0 = self.sample.sites[index]
             for ref, alt in self.sample.variants(index, self.reader_fasta, self.indels):
-                (allele,) = scored_alleles(self.reader_fasta, chrom, pos0, ref, (alt,), self.settings)
-                if isinstance(allele, str):
-                    self.left_out[allele] += 1
+                (outcome,) = scored_alleles(self.reader_fasta, chrom, pos0, ref, (alt,), self.settings)
+                if isinstance(outcome, Flagged):
+                    self.left_out[outcome.flag] += 1
                     continue
-                for change in allele:
+                for change in outcome.places:
                     plan.add(chrom, change)
-                yield chrom, pos0, ref, alt, allele
+                yield chrom, pos0, ref, alt, outcome.places
 
     def _fetcher(self, chrom: str) -> Callable[[int, int], str]:
         return lambda start, end: self.reader_fasta.fetch(chrom, start, end)

@@ -46,6 +46,7 @@ from caduceus_cli.io.hdf5 import (
 )
 from caduceus_cli.io.outputs import claimed, committed, failure_reason, partial_path
 from caduceus_cli.io.regions import Region
+from caduceus_cli.model.identity import ModelIdentity
 from caduceus_cli.pipelines.tiles import TileKey, map_tiles
 from caduceus_cli.terminal import counted
 from caduceus_cli.windows import region_shard
@@ -116,15 +117,13 @@ class EmbedJob:
 
     def settings(self, model) -> dict:
         """What determines the output values: stored as root attributes, checked on resume and merge."""
+        identity = ModelIdentity.of(model)
         return {
-            "model_source": model.provenance["source"] or "",
-            "model_revision": model.provenance["revision"],
-            "model_sha256": model.provenance["sha256"] or "",
-            "model_variant": model.variant,
+            **identity.fields(),
             "rc": self.rc,
             "window": self.window,
             "overlap": self.overlap,
-            "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+            "dtype": identity.dtype,
             "reference": self.reference,
             "regions_sha256": regions_digest(self.regions),
             "coordinates": COORDINATES,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,19 +25,75 @@ import numpy as np
 
 from caduceus_cli.alleles import Change
 from caduceus_cli.engine import Engine
+from caduceus_cli.errors import InputError
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.outputs import STDOUT, claimed, write_errors
 from caduceus_cli.io.regions import Region
 from caduceus_cli.io.tables import write_rows, write_table
-from caduceus_cli.pipelines.plans import PlanRunner
 from caduceus_cli.plots import plot_ism
-from caduceus_cli.scoring import ISM_COLUMNS, IsmTable, ScorePlan, Settings, check_ism_region, ism_table
+from caduceus_cli.scoring.plan import PlanRunner, ScorePlan
+from caduceus_cli.scoring.scores import substitution_llrs
+from caduceus_cli.scoring.settings import Settings
 from caduceus_cli.terminal import counted, format_rate, progress_bar
+from caduceus_cli.tokens import ACGT
 
 log = logging.getLogger("caduceus")
 
 ISM_MODES = ("unmasked", "masked")
 _SCORE_OF_MODE = {"unmasked": "llr-unmasked", "masked": "llr"}
+ISM_COLUMNS = ("chrom", "pos", "ref", "alt", "llr", "logit_ref", "logit_alt")
+# Beyond ~10 kbp the ISM figure is no longer readable, and `--mode masked` runs one model window per base.
+ISM_MAX_BASES = 10_000
+
+
+@dataclass(frozen=True)
+class IsmTable:
+    """Saturation mutagenesis of the bases [start, start + L) of `chrom`: every base changed to the other 3.
+
+    Row i of `logits` and `llrs` belongs to position start + i, columns are A, C, G, T; `llrs` is
+    `substitution_llrs` (NaN at the reference cell and at N). `rows` gives the table of ISM_COLUMNS.
+    """
+
+    chrom: str
+    start: int
+    reference: str
+    logits: np.ndarray
+    llrs: np.ndarray
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.reference)
+
+    def rows(self) -> Iterator[tuple[str, int, str, str, float, float, float]]:
+        """One row per SNV: (chrom, pos 1-based, ref, alt, llr, logit_ref, logit_alt); positions in order,
+        alternatives in A, C, G, T order; a position whose reference is not A, C, G or T has no rows."""
+        for index, ref in enumerate(self.reference):
+            if ref not in ACGT:
+                continue
+            pos, logits, llrs = self.start + index + 1, self.logits[index].tolist(), self.llrs[index].tolist()
+            for column, alt in enumerate(ACGT):
+                if alt != ref:
+                    yield self.chrom, pos, ref, alt, llrs[column], logits[ACGT.index(ref)], logits[column]
+
+
+def ism_table(logits: np.ndarray, columns: np.ndarray, chrom: str, start: int) -> IsmTable:
+    """The ISM table of the region starting at 0-based `start` whose reference bases are `columns` (L,).
+
+    Row i of `logits` (L, 4: A, C, G, T) is what the model says at position start + i: the rows of
+    one conjoined pass over the reference give the unmasked table (every LLR equal to `llr-unmasked`);
+    the centre rows of one masked window per position give the exact masked one (equal to `llr`).
+    """
+    reference = "".join(ACGT[column] if column >= 0 else "N" for column in columns)
+    return IsmTable(chrom, start, reference, logits, substitution_llrs(logits, columns))
+
+
+def check_ism_region(chrom: str, start: int, end: int) -> None:
+    """An ISM region [start, end) must hold at least one base and at most ISM_MAX_BASES."""
+    where = f"{chrom}:{start + 1}-{end}"
+    if end <= start:
+        raise InputError(f"{where}: the region is empty")
+    if end - start > ISM_MAX_BASES:
+        raise InputError(f"{where}: {end - start:,} bp; ism takes regions of at most {ISM_MAX_BASES:,} bp")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from caduceus_cli.io.outputs import claimed
 from caduceus_cli.io.regions import Region
 from caduceus_cli.io.tracks import ChromSizes, TrackWriter, track_writer
 from caduceus_cli.pipelines.tiles import TileKey, map_tiles
-from caduceus_cli.scoring import track_scores
+from caduceus_cli.scoring.tracks import track_scores
 from caduceus_cli.signals import WHOLE_FILES_ONLY, interrupt_says
 from caduceus_cli.windows import region_shard
 

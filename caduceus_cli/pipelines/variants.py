@@ -12,8 +12,13 @@ resources (the engine, two handles on the FASTA, the input VCF, and a `VcfWriter
 and returns its `Tally`. With a background (`calibration.Background`) each score also gets its
 percentile there.
 
-    job = ScoreJob("calls.vcf.gz", Settings(("llr",), False, 1024, 768, "flag"), Path("scored.vcf.gz"), "z",
-                   write_index=True)
+One record's way: `RecordScorer` reads it (reader thread) and classifies each ALT
+(`scoring.outcomes.scored_alleles`: `Placed` or `Flagged`), its chunk's `ScorePlan` lists the windows
+the placed changes need, `PlanRunner` runs them (calling thread), and the writer thread reads each
+ALT's scores from the plan and writes the record with them (`VcfScores` or `ScoreTable`).
+
+    settings = Settings(scores=("llr",), probs=False, window=1024, flank=768, on_ref_mismatch="flag")
+    job = ScoreJob(vcf="calls.vcf.gz", settings=settings, output=Path("scored.vcf.gz"), fmt="z", write_index=True)
     with Fasta("genome.fa") as reader, Fasta("genome.fa") as windows:
         tally = job.run(Engine(model), reader, windows)
 """
@@ -26,7 +31,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -34,8 +40,7 @@ from typing import TextIO
 import pysam
 
 from caduceus_cli import __version__
-from caduceus_cli.alleles import Change
-from caduceus_cli.calibration import Background, percentile_fields, run_identity, variant_context
+from caduceus_cli.calibration import Background, run_identity, variant_context
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.contigs import name_sample
@@ -58,18 +63,11 @@ from caduceus_cli.io.vcf import (
     records,
     vcf_output,
 )
-from caduceus_cli.pipelines.plans import PlanRunner, scored_alleles
-from caduceus_cli.scoring import (
-    CLASS_KEY,
-    FLAG_KEY,
-    INFO_KEYS,
-    LOGITS,
-    PROBS,
-    ScorePlan,
-    Settings,
-    info_fields,
-    percentile_name,
-)
+from caduceus_cli.io.vcf_info import CLASS_KEY, FLAG_KEY, INFO_KEYS, info_fields, percentile_fields
+from caduceus_cli.model.identity import ModelIdentity
+from caduceus_cli.scoring.outcomes import NONE, AlleleOutcome, Placed, scored_alleles
+from caduceus_cli.scoring.plan import PlanRunner, ScorePlan
+from caduceus_cli.scoring.settings import LOGITS, PROBS, Settings, percentile_name
 from caduceus_cli.stages import WriteBehind, read_ahead
 from caduceus_cli.terminal import LOG_EVERY_S, counted, counts, format_rate, number_text, progress_bar
 from caduceus_cli.windows import contiguous_shard
@@ -82,13 +80,23 @@ REFERENCE_FLAGS = ("past_contig_end", "ref_mismatch")
 CHUNK_RECORDS = 2048  # records per chunk: many full batches per chunk, little memory per chunk
 CHUNKS_AHEAD = 2  # chunks parsed ahead of the engine, and chunks waiting for the writer
 
+@dataclass(frozen=True)
+class PendingRecord:
+    """A record read and classified, waiting for its scores: the FASTA contig it is on (None: not in the
+    FASTA), each ALT's outcome, and each ALT's context in the background (None without a background, or
+    for a change with no context)."""
+
+    record: pysam.VariantRecord
+    contig: str | None
+    outcomes: list[AlleleOutcome]
+    contexts: list[str | None]
+
+
 @dataclass
 class Chunk:
-    """Consecutive records, the alleles of each, and the windows they need."""
+    """Consecutive records and the windows their placed changes need."""
 
-    # record, FASTA contig, per ALT the places its change is scored at (`placements`) or its flag, and
-    # per ALT its context in the background (None without one, or for a change with no context)
-    records: list[tuple[pysam.VariantRecord, str | None, list[tuple[Change, ...] | str], list[str | None]]]
+    records: list[PendingRecord]
     plan: ScorePlan
 
 
@@ -110,7 +118,7 @@ TABLE = "t"  # the table output format (-O t), beside VCF's v, z and b
 RESUMABLE = ("v", "z")  # formats whose interrupted file is kept and continued (appended to)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScoreJob:
     """One `score-variants` run: every record of `vcf` ('-': stdin), or the `shard` (index, count) of
     them (0-based; contiguous runs of records), scored with `settings`, written as `fmt` ("v", "z",
@@ -136,7 +144,7 @@ class ScoreJob:
             shard_range = self._shard_range(messages)
             if shard_range is not None:
                 _check_some_contig_known(shard_range[2], reader_fasta, self.vcf)
-            model = engine.model
+            model = ModelIdentity.of(engine.model)
             if self.background is not None:
                 self.background.check_matches(run_identity(model, self.settings), self.settings.scores)
                 log.info("percentiles among %s", _background_text(self.background))
@@ -148,34 +156,36 @@ class ScoreJob:
                         fields += percentile_fields(self.background, self.settings.scores)
                     add_scoring_header(variants.header, fields, self._meta(model), self.vcf)
                 _warn_if_header_contigs_unknown(variants.header, reader_fasta, self.vcf)
-
-                def run(writer: VcfWriter | ScoreTable) -> Tally:
+                with self._writer(variants.header, messages) as writer:
                     return score_vcf(
-                        engine, variants, writer, self.settings, reader_fasta, window_fasta, messages, self.vcf,
-                        shard_range, quiet, self.background, getattr(writer, "saved", None),
+                        engine, variants, writer, self.settings, reader_fasta=reader_fasta,
+                        window_fasta=window_fasta, messages=messages, source=self.vcf, shard_range=shard_range,
+                        quiet=quiet, background=self.background,
                     )  # fmt: skip
 
-                if self.fmt == TABLE:
-                    return self._table(run)
-                if self.output is None:
-                    with write_errors(STDOUT):
-                        writer = VcfWriter("-", self.fmt, variants.header, messages, self.threads)
-                        tally = run(writer)
-                        writer.close()
-                    return tally
-                return self._file(run, variants.header, messages)
-
-    def _table(self, run: Callable[[ScoreTable], Tally]) -> Tally:
-        """The scores as a table on stdout or in the output file (written under a temporary name)."""
-        if self.output is None:
+    @contextmanager
+    def _writer(self, header: pysam.VariantHeader, messages: HtslibMessages) -> Iterator[VcfWriter | ScoreTable]:
+        """Where the scored records go: a table or a VCF, on stdout or in the output file (written under a
+        temporary name, renamed on success)."""
+        if self.fmt == TABLE:
+            if self.output is None:
+                with write_errors(STDOUT):
+                    yield ScoreTable(sys.stdout, self.settings, self.background)
+                    sys.stdout.flush()
+            else:
+                with table_output(self.output) as stream:
+                    yield ScoreTable(stream, self.settings, self.background)
+        elif self.output is None:
             with write_errors(STDOUT):
-                tally = run(ScoreTable(sys.stdout, self.settings, self.background))
-                sys.stdout.flush()
-            return tally
-        with table_output(self.output) as stream:
-            return run(ScoreTable(stream, self.settings, self.background))
+                writer = VcfWriter("-", self.fmt, header, messages, self.threads)
+                yield writer
+                writer.close()
+        else:
+            with self._vcf_file(header, messages) as writer:
+                yield writer
 
-    def _file(self, run: Callable[[VcfWriter], Tally], header: pysam.VariantHeader, messages: HtslibMessages) -> Tally:
+    @contextmanager
+    def _vcf_file(self, header: pysam.VariantHeader, messages: HtslibMessages) -> Iterator[VcfWriter]:
         """Write (and index) under a temporary name, renamed on success; a stale index of the output goes.
         An interrupted VCF keeps its records there, which `resume` continues after."""
         partial = partial_path(self.output)
@@ -191,7 +201,7 @@ class ScoreJob:
             self.output, self.fmt, header, messages, self.threads, index=self.write_index,
             resumable=self.fmt in RESUMABLE, resume=self.resume,
         ) as writer:  # fmt: skip
-            return run(writer)
+            yield writer
 
     def _check_same_input(self, saved: Saved, messages: HtslibMessages) -> None:
         """The saved records must be the first of this input (of its shard): the last one is compared."""
@@ -223,17 +233,13 @@ class ScoreJob:
         part = contiguous_shard(total, self.shard)
         return part.start, part.stop, contigs
 
-    def _meta(self, model: object) -> dict[str, str]:
+    def _meta(self, model: ModelIdentity) -> dict[str, str]:
         """The header lines that say how the file was made: version, command, model and settings, the
         shard this is (as data: `caduceus merge` orders shards by it), the background."""
-        provenance = getattr(model, "provenance", {})
-        about_model = ";".join(f"{key}={provenance.get(key)}" for key in ("source", "revision", "sha256"))
-        settings = self.settings
         meta = {
             "caduceus_version": __version__,
             COMMAND_KEY: self.command_line,
-            "caduceus_model": f"{about_model};variant={getattr(model, 'variant', '?')};window={settings.window}"
-            + ("" if settings.variant_index is None else f";variant_index={settings.variant_index}"),
+            "caduceus_model": model.vcf_meta(self.settings.window, self.settings.variant_index),
         }
         if self.shard is not None:
             meta[SHARD_KEY] = f"{self.shard[0] + 1}/{self.shard[1]}"
@@ -276,6 +282,7 @@ def score_vcf(
     variants: pysam.VariantFile,
     writer: VcfWriter | ScoreTable,
     settings: Settings,
+    *,
     reader_fasta: Fasta,
     window_fasta: Fasta,
     messages: HtslibMessages,
@@ -283,28 +290,35 @@ def score_vcf(
     shard_range: tuple[int, int, set[str]] | None = None,
     quiet: bool = True,
     background: Background | None = None,
-    saved: Saved | None = None,
 ) -> Tally:
     """Score and write every record of `variants` (records [first, last) of `shard_range` when given),
-    after the records an interrupted run `saved` (`ScoreJob` checks they are the first of this input).
+    after the records an interrupted run saved in `writer` (`ScoreJob` checks they are the first of
+    this input).
 
     `reader_fasta` and `window_fasta` are two handles on the same FASTA (one per thread); `source`
     names the input in messages ('-' for stdin). Unsharded, a run where no record is on a FASTA
     contig is an InputError. With `background`, each score's percentile there is written too (the
     header must declare them). The caller closes `writer`.
     """
-    run = _Run(settings, engine, reader_fasta, window_fasta, messages, source, quiet, background)
-    run.score(variants, shard_range, writer, saved)
-    return run.tally
+    scorer = RecordScorer(
+        settings, engine, reader_fasta=reader_fasta, window_fasta=window_fasta, messages=messages, source=source,
+        quiet=quiet, background=background,
+    )  # fmt: skip
+    if isinstance(writer, VcfWriter):
+        scorer.score(variants, shard_range, VcfScores(writer, written_values(settings, background)), writer.saved)
+    else:
+        scorer.score(variants, shard_range, writer)
+    return scorer.tally
 
 
-class _Run:
+class RecordScorer:
     """One pass over the records: read and classify, run the engine, write in order."""
 
     def __init__(
         self,
         settings: Settings,
         engine: Engine,
+        *,
         reader_fasta: Fasta,
         window_fasta: Fasta,
         messages: HtslibMessages,
@@ -315,7 +329,6 @@ class _Run:
         self.settings, self.engine, self.messages = settings, engine, messages
         self.source, self.quiet, self.background = source, quiet, background
         self.reader_fasta, self.window_fasta = reader_fasta, window_fasta
-        self._written = written_values(settings, background)
         self.tally = Tally()
         self._stop = threading.Event()
         self._runner = PlanRunner(engine, window_fasta)
@@ -324,7 +337,7 @@ class _Run:
         self,
         variants: pysam.VariantFile,
         shard_range: tuple[int, int, set[str]] | None,
-        writer: VcfWriter | ScoreTable,
+        writer: VcfScores | ScoreTable,
         saved: Saved | None = None,
     ) -> None:
         """Score and write every record (of the shard) after those `saved`; unsharded, fail if no contig
@@ -395,13 +408,14 @@ class _Run:
                     self._skip_saved(record)
                 continue
             contig = self.reader_fasta.resolve(record.contig)
-            alleles = self._alleles(record, contig, number + 1)
-            if alleles is None:
+            outcomes = self._outcomes(record, contig, number + 1)
+            if outcomes is None:
                 continue
-            chunk.records.append((record, contig, alleles, self._contexts(contig, alleles)))
-            for allele in alleles:
-                for change in () if isinstance(allele, str) else allele:
-                    chunk.plan.add(contig, change)
+            chunk.records.append(PendingRecord(record, contig, outcomes, self._contexts(contig, outcomes)))
+            for outcome in outcomes:
+                if isinstance(outcome, Placed):
+                    for change in outcome.places:
+                        chunk.plan.add(contig, change)
             if len(chunk.records) == CHUNK_RECORDS:
                 self.messages.relay_warnings(f"{input_name(self.source)}: ")
                 yield chunk
@@ -418,22 +432,21 @@ class _Run:
     def _new_chunk(self) -> Chunk:
         return Chunk([], ScorePlan(self.settings, self.engine.model.tokenizer))
 
-    def _alleles(
-        self, record: pysam.VariantRecord, contig: str | None, number: int
-    ) -> list[tuple[Change, ...] | str] | None:
+    def _outcomes(self, record: pysam.VariantRecord, contig: str | None, number: int) -> list[AlleleOutcome] | None:
         """`scored_alleles` of the record; None when the record is skipped (--on-ref-mismatch skip)."""
         self.tally.vcf_contigs.add(record.contig)
         self.tally.matched_contig |= contig is not None
-        alleles = scored_alleles(self.reader_fasta, contig, record.start, record.ref, record.alts or (), self.settings)
-        if alleles and alleles[0] in REFERENCE_FLAGS and self.settings.on_ref_mismatch != "flag":
+        outcomes = scored_alleles(self.reader_fasta, contig, record.start, record.ref, record.alts or (), self.settings)
+        if outcomes and outcomes[0].flag in REFERENCE_FLAGS and self.settings.on_ref_mismatch != "flag":
             if self.settings.on_ref_mismatch == "error":
                 raise InputError(
                     f"{input_name(self.source)}: record {number} at {record.contig}:{record.pos}: "
-                    f"{self._mismatch(record, contig, alleles[0])} (--on-ref-mismatch error; use flag or skip to go on)"
+                    f"{self._mismatch(record, contig, outcomes[0].flag)} "
+                    "(--on-ref-mismatch error; use flag or skip to go on)"
                 )
             self.tally.skipped += 1
             return None
-        return alleles
+        return outcomes
 
     def _mismatch(self, record: pysam.VariantRecord, contig: str, flag: str) -> str:
         """How a record's REF disagrees with the FASTA: past the contig's end, or other bases."""
@@ -446,38 +459,40 @@ class _Run:
         fasta_ref = self.reader_fasta.fetch(contig, record.start, record.start + len(record.ref))
         return f"REF {record.ref} differs from the FASTA ({fasta_ref})"
 
-    def _contexts(self, contig: str | None, alleles: list[tuple[Change, ...] | str]) -> list[str | None]:
+    def _contexts(self, contig: str | None, outcomes: list[AlleleOutcome]) -> list[str | None]:
         """Each ALT's context in the background (none without a background)."""
         if self.background is None:
-            return [None] * len(alleles)
+            return [None] * len(outcomes)
+
         def fetch(start: int, end: int) -> str:
             return self.reader_fasta.fetch(contig, start, end)
 
-        return [None if isinstance(allele, str) else variant_context(allele[0], fetch) for allele in alleles]
+        return [variant_context(o.places[0], fetch) if isinstance(o, Placed) else None for o in outcomes]
 
     # writer thread ------------------------------------------------------------------------
 
-    def _write_chunk(self, chunk: Chunk, writer: VcfWriter | ScoreTable) -> None:
-        for record, contig, alleles, contexts in chunk.records:
-            per_allele = [a if isinstance(a, str) else chunk.plan.allele_scores(contig, a) for a in alleles]
-            if self.background is not None:
-                per_allele = [
-                    v if isinstance(v, str) else v | self.background.percentiles(context, v)
-                    for v, context in zip(per_allele, contexts, strict=True)
-                ]
-            classes = ["." if isinstance(a, str) else a[0].kind for a in alleles]
-            if isinstance(writer, ScoreTable):
-                writer.write(record, classes, per_allele)
-            else:
-                _set_info(record, classes, per_allele, self._written)
-                writer.write(record)
+    def _write_chunk(self, chunk: Chunk, writer: VcfScores | ScoreTable) -> None:
+        for pending in chunk.records:
+            values = [self._values(chunk.plan, pending, index) for index in range(len(pending.outcomes))]
+            writer.write(pending.record, pending.outcomes, values)
             self.tally.records += 1
-            for allele in alleles:
-                if isinstance(allele, str):
-                    self.tally.flags[allele] += 1
-                else:
+            for outcome in pending.outcomes:
+                if isinstance(outcome, Placed):
                     self.tally.scored += 1
-                    self.tally.classes[allele[0].kind] += 1
+                    self.tally.classes[outcome.kind] += 1
+                else:
+                    self.tally.flags[outcome.flag] += 1
+
+    def _values(self, plan: ScorePlan, pending: PendingRecord, index: int) -> dict[str, float]:
+        """The values of one ALT: its scores, with a background their percentiles; none (empty) when not
+        scored."""
+        outcome = pending.outcomes[index]
+        if not isinstance(outcome, Placed):
+            return {}
+        values = plan.allele_scores(pending.contig, outcome.places)
+        if self.background is not None:
+            values |= self.background.percentiles(pending.contexts[index], values)
+        return values
 
 
 def written_values(settings: Settings, background: Background | None) -> list[str]:
@@ -485,6 +500,29 @@ def written_values(settings: Settings, background: Background | None) -> list[st
     each score's percentile there."""
     percentiles = [percentile_name(score) for score in settings.scores] if background is not None else []
     return [*settings.scores, *(PROBS if settings.probs else ()), *percentiles]
+
+
+class VcfScores:
+    """The VCF output of score-variants: each record written with its ALTs' values of `names` in INFO
+    (Number=A, '.' where not scored or not defined for the class), the class of each change, and
+    CADUCEUS_FLAG where any ALT was not scored."""
+
+    def __init__(self, writer: VcfWriter, names: list[str]):
+        self._writer, self._names = writer, names
+
+    def write(
+        self, record: pysam.VariantRecord, outcomes: list[AlleleOutcome], values: list[dict[str, float]]
+    ) -> None:
+        if outcomes:
+            for name in self._names:
+                record.info[INFO_KEYS[name]] = tuple(v.get(name) for v in values)
+            record.info[CLASS_KEY] = tuple(outcome.kind for outcome in outcomes)
+            flags = tuple(outcome.flag for outcome in outcomes)
+            if any(flag != NONE for flag in flags):
+                record.info[FLAG_KEY] = flags
+            elif FLAG_KEY in record.info:
+                del record.info[FLAG_KEY]
+        self._writer.write(record)
 
 
 class ScoreTable:
@@ -506,33 +544,12 @@ class ScoreTable:
         stream.write(format_row(self.columns))
 
     def write(
-        self, record: pysam.VariantRecord, classes: list[str], per_allele: list[dict[str, float] | str]
+        self, record: pysam.VariantRecord, outcomes: list[AlleleOutcome], values: list[dict[str, float]]
     ) -> None:
-        for alt, kind, value in zip(record.alts or (), classes, per_allele, strict=True):
-            flag, scores = (value, {}) if isinstance(value, str) else (".", value)
+        for alt, outcome, scores in zip(record.alts or (), outcomes, values, strict=True):
             cells = [scores.get(name, math.nan) for name in self._names]
-            row = (record.contig, record.pos, record.id or ".", record.ref, alt, kind, *cells, flag)
+            row = (record.contig, record.pos, record.id or ".", record.ref, alt, outcome.kind, *cells, outcome.flag)
             self._stream.write(format_row(row))
-
-
-def _set_info(
-    record: pysam.VariantRecord,
-    classes: list[str],
-    per_allele: list[dict[str, float] | str],
-    names: list[str],
-) -> None:
-    """Per-ALT values of `names` ('.' where not scored or not defined for the class), the class of each
-    change, and CADUCEUS_FLAG where any allele was not scored."""
-    if not per_allele:
-        return
-    for name in names:
-        record.info[INFO_KEYS[name]] = tuple(None if isinstance(v, str) else v.get(name) for v in per_allele)
-    record.info[CLASS_KEY] = tuple(classes)
-    flags = tuple(v if isinstance(v, str) else "." for v in per_allele)
-    if any(flag != "." for flag in flags):
-        record.info[FLAG_KEY] = flags
-    elif FLAG_KEY in record.info:
-        del record.info[FLAG_KEY]
 
 
 def no_contig_message(source: str, vcf_contigs: set[str], fasta: Fasta) -> str:
