@@ -80,6 +80,7 @@ REFERENCE_FLAGS = ("past_contig_end", "ref_mismatch")
 CHUNK_RECORDS = 2048  # records per chunk: many full batches per chunk, little memory per chunk
 CHUNKS_AHEAD = 2  # chunks parsed ahead of the engine, and chunks waiting for the writer
 
+
 @dataclass(frozen=True)
 class PendingRecord:
     """A record read and classified, waiting for its scores: the FASTA contig it is on (None: not in the
