@@ -5,6 +5,6 @@ resolved settings whose `run(engine, ...)` does the work and owns its output (lo
 resume, index, settings and provenance) and returns what it did: `EmbedStats`, a `Tally` of records,
 a `Counter` of background variants, (bases, seconds) of a track, the `IsmTable`, the kind of shards
 merged. Commands, the Python API, the benchmarks and the workflows all run the same jobs; option
-parsing stays in `commands/`. Shared machinery: `tiles` (the tiled path of embed and track), `plans`
-(variant windows through the engine) and `merge` (every kind of shard).
+parsing stays in `commands/`. Shared machinery: `tiles` (the tiled path of embed and track) and
+`merge` (every kind of shard); variant windows go through the engine by `scoring.plan`.
 """
