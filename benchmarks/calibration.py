@@ -32,7 +32,8 @@ import torch
 
 from benchmarks.score_variants import published_size_checkpoint
 from caduceus_cli.calibration import Background
-from caduceus_cli.commands.common import open_model, variant_window
+from caduceus_cli.commands.resolve import variant_window
+from caduceus_cli.commands.runtime import open_model
 from caduceus_cli.engine import Engine
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.regions import all_contigs

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from caduceus_cli.commands.common import open_model
+from caduceus_cli.commands.runtime import open_model
 from caduceus_cli.engine import Engine, Window
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.hdf5 import COMPRESSIONS, EmbeddingFile, Layout

@@ -36,7 +36,7 @@ import numpy as np
 import pysam
 import torch
 
-from caduceus_cli.commands.common import open_model
+from caduceus_cli.commands.runtime import open_model
 from caduceus_cli.engine import Engine
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, add_scoring_header, open_vcf
