@@ -131,11 +131,11 @@ def test_llr_scores_equal_the_engines_conjoined_logits_at_edges_and_middle(run, 
     engine = Engine(load_model(checkpoint))
 
     def logits(ids):
-        return next(iter(engine.map([Window(ids, None)], output="logits")))[1]
+        return next(iter(engine.map([Window(ids, None)], head="logits")))[1]
 
     def mean_embedding(ids):
         rows = slice(WINDOW // 2 - FLANK, WINDOW // 2 + FLANK + 1)
-        return next(iter(engine.map([Window(ids, None, rows)], output="embed")))[1].mean(0)
+        return next(iter(engine.map([Window(ids, None, rows)], head="embed")))[1].mean(0)
 
     for record in read_records(out):
         p0 = record.start
@@ -422,7 +422,7 @@ def test_table_has_a_row_per_alt_in_input_order_with_the_vcfs_scores_and_the_mas
     engine = Engine(load_model(ph_checkpoint))
     first = table[0]  # chr1:1, the contig's first base
     ids = with_base(reference_ids(CHR1, -WINDOW // 2), WINDOW // 2, CADUCEUS.mask_id)
-    logits = next(iter(engine.map([Window(ids, None)], output="logits")))[1][WINDOW // 2]
+    logits = next(iter(engine.map([Window(ids, None)], head="logits")))[1][WINDOW // 2]
     assert first.logit_ref == pytest.approx(logits[COLUMN[first.ref]], abs=1e-5)
     assert first.logit_alt == pytest.approx(logits[COLUMN[first.alt]], abs=1e-5)
 

@@ -39,7 +39,7 @@ ISM_MODES = ("unmasked", "masked")
 _SCORE_OF_MODE = {"unmasked": "llr-unmasked", "masked": "llr"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IsmJob:
     """One `ism` run: `region` (forward strand, at most ISM_MAX_BASES) scored with `window`-bp windows in
     `mode`, the masked base at `variant_index` (None: window // 2); the table to `table` (None: stdout)
@@ -57,8 +57,9 @@ class IsmJob:
         outputs = [path for path in (self.table, self.plot) if path is not None]
         with claimed(*outputs):
             table = saturation_mutagenesis(
-                engine, reference, self.region, self.window, self.mode, quiet, self.variant_index
-            )
+                engine, reference, self.region, window=self.window, mode=self.mode, quiet=quiet,
+                variant_index=self.variant_index,
+            )  # fmt: skip
             self._write(table)
         log.info("wrote %s", " and ".join(str(p) for p in (self.table or "stdout", self.plot) if p is not None))
         return table
@@ -84,6 +85,7 @@ def saturation_mutagenesis(
     engine: Engine,
     reference: Fasta,
     region: Region,
+    *,
     window: int,
     mode: str = "unmasked",
     quiet: bool = True,
