@@ -32,7 +32,8 @@ import torch
 
 from benchmarks.score_variants import published_size_checkpoint
 from caduceus_cli.calibration import Background
-from caduceus_cli.commands.common import open_model, variant_window
+from caduceus_cli.commands.resolve import variant_window
+from caduceus_cli.commands.runtime import open_model
 from caduceus_cli.engine import Engine
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.regions import all_contigs
@@ -49,8 +50,8 @@ class CountingEngine(Engine):
 
     windows = 0
 
-    def map(self, windows, output, rc="auto"):
-        for item in super().map(windows, output, rc):
+    def map(self, windows, head, rc="auto"):
+        for item in super().map(windows, head, rc):
             self.windows += 1
             yield item
 
@@ -69,7 +70,10 @@ def subset(sample: Sample, indices: np.ndarray) -> Sample:
 
 def scored_rows(model, fasta_path: Path, settings: Settings, sample: Sample, indels: bool) -> list[Scored]:
     with Fasta(fasta_path) as reader, Fasta(fasta_path) as windows:
-        scorer = SiteScorer(Engine(model), reader, windows, settings, sample, indels)
+        scorer = SiteScorer(
+            engine=Engine(model), reader_fasta=reader, window_fasta=windows, settings=settings, sample=sample,
+            indels=indels,
+        )  # fmt: skip
         return list(scorer.score(range(len(sample.sites))))
 
 
@@ -136,7 +140,10 @@ def cost(name: str, model, fasta_path: Path, settings: Settings, sites: int, thr
     for indels in (False, True):
         engine = CountingEngine(model)
         with Fasta(fasta_path) as reader, Fasta(fasta_path) as windows:
-            scorer = SiteScorer(engine, reader, windows, settings, sample, indels)
+            scorer = SiteScorer(
+                engine=engine, reader_fasta=reader, window_fasta=windows, settings=settings, sample=sample,
+                indels=indels,
+            )  # fmt: skip
             started = time.monotonic()
             count = sum(1 for _ in scorer.score(range(len(sample.sites))))
             seconds = time.monotonic() - started
@@ -149,7 +156,8 @@ def cost(name: str, model, fasta_path: Path, settings: Settings, sites: int, thr
 
 
 def settings_for(model) -> Settings:
-    return Settings(("llr",), False, variant_window(model.default_window, None, None), DEFAULT_FLANK, "flag")
+    window = variant_window(model.default_window, None, None)
+    return Settings(scores=("llr",), probs=False, window=window, flank=DEFAULT_FLANK, on_ref_mismatch="flag")
 
 
 def sizes(text: str) -> list[int]:

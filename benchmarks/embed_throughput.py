@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from caduceus_cli.commands.common import open_model
+from caduceus_cli.commands.runtime import open_model
 from caduceus_cli.engine import Engine, Window
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.hdf5 import COMPRESSIONS, EmbeddingFile, Layout
@@ -86,7 +86,7 @@ def end_to_end(model, engine: Engine, fasta: Path, out: Path, layout: dict, wind
     with Fasta(fasta) as reference:
         regions = all_contigs(reference)
         output = EmbeddingFile.create(out, regions, Layout(d=model.config.d_model, **layout), {}, {})
-        stats = embed_regions(engine, reference, regions, output, window, overlap, rc)
+        stats = embed_regions(engine, reference, regions, output, window=window, overlap=overlap, rc=rc)
         output.finish()
     return stats.seconds, time.perf_counter() - started
 
@@ -95,14 +95,14 @@ def track_run(engine: Engine, fasta: Path, out: Path, window: int, overlap: int)
     """Seconds of `track_regions` writing llr-min of every contig into a bigWig (what `caduceus track` runs)."""
     with Fasta(fasta) as reference, track_writer(out, reference.contigs, "bigwig") as writer:
         regions = genome_order(all_contigs(reference), reference.contigs)
-        return track_regions(engine, reference, regions, {"llr-min": writer}, window, overlap)[1]
+        return track_regions(engine, reference, regions, {"llr-min": writer}, window=window, overlap=overlap)[1]
 
 
 def ism_run(engine: Engine, fasta: Path, bases: int, window: int, mode: str) -> float:
     """Seconds of `saturation_mutagenesis` of the first `bases` of chr1 (what `caduceus ism` runs)."""
     with Fasta(fasta) as reference:
         started = time.perf_counter()
-        saturation_mutagenesis(engine, reference, Region("chr1", 0, bases), window, mode)
+        saturation_mutagenesis(engine, reference, Region("chr1", 0, bases), window=window, mode=mode)
         return time.perf_counter() - started
 
 

@@ -36,7 +36,7 @@ from torch import nn
 
 from benchmarks import embed_throughput, floor
 from benchmarks.model_speed import HEADER, SIZES, measure, median_seconds, random_ids, random_model, sync
-from caduceus_cli.commands.common import open_model
+from caduceus_cli.commands.runtime import open_model
 from caduceus_cli.device import DTYPES, resolve_device
 from caduceus_cli.engine import Engine, default_batch_size
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM, flip_lc

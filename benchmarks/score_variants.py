@@ -36,7 +36,7 @@ import numpy as np
 import pysam
 import torch
 
-from caduceus_cli.commands.common import open_model
+from caduceus_cli.commands.runtime import open_model
 from caduceus_cli.engine import Engine
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.vcf import HtslibMessages, VcfWriter, add_scoring_header, open_vcf
@@ -136,7 +136,10 @@ def run(
     vcf: Path, fasta: Path, model, window: int, scores: list[str], args, out: Path, llr_flank: int = Settings.llr_flank
 ) -> float:
     """Score `vcf` with the score-variants pipeline (BCF output); return its seconds, model loading excluded."""
-    settings = Settings(tuple(scores), True, window, args.emb_flank, "flag", llr_flank=llr_flank)
+    settings = Settings(
+        scores=tuple(scores), probs=True, window=window, flank=args.emb_flank, on_ref_mismatch="flag",
+        llr_flank=llr_flank,
+    )  # fmt: skip
     engine = Engine(model, batch_size=args.batch_size)
     with (
         HtslibMessages() as messages,

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from caduceus_cli.commands.common import open_model
+from caduceus_cli.commands.runtime import open_model
 from caduceus_cli.windows import tile_region
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -30,7 +30,9 @@ from caduceus_cli.stages import DedicatedThread, read_ahead
 
 log = logging.getLogger("caduceus")
 
-OUTPUTS = ("embed", "logits")
+# What `Engine.map` returns per window: the model's embeddings, or its A, C, G, T logits
+Head = Literal["embed", "logits"]
+HEADS: tuple[Head, ...] = get_args(Head)
 # Bytes of activations per token per unit of d_inner at float32, measured peak of the unfused
 # PyTorch path with a margin; the GPU budget is a fraction of free memory.
 _BYTES_PER_TOKEN_PER_CHANNEL = 64
@@ -71,16 +73,16 @@ class Engine:
         self._model_thread = DedicatedThread("caduceus-model") if self.device.type == "cpu" else None
 
     def map(
-        self, windows: Iterable[Window], output: str, rc: str = "auto"
+        self, windows: Iterable[Window], head: Head, rc: str = "auto"
     ) -> Iterator[tuple[Any, np.ndarray]]:
-        """Yield (key, float32 array) per window, in input order. output "embed": (rows, d) of
+        """Yield (key, float32 array) per window, in input order. head "embed": (rows, d) of
         `model.embed(ids, rc)`; "logits": (rows, 4) of `model.logits_conjoined(ids, rc)`, its A, C, G, T
         columns (`Tokenizer.nucleotide_logits`): the only ones any score reads, whatever the vocabulary.
         Each array owns its memory (no view of the batch), so keeping it keeps nothing else."""
-        if output not in OUTPUTS:
-            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         for batch in read_ahead(self._group(windows, rc), _READ_AHEAD_BATCHES):
-            yield from self._run_batch(batch, output, rc)
+            yield from self._run_batch(batch, head, rc)
 
     def _group(self, windows: Iterable[Window], rc: str) -> Iterator[list[Window]]:
         batch: list[Window] = []
@@ -96,10 +98,10 @@ class Engine:
             yield batch
 
     # --- running -----------------------------------------------------------------------------
-    def _run_batch(self, batch: list[Window], output: str, rc: str) -> list[tuple[Any, np.ndarray]]:
+    def _run_batch(self, batch: list[Window], head: Head, rc: str) -> list[tuple[Any, np.ndarray]]:
         """Run one batch; on CUDA out-of-memory, halve it and retry (and keep the smaller size)."""
         try:
-            return self._forward(batch, output, rc)
+            return self._forward(batch, head, rc)
         except torch.cuda.OutOfMemoryError as err:
             torch.cuda.empty_cache()
             if len(batch) == 1:
@@ -110,18 +112,18 @@ class Engine:
             half = len(batch) // 2
             self.batch_size = half
             log.warning("CUDA out of memory at batch size %d; retrying at %d", len(batch), half)
-            return self._run_batch(batch[:half], output, rc) + self._run_batch(batch[half:], output, rc)
+            return self._run_batch(batch[:half], head, rc) + self._run_batch(batch[half:], head, rc)
 
-    def _forward(self, batch: list[Window], output: str, rc: str) -> list[tuple[Any, np.ndarray]]:
+    def _forward(self, batch: list[Window], head: Head, rc: str) -> list[tuple[Any, np.ndarray]]:
         ids = torch.from_numpy(np.stack([w.ids for w in batch]))
         if self.device.type == "cuda":
             ids = ids.pin_memory().to(self.device, non_blocking=True)
-        run = self.model.embed if output == "embed" else self.model.logits_conjoined
+        run = self.model.embed if head == "embed" else self.model.logits_conjoined
         thread = self._model_thread
         values = thread.run(_infer, run, ids, rc) if thread is not None else _infer(run, ids, rc)
         with torch.inference_mode():
             selected = [values[i] if w.rows is None else values[i, w.rows] for i, w in enumerate(batch)]
-            if output == "logits":
+            if head == "logits":
                 selected = [self.model.tokenizer.nucleotide_logits(part) for part in selected]
             host = [_owned(part) for part in selected]
         return [(w.key, values_of_window) for w, values_of_window in zip(batch, host, strict=True)]

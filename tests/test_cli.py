@@ -116,15 +116,17 @@ def test_every_declared_dependency_is_imported_by_the_package():
 
 
 def test_option_choices_are_the_constants_of_the_modules_that_define_them():
-    from caduceus_cli.commands import common, embed, score_variants
+    from caduceus_cli.commands import embed, options, score_variants
     from caduceus_cli.io import hdf5, vcf
     from caduceus_cli.model.caduceus import RC_MODES
     from caduceus_cli.scoring.settings import ON_REF_MISMATCH, SCORES
+    from caduceus_cli.scoring.tracks import TRACK_SCORES
 
     def values(enum):
         return tuple(member.value for member in enum)
 
-    assert values(common.Score) == SCORES
+    assert values(options.VariantScore) == SCORES
+    assert values(options.TrackScore) == TRACK_SCORES
     assert values(score_variants.OnRefMismatch) == ON_REF_MISMATCH
     assert values(score_variants.OutputType) == (*vcf.FORMATS, score_variants.TABLE)
     assert values(embed.RcMode) == RC_MODES
@@ -192,12 +194,12 @@ def test_the_root_help_and_version_flags_show_no_placeholder(run_cli):
 @pytest.fixture
 def model_never_loads(monkeypatch):
     """Loading a model fails the test: what it guards is refused before the weights are read."""
-    from caduceus_cli.commands import common
+    from caduceus_cli.commands import runtime
 
     def load(*args, **kwargs):
         raise AssertionError("the model was loaded before the options were checked")
 
-    monkeypatch.setattr(common, "open_model", load)
+    monkeypatch.setattr(runtime, "open_model", load)
 
 
 @pytest.mark.parametrize(
@@ -261,7 +263,7 @@ def test_ism_refuses_a_second_region_instead_of_using_only_the_last(run_cli, tmp
 def test_a_run_on_the_shipped_model_says_it_is_a_demonstration_and_names_real_checkpoints(
     run_cli, tmp_path, tiny_checkpoint
 ):
-    from caduceus_cli.commands.common import SHIPPED_MODEL_NOTE
+    from caduceus_cli.commands.runtime import SHIPPED_MODEL_NOTE
 
     shipped = run_cli("embed", EXAMPLE_FASTA, "-r", "Chr1:1-64", "-o", tmp_path / "shipped.h5")
     assert shipped.code == 0, shipped.err

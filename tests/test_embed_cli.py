@@ -130,8 +130,9 @@ def test_the_python_api_writes_the_commands_file_byte_for_byte_and_returns_its_s
     model = load_model(small_ph)
     with Fasta(fasta) as reference:
         regions = read_bed(bed, reference) + [parse_region("chr2:11-50", reference)]
-        job = EmbedJob(Path("cli.h5"), str(fasta), regions, hdf5.Layout(d=8, precision="float32"), window=128,
-                       overlap=16, command_line=typed)  # fmt: skip
+        job = EmbedJob(output=Path("cli.h5"), reference=str(fasta), regions=regions,
+                       layout=hdf5.Layout(d=8, precision="float32"), window=128, overlap=16,
+                       command_line=typed)  # fmt: skip
         stats = job.run(Engine(model), reference)
     lengths = [end - start for _, start, end, _ in REGIONS]
     assert (stats.resumed, stats.regions, stats.bases) == (0, 4, sum(lengths))

@@ -19,17 +19,17 @@ def _windows(lengths, rows=None):
     return [Window(rng.integers(7, 12, size=n), key=i, rows=rows) for i, n in enumerate(lengths)]
 
 
-@pytest.mark.parametrize("output", ["embed", "logits"])
-def test_results_equal_the_model_api_window_by_window_in_input_order(checkpoint, output):
+@pytest.mark.parametrize("head", ["embed", "logits"])
+def test_results_equal_the_model_api_window_by_window_in_input_order(checkpoint, head):
     model = load_model(checkpoint)
     windows = _windows([20, 20, 20, 9, 20, 20])
-    results = list(Engine(model, batch_size=2).map(windows, output))
+    results = list(Engine(model, batch_size=2).map(windows, head))
     assert [key for key, _ in results] == list(range(6))
     for (_, got), window in zip(results, windows, strict=True):
         ids = torch.from_numpy(window.ids)[None]
         with torch.no_grad():
-            want = (model.embed(ids) if output == "embed" else model.logits_conjoined(ids))[0].numpy()
-        if output == "logits":  # the engine returns the A, C, G, T columns, the only ones scores read
+            want = (model.embed(ids) if head == "embed" else model.logits_conjoined(ids))[0].numpy()
+        if head == "logits":  # the engine returns the A, C, G, T columns, the only ones scores read
             want = want[:, NUCLEOTIDE_IDS]
         assert got.dtype == np.float32 and got.shape == want.shape
         assert np.abs(got - want).max() < 1e-5

@@ -129,11 +129,11 @@ def test_llr_scores_equal_the_engines_conjoined_logits_at_edges_and_middle(run, 
     engine = Engine(load_model(checkpoint))
 
     def logits(ids):
-        return next(iter(engine.map([Window(ids, None)], output="logits")))[1]
+        return next(iter(engine.map([Window(ids, None)], head="logits")))[1]
 
     def mean_embedding(ids):
         rows = slice(WINDOW // 2 - FLANK, WINDOW // 2 + FLANK + 1)
-        return next(iter(engine.map([Window(ids, None, rows)], output="embed")))[1].mean(0)
+        return next(iter(engine.map([Window(ids, None, rows)], head="embed")))[1].mean(0)
 
     for record in read_records(out):
         p0 = record.start
@@ -193,7 +193,7 @@ def test_the_python_api_writes_what_the_command_writes_and_returns_its_tally(
     vcf = write_vcf(tmp_path, TRICKY)
     assert run(vcf, "--fasta", genome, "--model", ph_checkpoint, "-o", tmp_path / "cli.vcf").code == 0
     model = load_model(ph_checkpoint)
-    settings = Settings(("llr",), False, WINDOW, 768, "flag")
+    settings = Settings(scores=("llr",), probs=False, window=WINDOW, flank=768, on_ref_mismatch="flag")
     with (
         HtslibMessages() as messages,
         Fasta(genome) as reader_fasta,
@@ -421,7 +421,7 @@ def test_table_has_a_row_per_alt_in_input_order_with_the_vcfs_scores_and_the_mas
     engine = Engine(load_model(ph_checkpoint))
     first = table[0]  # chr1:1, the contig's first base
     ids = with_base(reference_ids(CHR1, -WINDOW // 2), WINDOW // 2, CADUCEUS.mask_id)
-    logits = next(iter(engine.map([Window(ids, None)], output="logits")))[1][WINDOW // 2]
+    logits = next(iter(engine.map([Window(ids, None)], head="logits")))[1][WINDOW // 2]
     assert first.logit_ref == pytest.approx(logits[COLUMN[first.ref]], abs=1e-5)
     assert first.logit_alt == pytest.approx(logits[COLUMN[first.alt]], abs=1e-5)
 

@@ -31,7 +31,9 @@ def test_window_must_be_even_and_at_least_two(window):
 
 
 def settings(window: int = 8, flank: int = 2, scores=("llr",), probs: bool = False, index=None) -> Settings:
-    return Settings(tuple(scores), probs, window, flank, "flag", index)
+    return Settings(
+        scores=tuple(scores), probs=probs, window=window, flank=flank, on_ref_mismatch="flag", variant_index=index
+    )
 
 
 def test_a_snv_sits_at_index_half_window_or_the_variant_index():

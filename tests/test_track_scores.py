@@ -125,7 +125,7 @@ def test_unmasked_ism_and_track_values_equal_score_variants_llr_unmasked():
     with torch.no_grad():
         tile_logits = model.logits_conjoined(torch.from_numpy(tile_ids)[None])[0].numpy()[:, NUCLEOTIDE_IDS]
 
-    plan = ScorePlan(Settings(("llr-unmasked",), False, window, 0, "flag"))
+    plan = ScorePlan(Settings(scores=("llr-unmasked",), probs=False, window=window, flank=0, on_ref_mismatch="flag"))
     ref = reference[p0]
     for alt in "ACGT".replace(ref, ""):
         plan.add("chr1", Change(p0, ref, alt))
@@ -158,7 +158,7 @@ def test_masked_ism_from_the_centre_rows_of_masked_windows_equals_score_variants
     model = random_model(random_config("ph"), seed=4)
     reference = "ACGTTGCAAGCTTACGGATCCATGACGTACGT"
     ids = CADUCEUS.encode(reference)
-    plan = ScorePlan(Settings(("llr",), False, window, 0, "flag"))
+    plan = ScorePlan(Settings(scores=("llr",), probs=False, window=window, flank=0, on_ref_mismatch="flag"))
     positions = range(8, 12)
     for p0 in positions:
         plan.add("chr1", Change(p0, reference[p0], "A" if reference[p0] != "A" else "C"))

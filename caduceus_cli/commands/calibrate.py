@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from caduceus_cli.commands.common import (
+from caduceus_cli.commands.inputs import chrom_map_names, open_reference
+from caduceus_cli.commands.options import (
     INPUT,
     OUTPUT,
     ChromMapOpt,
@@ -20,25 +21,25 @@ from caduceus_cli.commands.common import (
     FastaArg,
     ForceOpt,
     RegionOpt,
-    Runtime,
-    ScoreOpt,
     ShardOpt,
     VariantIndexOpt,
+    VariantScoreOpt,
     VariantWindowOpt,
+)
+from caduceus_cli.commands.resolve import (
+    check_emb_flank,
     check_variant_window,
-    chrom_map_names,
     command_line,
-    open_reference,
     parse_shard,
-    runtime_options,
-    variant_scores,
+    scores_asked,
     variant_window,
 )
+from caduceus_cli.commands.runtime import Runtime, runtime_options
 from caduceus_cli.errors import UsageError
 from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.regions import input_regions
 from caduceus_cli.pipelines.calibrate import CalibrateJob
-from caduceus_cli.scoring.settings import DEFAULT_FLANK, Settings
+from caduceus_cli.scoring.settings import DEFAULT_FLANK, DEFAULT_SCORES, Settings
 
 log = logging.getLogger("caduceus")
 
@@ -101,7 +102,7 @@ def calibrate(
     no_indels: Annotated[
         bool, typer.Option("--no-indels", help="SNVs only: a sixth of the cost.", rich_help_panel=SAMPLE)
     ] = False,
-    score: ScoreOpt = None,
+    score: VariantScoreOpt = None,
     window: VariantWindowOpt = None,
     variant_index: VariantIndexOpt = None,
     emb_flank: EmbFlankOpt = DEFAULT_FLANK,
@@ -112,10 +113,14 @@ def calibrate(
     """Score random changes at random sites of a genome: the background of score-variants --background."""
     check_variant_window(window, variant_index)
     shard_part = parse_shard(shard)
-    _check_options(output, sites, seed, max_indel, emb_flank)
+    _check_options(output, sites, seed, max_indel)
+    check_emb_flank(emb_flank)
     check_writable_output(output, force)
     window = variant_window(runtime.trained_window(), window, variant_index)
-    settings = Settings(variant_scores(score), False, window, emb_flank, "flag", variant_index)
+    settings = Settings(
+        scores=scores_asked(score, DEFAULT_SCORES), probs=False, window=window, flank=emb_flank,
+        on_ref_mismatch="flag", variant_index=variant_index,
+    )  # fmt: skip
     names = chrom_map_names(chrom_map)
     # claimed before the model loads: a second run on this output refuses at once
     with (
@@ -125,14 +130,15 @@ def calibrate(
     ):
         regions = input_regions(reader_fasta, regions_bed, region or [])
         job = CalibrateJob(
-            output, fasta, regions, bool(regions_bed or region), settings, sites, seed, not no_indels, max_indel,
-            shard_part, command_line(),
+            output=output, genome=fasta, regions=regions, regions_given=bool(regions_bed or region),
+            settings=settings, sites=sites, seed=seed, indels=not no_indels, max_indel=max_indel, shard=shard_part,
+            command_line=command_line(),
         )  # fmt: skip
         model = runtime.load_model()
         job.run(runtime.engine(model), reader_fasta, window_fasta, runtime.quiet)
 
 
-def _check_options(output: Path, sites: int, seed: int, max_indel: int, emb_flank: int) -> None:
+def _check_options(output: Path, sites: int, seed: int, max_indel: int) -> None:
     if str(output) == "-" or not output.name.lower().endswith(".gz"):
         raise UsageError(f"-o {output}: a background is a gzipped file; name it .tsv.gz")
     if sites < 1:
@@ -141,5 +147,3 @@ def _check_options(output: Path, sites: int, seed: int, max_indel: int, emb_flan
         raise UsageError(f"--seed {seed}: must be 0 or more")
     if max_indel < 1:
         raise UsageError(f"--max-indel {max_indel}: must be at least 1 (--no-indels leaves indels out)")
-    if emb_flank < 0:
-        raise UsageError(f"--emb-flank {emb_flank}: must be 0 or more")

@@ -11,7 +11,8 @@ import torch
 import typer
 
 from caduceus_cli import __version__
-from caduceus_cli.commands.common import DeviceOpt, DtypeOpt, set_threads
+from caduceus_cli.commands.options import DeviceOpt, DtypeOpt
+from caduceus_cli.commands.runtime import set_threads
 from caduceus_cli.device import resolve_device, resolve_dtype
 from caduceus_cli.model import compiled, cuda_kernels
 from caduceus_cli.model.caduceus import CaduceusForMaskedLM

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from caduceus_cli.commands.common import RevisionOpt
+from caduceus_cli.commands.options import RevisionOpt
 from caduceus_cli.model.load import check_hub_id, fetch, load_model
 
 

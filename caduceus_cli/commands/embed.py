@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from caduceus_cli.commands.common import (
+from caduceus_cli.commands.inputs import tiled_input
+from caduceus_cli.commands.options import (
     INPUT,
     OUTPUT,
     WINDOWS,
@@ -17,21 +18,15 @@ from caduceus_cli.commands.common import (
     ForceOpt,
     OverlapOpt,
     RegionOpt,
-    Runtime,
     ShardOpt,
     TileWindowOpt,
     choices,
-    chrom_map_names,
-    command_line,
-    open_reference,
-    parse_shard,
-    runtime_options,
-    tiling,
 )
+from caduceus_cli.commands.resolve import command_line
+from caduceus_cli.commands.runtime import Runtime, runtime_options
 from caduceus_cli.errors import UsageError
 from caduceus_cli.io.hdf5 import COMPRESSIONS, POOLS, PRECISIONS, Layout, compression_filters
-from caduceus_cli.io.outputs import check_writable_output, claimed
-from caduceus_cli.io.regions import input_regions
+from caduceus_cli.io.outputs import check_writable_output
 from caduceus_cli.model.caduceus import RC_MODES
 from caduceus_cli.pipelines.embed import EmbedJob
 
@@ -142,16 +137,15 @@ def embed(
     """Embed FASTA regions (all contigs by default) with a Caduceus model into an HDF5 file."""
     if str(output) == "-":
         raise UsageError("-o -: HDF5 cannot be written to stdout; give a file name")
-    shard_part = parse_shard(shard)
     max_bytes = parse_size(max_output_size)
     if no_per_base and pool is None and bin_size is None:
         raise UsageError("--no-per-base: nothing would be written; add --pool mean or --bin K")
     compression_filters(compression.value)  # the codec's package, before any work
     check_writable_output(output, force)
-    window, overlap = tiling(runtime.trained_window(), window, overlap)
-    # claimed before anything is read or deleted: a second run on this output refuses at once
-    with claimed(output), open_reference(fasta, chrom_map_names(chrom_map)) as reference:
-        regions = input_regions(reference, regions_bed, region or [])
+    with tiled_input(
+        fasta, runtime, regions_bed=regions_bed, region=region, chrom_map=chrom_map, window=window,
+        overlap=overlap, shard=shard, outputs=[output],
+    ) as tiled:  # fmt: skip
         model = runtime.load_model()
         layout = Layout(
             d=model.config.d_model,
@@ -163,7 +157,8 @@ def embed(
             compression=compression.value,
         )
         job = EmbedJob(
-            output, str(fasta), regions, layout, window, overlap, rc.value, shard_part, resume, max_bytes,
-            command_line(),
+            output=output, reference=str(fasta), regions=tiled.regions, layout=layout, window=tiled.window,
+            overlap=tiled.overlap, rc=rc.value, shard=tiled.shard, resume=resume, max_bytes=max_bytes,
+            command_line=command_line(),
         )  # fmt: skip
-        job.run(runtime.engine(model), reference, runtime.quiet)
+        job.run(runtime.engine(model), tiled.reference, runtime.quiet)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from caduceus_cli.commands.common import RevisionOpt
+from caduceus_cli.commands.options import RevisionOpt
 from caduceus_cli.model.load import default_model_path, load_model
 from caduceus_cli.scoring.settings import MAX_DEFAULT_WINDOW
 from caduceus_cli.windows import FALLBACK_WINDOW

@@ -7,23 +7,20 @@ from typing import Annotated
 
 import typer
 
-from caduceus_cli.commands.common import (
+from caduceus_cli.commands.inputs import chrom_map_names, open_reference
+from caduceus_cli.commands.options import (
     INPUT,
     OUTPUT,
     WINDOWS,
     ChromMapOpt,
     FastaArg,
     ForceOpt,
-    Runtime,
     VariantIndexOpt,
     VariantWindowOpt,
-    check_variant_window,
     choices,
-    chrom_map_names,
-    open_reference,
-    runtime_options,
-    variant_window,
 )
+from caduceus_cli.commands.resolve import check_variant_window, variant_window
+from caduceus_cli.commands.runtime import Runtime, runtime_options
 from caduceus_cli.errors import UsageError
 from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.regions import parse_region
@@ -89,5 +86,7 @@ def ism(
         where = parse_region(region[0], reference)
         check_ism_region(where.chrom, where.start, where.end)
         model = runtime.load_model()
-        job = IsmJob(where, window, mode.value, variant_index, table_path, plot)
+        job = IsmJob(
+            region=where, window=window, mode=mode.value, variant_index=variant_index, table=table_path, plot=plot
+        )
         job.run(runtime.engine(model), reference, runtime.quiet)

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from caduceus_cli.commands.common import INPUT, OUTPUT, ForceOpt, LogFileOpt, QuietOpt, command_line
+from caduceus_cli.commands.options import INPUT, OUTPUT, ForceOpt, LogFileOpt, QuietOpt
+from caduceus_cli.commands.resolve import command_line
 from caduceus_cli.io.outputs import check_writable_output
 from caduceus_cli.pipelines.merge import MergeJob
 from caduceus_cli.terminal import setup_logging
@@ -49,4 +50,4 @@ def merge(
     """Join shard files into what a single unsharded run writes: regions, records or track values in order."""
     setup_logging(quiet, log_file)
     check_writable_output(output, force)
-    MergeJob(inputs, output, csi, fasta, command_line()).run()
+    MergeJob(inputs=inputs, output=output, csi=csi, fasta=fasta, command_line=command_line()).run()

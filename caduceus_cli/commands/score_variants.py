@@ -8,28 +8,29 @@ from typing import Annotated
 
 import typer
 
-from caduceus_cli.commands.common import (
+from caduceus_cli.commands.inputs import chrom_map_names, open_reference
+from caduceus_cli.commands.options import (
     INPUT,
     OUTPUT,
     SCORING,
     ChromMapOpt,
     EmbFlankOpt,
     ForceOpt,
-    Runtime,
-    ScoreOpt,
     ShardOpt,
     VariantIndexOpt,
+    VariantScoreOpt,
     VariantWindowOpt,
-    check_variant_window,
     choices,
-    chrom_map_names,
+)
+from caduceus_cli.commands.resolve import (
+    check_emb_flank,
+    check_variant_window,
     command_line,
-    open_reference,
     parse_shard,
-    runtime_options,
-    variant_scores,
+    scores_asked,
     variant_window,
 )
+from caduceus_cli.commands.runtime import Runtime, runtime_options
 from caduceus_cli.errors import UsageError
 from caduceus_cli.io.backgrounds import read_background
 from caduceus_cli.io.inputs import is_stream
@@ -37,7 +38,7 @@ from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.tables import is_table_name
 from caduceus_cli.io.vcf import FORMATS, check_vcf_input, output_format
 from caduceus_cli.pipelines.variants import RESUMABLE, TABLE, ScoreJob
-from caduceus_cli.scoring.settings import DEFAULT_FLANK, ON_REF_MISMATCH, PROBS, Settings
+from caduceus_cli.scoring.settings import DEFAULT_FLANK, DEFAULT_SCORES, ON_REF_MISMATCH, PROBS, Settings
 
 log = logging.getLogger("caduceus")
 
@@ -67,7 +68,7 @@ def score_variants(
         ),
     ] = OnRefMismatch["flag"],
     shard: ShardOpt = None,
-    score: ScoreOpt = None,
+    score: VariantScoreOpt = None,
     probs: Annotated[
         bool,
         typer.Option("--probs", help="Also write P(REF) and P(ALT) of the masked pass.", rich_help_panel=SCORING),
@@ -121,8 +122,7 @@ def score_variants(
 ) -> None:
     """Score every variant of a VCF/BCF with the model; every record is written back, in order."""
     check_variant_window(window, variant_index)
-    if emb_flank < 0:
-        raise UsageError(f"--emb-flank {emb_flank}: must be 0 or more")
+    check_emb_flank(emb_flank)
     fmt = _output_format(output, output_type, write_index_, force)
     path = None if output is None or output == "-" else Path(output)
     if resume and (path is None or fmt not in RESUMABLE):
@@ -135,7 +135,8 @@ def score_variants(
         raise UsageError("--shard needs the VCF as a file (its records are counted first), not stdin or a pipe")
     background = read_background(background_path) if background_path else None
     window = variant_window(runtime.trained_window(), window, variant_index)
-    settings = _settings(variant_scores(score), probs, window, variant_index, emb_flank, on_ref_mismatch)
+    scores = scores_asked(score, DEFAULT_SCORES)
+    settings = _settings(scores, probs, window, variant_index, emb_flank, on_ref_mismatch)
     names = chrom_map_names(chrom_map)
     # claimed before the model loads: a second run on this output refuses at once
     with (
@@ -164,7 +165,10 @@ def _settings(
         log.warning(
             "--emb-flank %d reaches past the %d bp window: averaging over the whole window", flank, window
         )
-    return Settings(scores, probs, window, flank, on_ref_mismatch.value, variant_index)
+    return Settings(
+        scores=scores, probs=probs, window=window, flank=flank, on_ref_mismatch=on_ref_mismatch.value,
+        variant_index=variant_index,
+    )  # fmt: skip
 
 
 def _output_format(output: str | None, output_type: OutputType | None, with_index: bool, force: bool) -> str:

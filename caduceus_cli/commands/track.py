@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from caduceus_cli.commands.common import (
+from caduceus_cli.commands.inputs import tiled_input
+from caduceus_cli.commands.options import (
     INPUT,
     OUTPUT,
     SCORING,
@@ -17,24 +18,19 @@ from caduceus_cli.commands.common import (
     ForceOpt,
     OverlapOpt,
     RegionOpt,
-    Runtime,
     ShardOpt,
     TileWindowOpt,
+    TrackScore,
     choices,
-    chrom_map_names,
-    open_reference,
-    parse_shard,
-    runtime_options,
-    tiling,
 )
+from caduceus_cli.commands.resolve import scores_asked
+from caduceus_cli.commands.runtime import Runtime, runtime_options
 from caduceus_cli.errors import UsageError
-from caduceus_cli.io.outputs import check_writable_output, claimed
-from caduceus_cli.io.regions import input_regions
+from caduceus_cli.io.outputs import check_writable_output
 from caduceus_cli.io.tracks import TRACK_FORMATS, TRACK_SUFFIXES, pybigwig, track_format
 from caduceus_cli.pipelines.track import TrackJob
 from caduceus_cli.scoring.tracks import TRACK_SCORES
 
-Score = choices("Score", TRACK_SCORES)
 Format = choices("Format", TRACK_FORMATS)
 DEFAULT_SCORE = "llr-min"
 
@@ -56,7 +52,7 @@ def track(
     window: TileWindowOpt = None,
     overlap: OverlapOpt = None,
     score: Annotated[
-        list[Score] | None,
+        list[TrackScore] | None,
         typer.Option(
             "--score", "-s", metavar="NAME",
             help=f"Score to write: {', '.join(TRACK_SCORES)}; repeat for several. Default: {DEFAULT_SCORE}.",
@@ -84,21 +80,23 @@ def track(
     """Write per-base model scores of FASTA regions (all contigs by default) as bigWig or bedGraph tracks."""
     if str(output) == "-":
         raise UsageError("-o -: a track is written to a file (bigWig cannot be streamed); give a file name")
-    shard_part = parse_shard(shard)
-    scores = tuple(dict.fromkeys(s.value for s in score)) if score else (DEFAULT_SCORE,)
+    scores = scores_asked(score, (DEFAULT_SCORE,))
     fmt_name = track_format(output, fmt.value if fmt else None)
     if fmt_name == "bigwig":
         pybigwig()  # the writer's package, before any work
     paths = output_paths(output, scores)
     for path in paths.values():
         check_writable_output(path, force)
-    window, overlap = tiling(runtime.trained_window(), window, overlap)
-    # claimed before the model loads: a second run on these outputs refuses at once
-    with claimed(*paths.values()), open_reference(fasta, chrom_map_names(chrom_map)) as reference:
-        regions = input_regions(reference, regions_bed, region or [])
+    with tiled_input(
+        fasta, runtime, regions_bed=regions_bed, region=region, chrom_map=chrom_map, window=window,
+        overlap=overlap, shard=shard, outputs=list(paths.values()),
+    ) as tiled:  # fmt: skip
         model = runtime.load_model()
-        job = TrackJob(paths, regions, window, overlap, fmt_name, shard_part)
-        job.run(runtime.engine(model), reference, runtime.quiet)
+        job = TrackJob(
+            outputs=paths, regions=tiled.regions, window=tiled.window, overlap=tiled.overlap,
+            track_format=fmt_name, shard=tiled.shard,
+        )  # fmt: skip
+        job.run(runtime.engine(model), tiled.reference, runtime.quiet)
 
 
 _SUFFIXES = (*TRACK_SUFFIXES, ".gz")

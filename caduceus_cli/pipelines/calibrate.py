@@ -90,7 +90,7 @@ class Sample:
 
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CalibrateJob:
     """One `calibrate` run: `sites` random A/C/G/T sites (`seed`) of `regions` of the FASTA `genome`
     (`regions_given`: -R/-r asked for them, else every contig), 3 SNVs and, with `indels`, a deletion
@@ -135,7 +135,10 @@ class CalibrateJob:
                 **self._sample_meta(sample),
                 **({SHARD_KEY: shard_text} if self.shard else {}),
             }
-            scorer = SiteScorer(engine, reader_fasta, window_fasta, self.settings, sample, self.indels)
+            scorer = SiteScorer(
+                engine=engine, reader_fasta=reader_fasta, window_fasta=window_fasta, settings=self.settings,
+                sample=sample, indels=self.indels,
+            )  # fmt: skip
             with table_output(self.output) as stream:
                 classes = write_background(scorer, part, BackgroundWriter(stream, meta, self.settings.scores), quiet)
         log.info("wrote %s", self.output)
@@ -202,7 +205,7 @@ class Scored:
     scores: dict[str, float]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SiteScorer:
     """Scores the variants of a sample's sites through the score-variants machinery (module docstring).
 

@@ -16,8 +16,8 @@ gets the same file:
 
     model = load_model("weights/caduceus-ph-tair10")
     with Fasta("genome.fa") as reference:
-        job = EmbedJob(Path("out.h5"), reference.path, all_contigs(reference), Layout(d=model.config.d_model),
-                       window=1024, overlap=128)
+        job = EmbedJob(output=Path("out.h5"), reference=reference.path, regions=all_contigs(reference),
+                       layout=Layout(d=model.config.d_model), window=1024, overlap=128)
         stats = job.run(Engine(model), reference)
 """
 
@@ -68,7 +68,7 @@ class EmbedStats:
         return self.bases / max(self.seconds, 1e-9)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EmbedJob:
     """One `embed` run: every region of `regions` (or the `shard` (index, count) of them, 0-based) of the
     FASTA `reference` into `output`, laid out as `layout`, tiled by `window`/`overlap`. With `resume`,
@@ -135,7 +135,9 @@ class EmbedJob:
         """Embed the regions the file does not have yet; on an interrupt or a write error, keep what is done."""
         partial = partial_path(self.output)
         try:
-            stats = embed_regions(engine, reference, selected, out, self.window, self.overlap, self.rc, quiet)
+            stats = embed_regions(
+                engine, reference, selected, out, window=self.window, overlap=self.overlap, rc=self.rc, quiet=quiet
+            )
             out.finish()
             return stats
         except KeyboardInterrupt:
@@ -202,6 +204,7 @@ def embed_regions(
     reference: Fasta,
     regions: Sequence[Region],
     out: EmbeddingFile,
+    *,
     window: int,
     overlap: int,
     rc: str = "auto",
@@ -218,8 +221,9 @@ def embed_regions(
     if len(jobs) < len(regions):
         log.info("resuming: %s of %s already done", f"{len(regions) - len(jobs):,}", counted(len(regions), "region"))
     bases, seconds = map_tiles(
-        engine, reference, jobs, window, overlap, "embed", rc, _RegionSink(out), quiet, out.layout.soft_mask
-    )
+        engine, reference, jobs, window=window, overlap=overlap, head="embed", rc=rc, consume=_RegionSink(out),
+        quiet=quiet, with_mask=out.layout.soft_mask,
+    )  # fmt: skip
     return EmbedStats(len(regions) - len(jobs), len(jobs), bases, seconds)
 
 

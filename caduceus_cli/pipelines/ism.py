@@ -96,7 +96,7 @@ def check_ism_region(chrom: str, start: int, end: int) -> None:
         raise InputError(f"{where}: {end - start:,} bp; ism takes regions of at most {ISM_MAX_BASES:,} bp")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IsmJob:
     """One `ism` run: `region` (forward strand, at most ISM_MAX_BASES) scored with `window`-bp windows in
     `mode`, the masked base at `variant_index` (None: window // 2); the table to `table` (None: stdout)
@@ -114,8 +114,9 @@ class IsmJob:
         outputs = [path for path in (self.table, self.plot) if path is not None]
         with claimed(*outputs):
             table = saturation_mutagenesis(
-                engine, reference, self.region, self.window, self.mode, quiet, self.variant_index
-            )
+                engine, reference, self.region, window=self.window, mode=self.mode, quiet=quiet,
+                variant_index=self.variant_index,
+            )  # fmt: skip
             self._write(table)
         log.info("wrote %s", " and ".join(str(p) for p in (self.table or "stdout", self.plot) if p is not None))
         return table
@@ -141,6 +142,7 @@ def saturation_mutagenesis(
     engine: Engine,
     reference: Fasta,
     region: Region,
+    *,
     window: int,
     mode: str = "unmasked",
     quiet: bool = True,
@@ -153,7 +155,11 @@ def saturation_mutagenesis(
     check_ism_region(region.chrom, region.start, region.end)
     positions = range(region.start, region.end)
     tokenizer = engine.model.tokenizer
-    plan = ScorePlan(Settings((_SCORE_OF_MODE[mode],), False, window, 0, "flag", variant_index), tokenizer)
+    settings = Settings(
+        scores=(_SCORE_OF_MODE[mode],), probs=False, window=window, flank=0, on_ref_mismatch="flag",
+        variant_index=variant_index,
+    )  # fmt: skip
+    plan = ScorePlan(settings, tokenizer)
     for p0 in positions:
         plan.add(region.chrom, Change(p0, "C", "A"))  # every SNV at p0 shares its windows: any bases do
     started = time.perf_counter()

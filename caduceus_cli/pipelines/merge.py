@@ -52,7 +52,7 @@ _BEDGRAPH_LINE = re.compile(rb"[^\t\n]+\t[0-9]+\t[0-9]+\t[^\t\n]+\n")  # chrom s
 _FIRST_LINE = 1024  # bytes read to tell the kind of a shard
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MergeJob:
     """Join `inputs`, every shard of one run, into `output`: `csi` asks for a .csi index of VCF shards,
     `fasta` gives track shards their contig sizes and order; `command_line` is recorded as provenance."""

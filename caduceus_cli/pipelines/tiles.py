@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from caduceus_cli.engine import Engine, Window
+from caduceus_cli.engine import Engine, Head, Window
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.regions import Region
 from caduceus_cli.stages import WriteBehind
@@ -31,9 +31,10 @@ def map_tiles(
     engine: Engine,
     reference: Fasta,
     jobs: Sequence[tuple[int, Region]],
+    *,
     window: int,
     overlap: int,
-    output: str,
+    head: Head,
     rc: str,
     consume: Callable[[tuple[TileKey, np.ndarray]], None],
     quiet: bool = True,
@@ -45,7 +46,7 @@ def map_tiles(
     The one data path of `embed` and `track`: tiles are read and tokenized ahead of the model (the
     engine's read-ahead), and `consume` gets `(TileKey, rows)` in order on a writer thread (write
     behind), at most WRITE_QUEUE_DEPTH tiles queued, so memory stays flat whatever the input.
-    `output` is the engine's ("embed" or "logits"). Returns (bases, seconds); a progress bar of
+    `head` is the engine's ("embed" or "logits"). Returns (bases, seconds); a progress bar of
     bases, named `label`, shows on a terminal unless `quiet`.
     """
     total = sum(region.end - region.start for _, region in jobs)
@@ -55,8 +56,9 @@ def map_tiles(
     try:
         with progress_bar(quiet, "bases") as progress:
             task = progress.add_task(label, total=total, rate="-")
-            tiles = _tiles(reference, engine.model.tokenizer, jobs, window, overlap, with_mask)
-            for key, rows in engine.map(tiles, output, rc):
+            tokenizer = engine.model.tokenizer
+            tiles = _tiles(reference, tokenizer, jobs, window=window, overlap=overlap, with_mask=with_mask)
+            for key, rows in engine.map(tiles, head, rc):
                 writer.put((key, rows))
                 written += len(rows)
                 progress.update(
@@ -69,7 +71,7 @@ def map_tiles(
     return written, elapsed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TileKey:
     """What a consumer of `map_tiles` gets with each tile's kept rows: which region, and where in it."""
 
@@ -86,6 +88,7 @@ def _tiles(
     reference: Fasta,
     tokenizer: Tokenizer,
     jobs: Sequence[tuple[int, Region]],
+    *,
     window: int,
     overlap: int,
     with_mask: bool,
@@ -107,5 +110,8 @@ def _tiles(
             ids = tokenizer.encode(seq, where=f"{reference.path}: {region.chrom}:{lo + 1}-{hi}")
             mask = soft_mask(seq)[tile.keep] if with_mask else None
             bases = tokenizer.columns(ids[tile.keep])
-            key = TileKey(row, region, tile.dest, number == 0, number == len(tiles) - 1, bases, mask)
+            key = TileKey(
+                row=row, region=region, dest=tile.dest, first=number == 0, last=number == len(tiles) - 1,
+                bases=bases, mask=mask,
+            )  # fmt: skip
             yield Window(ids=ids, key=key, rows=tile.keep)

@@ -4,10 +4,11 @@
 written under a temporary name and renamed when complete):
 
     with Fasta("genome.fa") as reference:
-        job = TrackJob({"llr-min": Path("llr-min.bw")}, all_contigs(reference), window=1024, overlap=128)
+        job = TrackJob(outputs={"llr-min": Path("llr-min.bw")}, regions=all_contigs(reference), window=1024,
+                       overlap=128)
         bases, seconds = job.run(Engine(model), reference)
 
-Each tile's kept rows of one RC-conjoined pass (`map_tiles`, output "logits") become
+Each tile's kept rows of one RC-conjoined pass (`map_tiles`, head "logits") become
 `track_scores` of those bases, written behind the model into one `TrackWriter` per score. Tracks
 are genome coordinates: regions are read on the forward strand, in FASTA order, and may not overlap.
 """
@@ -39,7 +40,7 @@ from caduceus_cli.windows import region_shard
 log = logging.getLogger("caduceus")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrackJob:
     """One `track` run: each score of `outputs` (score -> file) at every base of `regions` (or the
     `shard` (index, count) of them, 0-based, balanced by bases), tiled by `window`/`overlap`, as
@@ -68,7 +69,9 @@ class TrackJob:
                 name: files.enter_context(track_writer(path, reference.contigs, self.track_format))
                 for name, path in self.outputs.items()
             }
-            done = track_regions(engine, reference, regions, writers, self.window, self.overlap, quiet)
+            done = track_regions(
+                engine, reference, regions, writers, window=self.window, overlap=self.overlap, quiet=quiet
+            )
         log.info("wrote %s", ", ".join(map(str, self.outputs.values())))
         return done
 
@@ -92,6 +95,7 @@ def track_regions(
     reference: Fasta,
     regions: Sequence[Region],
     writers: Mapping[str, TrackWriter],
+    *,
     window: int,
     overlap: int,
     quiet: bool = True,
@@ -109,4 +113,7 @@ def track_regions(
             writers[name].add(key.region.chrom, start, values)
 
     jobs = list(enumerate(regions))
-    return map_tiles(engine, reference, jobs, window, overlap, "logits", "auto", write, quiet, label="track")
+    return map_tiles(
+        engine, reference, jobs, window=window, overlap=overlap, head="logits", rc="auto", consume=write,
+        quiet=quiet, label="track",
+    )  # fmt: skip

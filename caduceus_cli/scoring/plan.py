@@ -272,9 +272,9 @@ class PlanRunner:
 
     def run(self, plan: ScorePlan, on_window: Callable[[], None] | None = None) -> None:
         """Run every window of `plan`; `on_window` is called after each (a progress bar)."""
-        for jobs, output in ((plan.logit_jobs, "logits"), (plan.embed_jobs, "embed")):
+        for jobs, head in ((plan.logit_jobs, "logits"), (plan.embed_jobs, "embed")):
             if jobs:
-                for job, rows in self.engine.map(self._windows(plan, jobs), output=output, rc="auto"):
+                for job, rows in self.engine.map(self._windows(plan, jobs), head=head, rc="auto"):
                     plan.keep(job, rows)
                     if on_window is not None:
                         on_window()

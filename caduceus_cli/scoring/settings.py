@@ -19,7 +19,7 @@ MAX_DEFAULT_WINDOW = 2048
 DEFAULT_FLANK = 768  # as in the Caduceus paper's variant-effect features (1,537 positions around the variant)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """What is computed: score names, --probs, window, flank (clamped to the window), --on-ref-mismatch,
     and --variant-index (None: W//2)."""
