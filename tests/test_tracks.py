@@ -12,7 +12,7 @@ import pytest
 from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io import tracks
 from caduceus_cli.io.tracks import track_writer
-from caduceus_cli.pipelines.merge import merge_tracks
+from caduceus_cli.pipelines.merge.tracks import merge_tracks
 from caduceus_cli.scoring import ism_table, track_scores
 from caduceus_cli.tokens import CADUCEUS
 

@@ -29,7 +29,7 @@ from caduceus_cli.commands.common import (
     tiling,
 )
 from caduceus_cli.errors import UsageError
-from caduceus_cli.io.hdf5 import COMPRESSIONS, POOLS, PRECISIONS, Layout, compression_filters
+from caduceus_cli.io.hdf5.layout import COMPRESSIONS, POOLS, PRECISIONS, Layout, compression_filters
 from caduceus_cli.io.outputs import check_writable_output, claimed
 from caduceus_cli.io.regions import input_regions
 from caduceus_cli.model.caduceus import RC_MODES
@@ -163,7 +163,7 @@ def embed(
             compression=compression.value,
         )
         job = EmbedJob(
-            output, str(fasta), regions, layout, window, overlap, rc.value, shard_part, resume, max_bytes,
+            output, fasta, regions, layout, window, overlap, rc.value, shard_part, resume, max_bytes,
             command_line(),
         )  # fmt: skip
         job.run(runtime.engine(model), reference, runtime.quiet)
