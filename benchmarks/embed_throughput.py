@@ -26,7 +26,8 @@ import torch
 from caduceus_cli.commands.runtime import open_model
 from caduceus_cli.engine import Engine, Window
 from caduceus_cli.io.fasta import Fasta
-from caduceus_cli.io.hdf5 import COMPRESSIONS, EmbeddingFile, Layout
+from caduceus_cli.io.hdf5.layout import COMPRESSIONS, Layout
+from caduceus_cli.io.hdf5.writer import EmbeddingFile
 from caduceus_cli.io.regions import Region, all_contigs
 from caduceus_cli.io.tracks import track_writer
 from caduceus_cli.pipelines.embed import embed_regions

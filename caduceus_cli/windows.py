@@ -8,7 +8,8 @@ shorter odd-sized tile would change every output of the model.
 
 Shards (`--shard I/N`) split the work the same way on every node: regions balanced by bases
 (embed, track), records or sites in contiguous runs (score-variants, calibrate); `shard_order` is
-what merging checks of any kind of shard.
+what merging checks of any kind of shard. A text output's shard records its place under one key,
+`SHARD_KEY`: the VCF's `##caduceus_shard=I/N`, the background's `#caduceus_shard=I/N`.
 """
 
 from __future__ import annotations
@@ -113,6 +114,17 @@ def contiguous_shard(total: int, shard: tuple[int, int] | None) -> range:
         return range(total)
     index, count = shard
     return range(index * total // count, (index + 1) * total // count)
+
+
+SHARD_KEY = "caduceus_shard"  # the header key of a shard's place, I/N (1-based I), in VCFs and backgrounds
+
+
+def parse_shard(value: str) -> tuple[int, int] | None:
+    """(I, N) of the value of a `SHARD_KEY` line, 'I/N'; None when it is not of that form."""
+    index, slash, count = value.partition("/")
+    if slash and index.isdigit() and count.isdigit():
+        return int(index), int(count)
+    return None
 
 
 def shard_order(shards: Sequence[tuple[object, int, int]]) -> list[int]:

@@ -174,7 +174,7 @@ def test_the_background_records_how_it_was_made(background, genome, tiny_checkpo
     assert meta["model_source"] == str(tiny_checkpoint()) and len(meta["model_sha256"]) == 64
     assert (meta["window"], meta["variant_index"], meta["llr_flank"], meta["scores"]) == ("64", "32", "8", "llr")
     assert (meta["seed"], meta["sites_requested"], meta["sites_used"], meta["genome"]) == ("1", "150", "150", "g.fa")
-    assert "shard" not in meta and rows[0] == ["chrom", "pos", "ref", "alt", "class", "context", "llr"]
+    assert "caduceus_shard" not in meta and rows[0] == ["chrom", "pos", "ref", "alt", "class", "context", "llr"]
     kinds = [row[4] for row in rows[1:]]
     with Fasta(genome) as fasta:  # deletions reaching an N or the contig's end are flagged not_acgt: left out
         sample = sample_sites(fasta, all_contigs(fasta), SITES, 1, 3)
@@ -248,7 +248,7 @@ def test_percentiles_are_declared_and_missing_where_a_change_has_no_context(
         (("-s", "llr", "-s", "emb-cos", "--emb-flank", 8), None, "has no emb-cos scores (it has llr); calibrate with"),
         ((), ("#rc=", "#rc=none\n"), "made with RC handling none, but this run has RC handling RC-conjoined"),
         ((), ("#llr_flank=", "#llr_flank=16\n"), "made with llr flank 16, but this run has llr flank 8"),
-        ((), ("#window=", "#shard=1/2\n#window=64\n"), "shard 1/2 of a background; join the shards first"),
+        ((), ("#window=", "#caduceus_shard=1/2\n#window=64\n"), "shard 1/2 of a background; join the shards first"),
     ],
 )
 def test_score_variants_refuses_a_background_of_another_model_or_settings_in_one_line(
@@ -286,7 +286,7 @@ def test_shards_merged_equal_the_single_run_apart_from_the_command_line(run_cli,
     parts = [tmp_path / f"part{i}.tsv.gz" for i in (1, 2, 3)]
     for index, part in enumerate(parts, start=1):
         calibrate(part, "--shard", f"{index}/3")
-    assert header_and_rows(parts[1])[0]["shard"] == "2/3"
+    assert header_and_rows(parts[1])[0]["caduceus_shard"] == "2/3"
     merged = tmp_path / "merged.tsv.gz"
     result = run_cli("merge", parts[2], parts[0], parts[1], "-o", merged, "-q")
     assert result.code == 0, result.err
@@ -304,6 +304,20 @@ def test_shards_merged_equal_the_single_run_apart_from_the_command_line(run_cli,
         refused = run_cli("merge", *inputs, "-o", tmp_path / "refused.tsv.gz", "-q")
         assert refused.code == 1 and message in refused.err, refused.err
         assert not (tmp_path / "refused.tsv.gz").exists()
+
+
+    # a shard as versions before the one shard key wrote it: refused, never read as a whole background
+    earlier = tmp_path / "earlier.tsv.gz"
+    earlier.write_bytes(gzip.compress(gzip.decompress(parts[0].read_bytes()).replace(b"#caduceus_shard=", b"#shard=")))
+    vcf = tmp_path / "one.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+    for out, command in (
+        (tmp_path / "refused.tsv.gz", ("merge", earlier, parts[1], parts[2])),
+        (tmp_path / "refused.vcf", ("score-variants", vcf, "--fasta", genome, "--background", earlier)),
+    ):
+        refused = run_cli(*command, "-o", out, "-q")
+        assert refused.code == 1 and "shard 1/3 of a background written by an earlier caduceus" in refused.err
+        assert not out.exists()
 
 
 def test_in_a_pipeline_progress_lines_never_repeat_the_closing_count(

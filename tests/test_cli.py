@@ -117,7 +117,8 @@ def test_every_declared_dependency_is_imported_by_the_package():
 
 def test_option_choices_are_the_constants_of_the_modules_that_define_them():
     from caduceus_cli.commands import embed, options, score_variants
-    from caduceus_cli.io import hdf5, vcf
+    from caduceus_cli.io import vcf
+    from caduceus_cli.io.hdf5 import layout
     from caduceus_cli.model.caduceus import RC_MODES
     from caduceus_cli.scoring.settings import ON_REF_MISMATCH, SCORES
     from caduceus_cli.scoring.tracks import TRACK_SCORES
@@ -130,9 +131,9 @@ def test_option_choices_are_the_constants_of_the_modules_that_define_them():
     assert values(score_variants.OnRefMismatch) == ON_REF_MISMATCH
     assert values(score_variants.OutputType) == (*vcf.FORMATS, score_variants.TABLE)
     assert values(embed.RcMode) == RC_MODES
-    assert values(embed.Pool) == hdf5.POOLS
-    assert values(embed.Precision) == tuple(hdf5.PRECISIONS)
-    assert values(embed.Compression) == hdf5.COMPRESSIONS
+    assert values(embed.Pool) == layout.POOLS
+    assert values(embed.Precision) == tuple(layout.PRECISIONS)
+    assert values(embed.Compression) == layout.COMPRESSIONS
 
 
 EXAMPLE_FASTA = Path(__file__).resolve().parents[1] / "examples" / "example.fa"

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-import caduceus_cli.io.hdf5 as hdf5
 from caduceus_cli.engine import Engine
 from caduceus_cli.io.fasta import Fasta
+from caduceus_cli.io.hdf5.layout import PROVENANCE_ATTRS, Layout
+from caduceus_cli.io.hdf5.writer import RegionCommits
 from caduceus_cli.io.regions import parse_region, read_bed
 from caduceus_cli.model.load import load_model
 from caduceus_cli.pipelines.embed import EmbedJob
@@ -80,7 +81,7 @@ def read(path: Path) -> dict[str, np.ndarray]:
 
 def settings(path: Path) -> dict:
     with h5py.File(path, "r") as h5:
-        return {key: value for key, value in h5.attrs.items() if key not in hdf5.PROVENANCE_ATTRS}
+        return {key: value for key, value in h5.attrs.items() if key not in PROVENANCE_ATTRS}
 
 
 def assert_same_output(a: Path, b: Path) -> None:
@@ -130,8 +131,8 @@ def test_the_python_api_writes_the_commands_file_byte_for_byte_and_returns_its_s
     model = load_model(small_ph)
     with Fasta(fasta) as reference:
         regions = read_bed(bed, reference) + [parse_region("chr2:11-50", reference)]
-        job = EmbedJob(output=Path("cli.h5"), reference=str(fasta), regions=regions,
-                       layout=hdf5.Layout(d=8, precision="float32"), window=128, overlap=16,
+        job = EmbedJob(output=Path("cli.h5"), fasta=fasta, regions=regions,
+                       layout=Layout(d=8, precision="float32"), window=128, overlap=16,
                        command_line=typed)  # fmt: skip
         stats = job.run(Engine(model), reference)
     lengths = [end - start for _, start, end, _ in REGIONS]
@@ -214,7 +215,7 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(
     options = ("--window", 128, "--pool", "mean", "--bin", 50, "--soft-mask", "--batch-size", 1)
     embed_ok(run_cli, small_ph, fasta, bed, tmp / "whole.h5", *options)
 
-    real_region_done = hdf5.EmbeddingFile.region_done
+    real_region_done = RegionCommits.region_done
     calls = []
 
     def interrupted_in_the_third_region(self, *args):
@@ -223,14 +224,14 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(
         calls.append(args)
         real_region_done(self, *args)
 
-    monkeypatch.setattr(hdf5.EmbeddingFile, "region_done", interrupted_in_the_third_region)
+    monkeypatch.setattr(RegionCommits, "region_done", interrupted_in_the_third_region)
     inputs = (fasta, "-R", bed, "-r", "chr2:11-50", "--model", small_ph, "-o", tmp / "out.h5")
     args = ("embed", *inputs, *options)
     code = run_cli(*args).code
     assert code == 130
     assert not (tmp / "out.h5").exists() and (tmp / "out.h5.partial").exists()
 
-    monkeypatch.setattr(hdf5.EmbeddingFile, "region_done", real_region_done)
+    monkeypatch.setattr(RegionCommits, "region_done", real_region_done)
     code, _, err = run_cli(*args, "--resume")
     assert code == 0, err
     assert "resuming: 2 of 4 regions already done" in err
@@ -242,19 +243,19 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(
 # no Python cleanup, no HDF5 close and no rename, as when a job is killed by a scheduler.
 KILLED_RUN = """
 import os, signal, sys
-import caduceus_cli.io.hdf5 as hdf5
+import caduceus_cli.io.hdf5.writer as writer
 from caduceus_cli.cli import main
 from caduceus_cli.engine import Engine
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.regions import parse_region, read_bed
-hdf5.COMMIT_REGIONS = 1
-real_commit, commits = hdf5.EmbeddingFile.commit, []
+writer.COMMIT_REGIONS = 1
+real_commit, commits = writer.RegionCommits.commit, []
 def commit(self):
     real_commit(self)
     commits.append(1)
     if len(commits) == 3:
         os.kill(os.getpid(), signal.SIGKILL)
-hdf5.EmbeddingFile.commit = commit
+writer.RegionCommits.commit = commit
 sys.argv = ["caduceus", *sys.argv[1:]]
 main()
 """
@@ -282,14 +283,14 @@ def test_an_interrupt_says_how_to_resume_and_a_fresh_run_warns_what_it_discards(
 ):
     small_ph = tiny_checkpoint("ph")
     fasta, bed, tmp = inputs
-    real_region_done = hdf5.EmbeddingFile.region_done
+    real_region_done = RegionCommits.region_done
 
     def interrupted_at_the_third(self, row, *args):
         if row == 2:
             raise KeyboardInterrupt
         real_region_done(self, row, *args)
 
-    monkeypatch.setattr(hdf5.EmbeddingFile, "region_done", interrupted_at_the_third)
+    monkeypatch.setattr(RegionCommits, "region_done", interrupted_at_the_third)
     args = ("embed", fasta, "-R", bed, "-r", "chr2:11-50", "--model", small_ph, "-o", tmp / "out.h5", "-q")
     code, _, err = run_cli(*args, "--window", 128)
     assert (code, err.strip()) == (
@@ -297,7 +298,7 @@ def test_an_interrupt_says_how_to_resume_and_a_fresh_run_warns_what_it_discards(
         f"caduceus: interrupted; 2 of 4 regions done saved in {tmp / 'out.h5.partial'}; "
         "rerun the same command with --resume to continue",
     )
-    monkeypatch.setattr(hdf5.EmbeddingFile, "region_done", real_region_done)
+    monkeypatch.setattr(RegionCommits, "region_done", real_region_done)
     code, _, err = run_cli(*args, "--window", 128)
     assert code == 0
     assert f"{tmp / 'out.h5.partial'}: starting over, discarding an interrupted run's partial file " in err
@@ -308,7 +309,7 @@ def test_refused_resume_keeps_the_partial_file(run_cli, monkeypatch, tiny_checkp
     small_ph = tiny_checkpoint("ph")
     fasta, bed, tmp = inputs
     monkeypatch.setattr(
-        hdf5.EmbeddingFile, "region_done", lambda self, *args: (_ for _ in ()).throw(KeyboardInterrupt)
+        RegionCommits, "region_done", lambda self, *args: (_ for _ in ()).throw(KeyboardInterrupt)
     )
     args = ("embed", fasta, "-R", bed, "--model", small_ph, "-o", tmp / "out.h5")
     assert run_cli(*args, "--window", 128)[0] == 130

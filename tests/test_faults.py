@@ -27,11 +27,14 @@ from pysam.libcbgzf import BGZFile
 from test_embed_cli import assert_same_output, write_fasta
 from test_merge import record, write_shard
 
-import caduceus_cli.io.hdf5 as hdf5
+import caduceus_cli.io.hdf5.chunks as chunks
+import caduceus_cli.io.hdf5.files as files
+import caduceus_cli.io.hdf5.writer as writer
 import caduceus_cli.io.outputs as outputs
 import caduceus_cli.io.tables as tables
 import caduceus_cli.io.tracks as tracks
 import caduceus_cli.io.vcf as vcf
+from caduceus_cli.io.hdf5.resume import partial_progress
 
 NO_SPACE = os.strerror(errno.ENOSPC)
 IO_ERROR = os.strerror(errno.EIO)
@@ -173,17 +176,17 @@ def fail_rename(suffixes: tuple[str, ...]):
 
 def inject_hdf5(monkeypatch, stage: str) -> None:
     if stage == "header":
-        monkeypatch.setattr(hdf5, "_write_regions", no_space)
+        monkeypatch.setattr(writer, "write_regions", no_space)
     elif stage == "body":  # the disk fills up in the fourth region: the room check stops the run
-        monkeypatch.setattr(hdf5, "COMMIT_REGIONS", 1)
-        monkeypatch.setattr(hdf5, "ensure_space", on_call(12, hdf5.ensure_space))
+        monkeypatch.setattr(writer, "COMMIT_REGIONS", 1)
+        monkeypatch.setattr(writer, "ensure_space", on_call(12, writer.ensure_space))
     elif stage == "close":
 
         def failing_close(h5, path):
-            hdf5._abandon(h5, path)  # what a failed flush before closing does
+            files.abandon(h5, path)  # what a failed flush before closing does
             no_space()
 
-        monkeypatch.setattr(hdf5, "_close", failing_close)
+        monkeypatch.setattr(writer, "close_written", failing_close)
 
 
 def inject_vcf(monkeypatch, stage: str) -> None:
@@ -293,7 +296,7 @@ def test_embed_stopped_by_a_full_disk_resumes_to_the_uninterrupted_result(
 
 def test_a_write_failing_inside_hdf5_closes_the_file_without_a_crash(run_cli, monkeypatch, data, model, tmp_path):
     # past the room check (a quota, an I/O error): the file is closed detached from the disk
-    monkeypatch.setattr(hdf5._ChunkAppender, "_put", on_call(5, hdf5._ChunkAppender._put))
+    monkeypatch.setattr(chunks.ChunkAppender, "_put", on_call(5, chunks.ChunkAppender._put))
     code, _, stderr = run_cli(*embed_args(data, model, tmp_path / "out.h5"))
     assert code == 1 and stderr.count("\n") == 1
     assert stderr.startswith(f"caduceus: error: {tmp_path / 'out.h5'}: cannot write: {NO_SPACE}; ")
@@ -314,11 +317,11 @@ def test_writing_to_a_full_stdout_is_one_line(run_cli, monkeypatch, data, model)
 # argv[2] it waits after its first commit until that file exists.
 CHILD_RUN = """
 import os, sys, time
-import caduceus_cli.io.hdf5 as hdf5
+import caduceus_cli.io.hdf5.writer as writer
 from caduceus_cli.cli import main
-hdf5.COMMIT_REGIONS = 1
+writer.COMMIT_REGIONS = 1
 notes, go = sys.argv[1], sys.argv[2]
-real_commit, real_add = hdf5.EmbeddingFile.commit, hdf5.RegionWriter.add
+real_commit, real_add = writer.RegionCommits.commit, writer.RegionWriter.add
 def commit(self):
     real_commit(self)
     with open(notes, "a") as handle:
@@ -328,7 +331,7 @@ def commit(self):
 def add(self, *args):
     time.sleep(0.01)
     real_add(self, *args)
-hdf5.EmbeddingFile.commit, hdf5.RegionWriter.add = commit, add
+writer.RegionCommits.commit, writer.RegionWriter.add = commit, add
 sys.argv = ["caduceus", *sys.argv[3:]]
 main()
 """
@@ -376,7 +379,7 @@ def test_sigterm_saves_the_finished_regions_says_how_to_resume_and_exits_143(run
     time.sleep(0.005)  # within the next region's tiles, between two commits
     child.send_signal(signal.SIGTERM)
     assert child.wait(timeout=60) == 143  # as Ctrl-C's 130: the command's own exit, not a death by the signal
-    done = hdf5.partial_progress(tmp_path / "out.h5.partial")
+    done = partial_progress(tmp_path / "out.h5.partial")
     assert done is not None and 3 <= done[0] < 8  # the commits seen, and any region finished since
     assert child.stderr.read().strip() == (
         f"caduceus: terminated (SIGTERM); {done[0]} of 8 regions done saved in {tmp_path / 'out.h5.partial'}; "

@@ -5,15 +5,8 @@ import numpy as np
 import pytest
 
 from caduceus_cli.errors import InputError, UsageError
-from caduceus_cli.io.hdf5 import (
-    CHUNK_ROWS,
-    EmbeddingFile,
-    Layout,
-    ShardInfo,
-    compression_filters,
-    merge_shards,
-    regions_digest,
-)
+from caduceus_cli.io.hdf5.layout import CHUNK_ROWS, Layout, ShardInfo, compression_filters, regions_digest
+from caduceus_cli.io.hdf5.writer import EmbeddingFile
 from caduceus_cli.io.regions import Region
 
 D = 8
@@ -205,12 +198,3 @@ def test_region_digest_tells_region_lists_apart():
     assert regions_digest(REGIONS) != regions_digest(REGIONS[::-1])
     assert regions_digest(REGIONS) != regions_digest([Region("chr1", 0, 5000, "a", "-"), *REGIONS[1:]])
 
-
-def test_merge_refuses_unsharded_and_unfinished_files(tmp_path):
-    write_file(tmp_path / "single.h5")
-    with pytest.raises(InputError, match="single.h5: not a shard file"):
-        merge_shards([tmp_path / "single.h5"], tmp_path / "m.h5", PROVENANCE)
-    shard = ShardInfo(0, 1, 3, np.arange(3))
-    EmbeddingFile.create(tmp_path / "part.h5", REGIONS, FULL, SETTINGS, PROVENANCE, shard).close()
-    with pytest.raises(InputError, match="part.h5: unfinished shard"):
-        merge_shards([tmp_path / "part.h5"], tmp_path / "m.h5", PROVENANCE)

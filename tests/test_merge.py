@@ -19,7 +19,9 @@ from test_hdf5 import (
 from test_workflows import vcf_lines
 
 from caduceus_cli.errors import InputError
-from caduceus_cli.io.hdf5 import EmbeddingFile, ShardInfo, merge_shards
+from caduceus_cli.io.hdf5.layout import ShardInfo
+from caduceus_cli.io.hdf5.writer import EmbeddingFile
+from caduceus_cli.pipelines.merge.hdf5 import merge_embeddings
 
 
 def write_shards(tmp_path, parts, settings=SETTINGS):
@@ -42,7 +44,7 @@ def write_shards(tmp_path, parts, settings=SETTINGS):
 def test_merged_shards_equal_a_single_run_and_keep_the_shards_command_lines(tmp_path):
     paths = write_shards(tmp_path, [[0], [1, 2]])
     merge_command = {**PROVENANCE, "command_line": "caduceus merge shard1.h5 shard0.h5 -o merged.h5"}
-    merge_shards(paths[::-1], tmp_path / "merged.h5", merge_command)
+    merge_embeddings(paths[::-1], tmp_path / "merged.h5", merge_command)
     write_file(tmp_path / "single.h5")
     assert_same_datasets(tmp_path / "merged.h5", tmp_path / "single.h5")
     merged = attrs(tmp_path / "merged.h5")
@@ -55,17 +57,27 @@ def test_merged_shards_equal_a_single_run_and_keep_the_shards_command_lines(tmp_
 def test_merge_refuses_missing_repeated_or_mismatched_shards(tmp_path):
     paths = write_shards(tmp_path, [[0], [1, 2]])
     with pytest.raises(InputError, match="shard 2/2 is missing"):
-        merge_shards(paths[:1], tmp_path / "m.h5", PROVENANCE)
+        merge_embeddings(paths[:1], tmp_path / "m.h5", PROVENANCE)
     with pytest.raises(InputError, match=r"shard1.h5: shard 2/2 given twice"):
-        merge_shards([paths[1], paths[1]], tmp_path / "m.h5", PROVENANCE)
+        merge_embeddings([paths[1], paths[1]], tmp_path / "m.h5", PROVENANCE)
     other = tmp_path / "other"
     other.mkdir()
     foreign = write_shards(other, [[0], [1, 2]], {**SETTINGS, "model_sha256": "zzz"})
     with pytest.raises(InputError, match="model_sha256 is 'zzz' but 'abc'.*cannot be merged"):
-        merge_shards([paths[0], foreign[1]], tmp_path / "m.h5", PROVENANCE)
+        merge_embeddings([paths[0], foreign[1]], tmp_path / "m.h5", PROVENANCE)
     (tmp_path / "junk.h5").write_text("junk")
     with pytest.raises(InputError, match="junk.h5: not a readable HDF5 file"):
-        merge_shards([paths[0], tmp_path / "junk.h5"], tmp_path / "m.h5", PROVENANCE)
+        merge_embeddings([paths[0], tmp_path / "junk.h5"], tmp_path / "m.h5", PROVENANCE)
+
+
+def test_merge_refuses_unsharded_and_unfinished_files(tmp_path):
+    write_file(tmp_path / "single.h5")
+    with pytest.raises(InputError, match="single.h5: not a shard file"):
+        merge_embeddings([tmp_path / "single.h5"], tmp_path / "m.h5", PROVENANCE)
+    shard = ShardInfo(0, 1, 3, np.arange(3))
+    EmbeddingFile.create(tmp_path / "part.h5", REGIONS, FULL, SETTINGS, PROVENANCE, shard).close()
+    with pytest.raises(InputError, match="part.h5: unfinished shard"):
+        merge_embeddings([tmp_path / "part.h5"], tmp_path / "m.h5", PROVENANCE)
 
 
 # --- caduceus merge of embed shards, end to end ---------------------------------------------

@@ -13,7 +13,7 @@ from caduceus_cli.errors import InputError, UsageError
 from caduceus_cli.io import tracks
 from caduceus_cli.io.tracks import track_writer
 from caduceus_cli.pipelines.ism import ism_table
-from caduceus_cli.pipelines.merge import merge_tracks
+from caduceus_cli.pipelines.merge.tracks import merge_tracks
 from caduceus_cli.scoring.tracks import track_scores
 from caduceus_cli.tokens import CADUCEUS
 

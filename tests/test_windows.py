@@ -8,6 +8,7 @@ from caduceus_cli.windows import (
     balanced_shards,
     contiguous_shard,
     default_overlap,
+    parse_shard,
     shard_order,
     tile_region,
     tile_starts,
@@ -130,3 +131,8 @@ def test_shard_order_puts_shards_in_their_order_and_refuses_a_repeated_missing_o
         shard_order([("a", 1, 3), ("c", 3, 3)])
     with pytest.raises(InputError, match=r"^shards of different splits \(N = 2, 3\) cannot be joined$"):
         shard_order([("a", 1, 2), ("b", 2, 3)])
+
+
+def test_a_shard_line_value_reads_as_index_and_count_and_anything_else_as_none():
+    assert parse_shard("2/3") == (2, 3)
+    assert [parse_shard(value) for value in ("", "2", "2/", "/3", "a/3", "2/3/4", "-1/3")] == [None] * 7

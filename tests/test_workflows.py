@@ -22,7 +22,8 @@ import pytest
 from conftest import caduceus
 
 from caduceus_cli import resources
-from caduceus_cli.io import hdf5
+from caduceus_cli.io.hdf5.layout import PROVENANCE_ATTRS
+from caduceus_cli.io.hdf5.resume import partial_progress
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflows" / "snakemake" / "Snakefile"
@@ -113,7 +114,7 @@ def hdf5_contents(path: Path) -> tuple[dict[str, np.ndarray], dict[str, object]]
 
     with h5py.File(path, "r") as h5:
         h5.visititems(keep)
-        attrs = {key: value for key, value in h5.attrs.items() if key not in hdf5.PROVENANCE_ATTRS}
+        attrs = {key: value for key, value in h5.attrs.items() if key not in PROVENANCE_ATTRS}
     return datasets, attrs
 
 
@@ -424,7 +425,7 @@ def test_jobs_stopped_by_their_time_limit_save_their_work_and_the_reruns_complet
         wait_for_line(tmp_path / f"{name}.log", "caduceus: terminated (SIGTERM)", timeout=60)
 
     partial = tmp_path / "out.h5.partial"
-    done = hdf5.partial_progress(partial)
+    done = partial_progress(partial)
     assert done is not None and 0 < done[0] < done[1] == 150
     assert (
         f"caduceus: terminated (SIGTERM); {done[0]} of 150 regions done saved in {partial}; "

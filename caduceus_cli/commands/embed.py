@@ -25,7 +25,7 @@ from caduceus_cli.commands.options import (
 from caduceus_cli.commands.resolve import command_line
 from caduceus_cli.commands.runtime import Runtime, runtime_options
 from caduceus_cli.errors import UsageError
-from caduceus_cli.io.hdf5 import COMPRESSIONS, POOLS, PRECISIONS, Layout, compression_filters
+from caduceus_cli.io.hdf5.layout import COMPRESSIONS, POOLS, PRECISIONS, Layout, compression_filters
 from caduceus_cli.io.outputs import check_writable_output
 from caduceus_cli.model.caduceus import RC_MODES
 from caduceus_cli.pipelines.embed import EmbedJob
@@ -157,7 +157,7 @@ def embed(
             compression=compression.value,
         )
         job = EmbedJob(
-            output=output, reference=str(fasta), regions=tiled.regions, layout=layout, window=tiled.window,
+            output=output, fasta=fasta, regions=tiled.regions, layout=layout, window=tiled.window,
             overlap=tiled.overlap, rc=rc.value, shard=tiled.shard, resume=resume, max_bytes=max_bytes,
             command_line=command_line(),
         )  # fmt: skip

@@ -4,7 +4,7 @@
     #caduceus_version=...
     #caduceus_command=caduceus calibrate ...
     #model_source=... #model_sha256=... #window=... and the rest of the header (`calibrate` command)
-    #shard=2/4                             a shard of `calibrate --shard` only
+    #caduceus_shard=2/4                    a shard of `calibrate --shard` only
     chrom  pos  ref  alt  class  context  llr ...
     Chr1   1234 C    T    snv    A[C>T]G  -1.5
 
@@ -13,8 +13,8 @@ Header lines are `#key=value`; then one tab-separated row per variant, in site o
 as in `score-variants -O t` (float32 text, `NaN` where a score does not apply). pandas reads it
 with `pd.read_csv(path, sep="\\t", comment="#")`. Written through `table_output` (gzip without a
 timestamp, renamed into place when complete), so the same run gives the same bytes, and the shards
-of one run, joined in --shard order (`merge_backgrounds`), give the single run's bytes apart from
-the command line.
+of one run, joined in --shard order (`pipelines.merge.backgrounds`), give the single run's bytes
+apart from the command line.
 """
 
 from __future__ import annotations
@@ -30,18 +30,23 @@ import numpy as np
 
 from caduceus_cli.calibration import Background
 from caduceus_cli.errors import InputError
-from caduceus_cli.io.tables import format_row, table_output
-from caduceus_cli.windows import shard_order
+from caduceus_cli.io.tables import format_row
+from caduceus_cli.windows import SHARD_KEY
 
 FORMAT_KEY, FORMAT_VERSION = "caduceus_background", "1"
 COMMAND_KEY = "caduceus_command"
-SHARD_KEY = "shard"
+EARLIER_SHARD_KEY = "shard"  # what versions before the one shard key (windows.SHARD_KEY) wrote
 COLUMNS = ("chrom", "pos", "ref", "alt", "class", "context")
 
 
 def score_column(score: str) -> str:
     """A score's column name, `-` written `_` as in `score-variants -O t`."""
     return score.replace("-", "_")
+
+
+def column_scores(columns: Sequence[str]) -> list[str]:
+    """The scores of a background's columns (those after COLUMNS), as `score_column` undoes."""
+    return [name.replace("_", "-") for name in columns[len(COLUMNS) :]]
 
 
 class BackgroundWriter:
@@ -79,7 +84,7 @@ def read_background(path: Path) -> Background:
             raise InputError(
                 f"{path}: shard {meta[SHARD_KEY]} of a background; join the shards first (caduceus merge)"
             )
-        scores = [name.replace("_", "-") for name in columns[len(COLUMNS) :]]
+        scores = column_scores(columns)
         contexts: list[str] = []
         values: list[list[float]] = []
         for number, line in enumerate(lines, start=len(meta) + 2):
@@ -95,51 +100,18 @@ def read_background(path: Path) -> Background:
     return Background.from_rows(str(path), meta, contexts, {s: table[:, i] for i, s in enumerate(scores)})
 
 
-def merge_backgrounds(paths: Sequence[Path], output: Path, command: str) -> int:
-    """Join the shards of one `calibrate --shard I/N` run, in --shard order, into the background the
-    single run writes (its command line: `command`); return the number of variants.
-
-    A missing or repeated shard, shards of different splits, and shards whose headers differ (another
-    model, window, genome, seed or sample) are errors, before anything is written."""
-    headers = []
-    for path in paths:
-        with _lines(path) as lines:
-            headers.append((path, *_header(path, lines)))
-    order = _shard_order([(path, meta) for path, meta, _ in headers])
-    ordered = [headers[index] for index in order]
-    first, first_meta, first_columns = ordered[0]
-    for path, meta, columns in ordered[1:]:
-        for key in dict.fromkeys([*first_meta, *meta]):
-            if key not in (COMMAND_KEY, SHARD_KEY) and meta.get(key) != first_meta.get(key):
-                raise InputError(
-                    f"{path}: {key} is {meta.get(key)!r}, in {first} {first_meta.get(key)!r}; "
-                    "shards of different runs cannot be joined"
-                )
-        if columns != first_columns:
-            raise InputError(f"{path}: its columns differ from {first}'s")
-    merged = {key: value for key, value in first_meta.items() if key != SHARD_KEY}
-    merged[COMMAND_KEY] = command
-    count = 0
-    with table_output(output) as stream:
-        BackgroundWriter(stream, merged, [name.replace("_", "-") for name in first_columns[len(COLUMNS) :]])
-        for path, _, _ in ordered:
-            with _lines(path) as lines:
-                _header(path, lines)
-                for line in lines:
-                    stream.write(line)
-                    count += 1
-    return count
+def read_header(path: Path) -> tuple[dict[str, str], list[str]]:
+    """The `#key=value` lines of a background (after the format line), and its column names."""
+    with _lines(path) as lines:
+        return _header(path, lines)
 
 
-def _shard_order(metas: Sequence[tuple[Path, Mapping[str, str]]]) -> list[int]:
-    """Positions in `metas` of shards 1, 2, ... N (`windows.shard_order`); a file that is no shard is an error."""
-    shards = []
-    for path, meta in metas:
-        index, slash, count = meta.get(SHARD_KEY, "").partition("/")
-        if not (slash and index.isdigit() and count.isdigit()):
-            raise InputError(f"{path}: not a shard of a background (no #{SHARD_KEY}=I/N line)")
-        shards.append((path, int(index), int(count)))
-    return shard_order(shards)
+@contextlib.contextmanager
+def background_rows(path: Path) -> Iterator[Iterator[str]]:
+    """The row lines of a background, after its header, as written (newline included)."""
+    with _lines(path) as lines:
+        _header(path, lines)
+        yield lines
 
 
 @contextlib.contextmanager
@@ -178,5 +150,10 @@ def _header(path: Path, lines: Iterator[str]) -> tuple[dict[str, str], list[str]
                 raise InputError(f"{path}: the column line does not start {' '.join(COLUMNS)}")
             return meta, columns
         key, _, value = line[1:].rstrip("\n").partition("=")
+        if key == EARLIER_SHARD_KEY:  # read as a whole background, a shard would give wrong percentiles
+            raise InputError(
+                f"{path}: shard {value} of a background written by an earlier caduceus (#{key}=); "
+                "rerun that calibrate --shard with this version, then caduceus merge"
+            )
         meta[key] = value
     raise InputError(f"{path}: the background ends inside its header")

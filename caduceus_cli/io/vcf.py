@@ -35,9 +35,9 @@ log = logging.getLogger("caduceus")
 FORMATS = {"v": "w", "z": "wz", "b": "wb"}
 INDEX_SUFFIXES = (".tbi", ".csi")  # by csi: False, True
 TBI_MAX_POSITION = 1 << 29  # positions a .tbi can hold (512 Mbp); beyond it the index must be CSI
-# header lines saying how a scored file was made: the command, the shard (I/N) a score-variants
-# --shard run wrote, and the merge that joined shards
-COMMAND_KEY, SHARD_KEY, MERGE_KEY = "caduceus_command", "caduceus_shard", "caduceus_merge"
+# header lines saying how a scored file was made: the command, and the merge that joined shards
+# (a score-variants --shard run also writes its place, under `windows.SHARD_KEY`)
+COMMAND_KEY, MERGE_KEY = "caduceus_command", "caduceus_merge"
 
 
 # ---------------------------------------------------------------------------------------------

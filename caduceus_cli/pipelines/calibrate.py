@@ -32,7 +32,7 @@ from caduceus_cli.alleles import Change
 from caduceus_cli.calibration import CONTEXT_RULE, run_identity, variant_context
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError, UsageError
-from caduceus_cli.io.backgrounds import COMMAND_KEY, SHARD_KEY, BackgroundWriter
+from caduceus_cli.io.backgrounds import COMMAND_KEY, BackgroundWriter
 from caduceus_cli.io.fasta import Fasta
 from caduceus_cli.io.outputs import claimed
 from caduceus_cli.io.regions import Region
@@ -45,7 +45,7 @@ from caduceus_cli.scoring.settings import Settings
 from caduceus_cli.signals import WHOLE_FILES_ONLY, interrupt_says
 from caduceus_cli.terminal import LOG_EVERY_S, counted, counts, format_rate, progress_bar
 from caduceus_cli.tokens import ACGT
-from caduceus_cli.windows import contiguous_shard
+from caduceus_cli.windows import SHARD_KEY, contiguous_shard
 
 log = logging.getLogger("caduceus")
 

@@ -10,13 +10,14 @@ gets the same file:
     from caduceus_cli import load_model
     from caduceus_cli.engine import Engine
     from caduceus_cli.io.fasta import Fasta
-    from caduceus_cli.io.hdf5 import Layout
+    from caduceus_cli.io.hdf5.layout import Layout
     from caduceus_cli.io.regions import all_contigs
     from caduceus_cli.pipelines.embed import EmbedJob
 
     model = load_model("weights/caduceus-ph-tair10")
-    with Fasta("genome.fa") as reference:
-        job = EmbedJob(output=Path("out.h5"), reference=reference.path, regions=all_contigs(reference),
+    fasta = Path("genome.fa")
+    with Fasta(fasta) as reference:
+        job = EmbedJob(output=Path("out.h5"), fasta=fasta, regions=all_contigs(reference),
                        layout=Layout(d=model.config.d_model), window=1024, overlap=128)
         stats = job.run(Engine(model), reference)
 """
@@ -35,15 +36,9 @@ from caduceus_cli import __version__
 from caduceus_cli.engine import Engine
 from caduceus_cli.errors import InputError, OutputError
 from caduceus_cli.io.fasta import Fasta
-from caduceus_cli.io.hdf5 import (
-    COORDINATES,
-    EmbeddingFile,
-    Layout,
-    RegionWriter,
-    ShardInfo,
-    partial_progress,
-    regions_digest,
-)
+from caduceus_cli.io.hdf5.layout import COORDINATES, Layout, ShardInfo, regions_digest
+from caduceus_cli.io.hdf5.resume import partial_progress
+from caduceus_cli.io.hdf5.writer import EmbeddingFile, RegionWriter
 from caduceus_cli.io.outputs import claimed, committed, failure_reason, partial_path
 from caduceus_cli.io.regions import Region
 from caduceus_cli.model.identity import ModelIdentity
@@ -71,12 +66,14 @@ class EmbedStats:
 @dataclass(frozen=True, kw_only=True)
 class EmbedJob:
     """One `embed` run: every region of `regions` (or the `shard` (index, count) of them, 0-based) of the
-    FASTA `reference` into `output`, laid out as `layout`, tiled by `window`/`overlap`. With `resume`,
+    FASTA file `fasta` into `output`, laid out as `layout`, tiled by `window`/`overlap`. With `resume`,
     an interrupted run's partial file is continued. `max_bytes` refuses an output estimated larger;
-    `command_line` is recorded as provenance (the command line records the command as typed)."""
+    `command_line` is recorded as provenance (the command line records the command as typed).
+    `run` reads the sequence from that FASTA, opened (`Fasta`); the path is recorded as the
+    `reference` setting."""
 
     output: Path
-    reference: str
+    fasta: Path
     regions: Sequence[Region]
     layout: Layout
     window: int
@@ -124,7 +121,7 @@ class EmbedJob:
             "window": self.window,
             "overlap": self.overlap,
             "dtype": identity.dtype,
-            "reference": self.reference,
+            "reference": str(self.fasta),
             "regions_sha256": regions_digest(self.regions),
             "coordinates": COORDINATES,
         }

@@ -50,7 +50,6 @@ from caduceus_cli.io.outputs import STDOUT, claimed, partial_path, write_errors
 from caduceus_cli.io.tables import format_row, table_output
 from caduceus_cli.io.vcf import (
     COMMAND_KEY,
-    SHARD_KEY,
     HtslibMessages,
     Saved,
     VcfWriter,
@@ -70,7 +69,7 @@ from caduceus_cli.scoring.plan import PlanRunner, ScorePlan
 from caduceus_cli.scoring.settings import LOGITS, PROBS, Settings, percentile_name
 from caduceus_cli.stages import WriteBehind, read_ahead
 from caduceus_cli.terminal import LOG_EVERY_S, counted, counts, format_rate, number_text, progress_bar
-from caduceus_cli.windows import contiguous_shard
+from caduceus_cli.windows import SHARD_KEY, contiguous_shard
 
 log = logging.getLogger("caduceus")
 
