@@ -119,7 +119,7 @@ def contiguous_shard(total: int, shard: tuple[int, int] | None) -> range:
 SHARD_KEY = "caduceus_shard"  # the header key of a shard's place, I/N (1-based I), in VCFs and backgrounds
 
 
-def parse_shard(value: str) -> tuple[int, int] | None:
+def read_shard_line(value: str) -> tuple[int, int] | None:
     """(I, N) of the value of a `SHARD_KEY` line, 'I/N'; None when it is not of that form."""
     index, slash, count = value.partition("/")
     if slash and index.isdigit() and count.isdigit():

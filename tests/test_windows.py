@@ -8,7 +8,7 @@ from caduceus_cli.windows import (
     balanced_shards,
     contiguous_shard,
     default_overlap,
-    parse_shard,
+    read_shard_line,
     shard_order,
     tile_region,
     tile_starts,
@@ -134,5 +134,5 @@ def test_shard_order_puts_shards_in_their_order_and_refuses_a_repeated_missing_o
 
 
 def test_a_shard_line_value_reads_as_index_and_count_and_anything_else_as_none():
-    assert parse_shard("2/3") == (2, 3)
-    assert [parse_shard(value) for value in ("", "2", "2/", "/3", "a/3", "2/3/4", "-1/3")] == [None] * 7
+    assert read_shard_line("2/3") == (2, 3)
+    assert [read_shard_line(value) for value in ("", "2", "2/", "/3", "a/3", "2/3/4", "-1/3")] == [None] * 7

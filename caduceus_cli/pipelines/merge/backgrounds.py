@@ -15,7 +15,7 @@ from caduceus_cli.io.backgrounds import (
     read_header,
 )
 from caduceus_cli.io.tables import table_output
-from caduceus_cli.windows import SHARD_KEY, parse_shard, shard_order
+from caduceus_cli.windows import SHARD_KEY, read_shard_line, shard_order
 
 
 def merge_backgrounds(paths: Sequence[Path], output: Path, command: str) -> int:
@@ -53,7 +53,7 @@ def _shard_order(metas: Sequence[tuple[Path, Mapping[str, str]]]) -> list[int]:
     """Positions in `metas` of shards 1, 2, ... N (`windows.shard_order`); a file that is no shard is an error."""
     shards = []
     for path, meta in metas:
-        shard = parse_shard(meta.get(SHARD_KEY, ""))
+        shard = read_shard_line(meta.get(SHARD_KEY, ""))
         if shard is None:
             raise InputError(f"{path}: not a shard of a background (no #{SHARD_KEY}=I/N line)")
         shards.append((path, *shard))

@@ -9,7 +9,7 @@ import pysam
 
 from caduceus_cli.errors import InputError
 from caduceus_cli.io.vcf import COMMAND_KEY, HtslibMessages, VcfWriter, open_vcf, records
-from caduceus_cli.windows import SHARD_KEY, parse_shard, shard_order
+from caduceus_cli.windows import SHARD_KEY, read_shard_line, shard_order
 
 
 def vcf_shards_in_order(paths: Sequence[str], messages: HtslibMessages) -> tuple[list[str], pysam.VariantHeader]:
@@ -52,7 +52,7 @@ def join_vcf_shards(ordered: Sequence[str], writer: VcfWriter, messages: HtslibM
 def _vcf_shard(path: str, header: pysam.VariantHeader) -> tuple[int, int]:
     """(I, N) of the file's ##caduceus_shard line."""
     for line in header.records:
-        if line.key == SHARD_KEY and (shard := parse_shard(line.value)) is not None:
+        if line.key == SHARD_KEY and (shard := read_shard_line(line.value)) is not None:
             return shard
     raise InputError(f"{path}: no ##{SHARD_KEY}=I/N line; not a score-variants --shard output")
 
