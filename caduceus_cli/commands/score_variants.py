@@ -161,14 +161,15 @@ def _settings(
     flank: int,
     on_ref_mismatch: OnRefMismatch,
 ) -> Settings:
-    if flank >= window // 2 and {"emb-cos", "emb-l2"} & set(scores):
-        log.warning(
-            "--emb-flank %d reaches past the %d bp window: averaging over the whole window", flank, window
-        )
-    return Settings(
+    settings = Settings(
         scores=scores, probs=probs, window=window, flank=flank, on_ref_mismatch=on_ref_mismatch.value,
         variant_index=variant_index,
     )  # fmt: skip
+    if flank >= window // 2 and settings.embeddings:
+        log.warning(
+            "--emb-flank %d reaches past the %d bp window: averaging over the whole window", flank, window
+        )
+    return settings
 
 
 def _output_format(output: str | None, output_type: OutputType | None, with_index: bool, force: bool) -> str:

@@ -473,7 +473,10 @@ class RecordScorer:
 
     def _write_chunk(self, chunk: Chunk, writer: VcfScores | ScoreTable) -> None:
         for pending in chunk.records:
-            values = [self._values(chunk.plan, pending, index) for index in range(len(pending.outcomes))]
+            values = [
+                self._values(chunk.plan, pending.contig, outcome, context)
+                for outcome, context in zip(pending.outcomes, pending.contexts, strict=True)
+            ]
             writer.write(pending.record, pending.outcomes, values)
             self.tally.records += 1
             for outcome in pending.outcomes:
@@ -483,15 +486,16 @@ class RecordScorer:
                 else:
                     self.tally.flags[outcome.flag] += 1
 
-    def _values(self, plan: ScorePlan, pending: PendingRecord, index: int) -> dict[str, float]:
-        """The values of one ALT: its scores, with a background their percentiles; none (empty) when not
-        scored."""
-        outcome = pending.outcomes[index]
+    def _values(
+        self, plan: ScorePlan, contig: str | None, outcome: AlleleOutcome, context: str | None
+    ) -> dict[str, float]:
+        """The values of one ALT: its scores, with a background their percentiles (in `context`); none
+        (empty) when not scored."""
         if not isinstance(outcome, Placed):
             return {}
-        values = plan.allele_scores(pending.contig, outcome.places)
+        values = plan.allele_scores(contig, outcome.places)
         if self.background is not None:
-            values |= self.background.percentiles(pending.contexts[index], values)
+            values |= self.background.percentiles(context, values)
         return values
 
 
